@@ -1,0 +1,52 @@
+//! Names and sizes shared by the loader and the programs.
+
+/// Ring buffer that carries every record (one buffer keeps the order of an fd's open and close).
+pub const EVENTS_MAP: &str = "EVENTS";
+/// `HashMap<u32 tgid, u8>`: the traced processes. The agent fills it; fork adds children.
+pub const TRACED_MAP: &str = "TRACED";
+/// `Array<u32>` indexed by syscall number: the capture spec (see [`crate::syscalls::Capture`]).
+pub const CAPTURE_MAP: &str = "CAPTURE";
+/// `PerCpuArray<u64>` of loss counters, indexed by [`LossCounter`].
+pub const LOSS_MAP: &str = "LOSSES";
+/// Stack-trace map for `--stack fp`.
+pub const STACKS_MAP: &str = "STACKS";
+
+/// Global (`aya_ebpf::Global<u32>`) selecting how user stacks are captured: a [`StackMode`] value.
+pub const STACK_MODE_GLOBAL: &str = "STACK_MODE";
+/// Global (`aya_ebpf::Global<u32>`): non-zero traces every process (production mode).
+pub const TRACE_ALL_GLOBAL: &str = "TRACE_ALL";
+
+/// Highest syscall number the capture table covers (exclusive).
+pub const MAX_SYSCALL_NR: u32 = 512;
+/// Bytes of path or control-message data copied with a syscall record.
+pub const DATA_MAX: usize = 256;
+/// Bytes of user stack copied from the stack pointer for DWARF unwinding.
+pub const STACK_COPY_MAX: usize = 8192;
+/// Messages of one `recvmmsg` whose control data is captured.
+pub const RECVMMSG_MAX: u32 = 4;
+
+/// How user stacks are captured at allocation time.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackMode {
+    None = 0,
+    /// Kernel frame-pointer walk into the stack-trace map.
+    FramePointer = 1,
+    /// Registers plus a copy of the stack, unwound with CFI in the agent.
+    Dwarf = 2,
+}
+
+/// Indices of the kernel's loss counters.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossCounter {
+    /// `bpf_ringbuf_reserve` failed: the agent fell behind and a record was dropped.
+    RingBufFull = 0,
+    /// The traced-process map was full when a child was forked.
+    TracedMapFull = 1,
+    /// The per-thread clone scratch map was full.
+    CloneMapFull = 2,
+    /// A stack could not be captured (stack map full or user memory unreadable).
+    StackLost = 3,
+}
+pub const LOSS_COUNTERS: u32 = 4;

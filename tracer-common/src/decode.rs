@@ -1,0 +1,174 @@
+//! Decoding ring-buffer bytes into typed records, without copying (records are borrowed from the
+//! ring buffer, which hands out 8-byte aligned samples).
+
+use crate::{
+    config::{DATA_MAX, STACK_COPY_MAX},
+    fd::{SyscallCore, SyscallRecord, SyscallStackRecord},
+    process::{EXEC_FILENAME_MAX, ExecRecord, ExitRecord, ForkRecord},
+    record::{RecordHeader, kind},
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than the {need} bytes its kind {kind} needs")]
+    TooShort { kind: u32, len: usize, need: usize },
+    #[error("record kind {0} is unknown (agent and eBPF programs from different builds?)")]
+    UnknownKind(u32),
+    #[error("record is not 8-byte aligned")]
+    Misaligned,
+}
+
+/// A decoded record, borrowed from the ring buffer.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// A syscall without extra data, or with data and maybe a copied stack.
+    Syscall(SyscallView<'a>),
+    Fork(&'a ForkRecord),
+    Exec(&'a ExecRecord),
+    Exit(&'a ExitRecord),
+}
+
+/// A syscall record of any of the three sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct SyscallView<'a> {
+    pub core: &'a SyscallCore,
+    pub detail: Option<&'a SyscallRecord>,
+    /// Copied user stack (DWARF mode), exactly `stack_len` bytes.
+    pub stack: &'a [u8],
+}
+
+impl<'a> SyscallView<'a> {
+    pub fn header(&self) -> &'a RecordHeader {
+        &self.core.header
+    }
+
+    /// The captured data bytes (path, fd pair or control messages), bounded by `data_len`.
+    pub fn data(&self) -> &'a [u8] {
+        match self.detail {
+            Some(d) => &d.data[..usize::from(d.data_len).min(DATA_MAX)],
+            None => &[],
+        }
+    }
+}
+
+impl ExecRecord {
+    pub fn filename_bytes(&self) -> &[u8] {
+        let n = (self.filename_len as usize).min(EXEC_FILENAME_MAX);
+        let raw = &self.filename[..n];
+        raw.split(|b| *b == 0).next().unwrap_or(raw)
+    }
+}
+
+fn cast<'a, T>(bytes: &'a [u8], kind: u32) -> Result<&'a T, DecodeError> {
+    let need = core::mem::size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::TooShort { kind, len: bytes.len(), need });
+    }
+    if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        return Err(DecodeError::Misaligned);
+    }
+    // SAFETY: length and alignment were checked above; every record type is #[repr(C)] plain
+    // old data (integers and byte arrays), for which any bit pattern is a valid value.
+    Ok(unsafe { &*bytes.as_ptr().cast::<T>() })
+}
+
+impl<'a> TryFrom<&'a [u8]> for Record<'a> {
+    type Error = DecodeError;
+
+    fn try_from(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let header: &RecordHeader = cast(bytes, 0)?;
+        let k = header.kind;
+        Ok(match k {
+            kind::SYSCALL_CORE => Record::Syscall(SyscallView { core: cast(bytes, k)?, detail: None, stack: &[] }),
+            kind::SYSCALL => {
+                let r: &SyscallRecord = cast(bytes, k)?;
+                Record::Syscall(SyscallView { core: &r.core, detail: Some(r), stack: &[] })
+            }
+            kind::SYSCALL_STACK => {
+                let r: &SyscallStackRecord = cast(bytes, k)?;
+                let n = (r.record.stack_len as usize).min(STACK_COPY_MAX);
+                Record::Syscall(SyscallView { core: &r.record.core, detail: Some(&r.record), stack: &r.stack[..n] })
+            }
+            kind::FORK => Record::Fork(cast(bytes, k)?),
+            kind::EXEC => Record::Exec(cast(bytes, k)?),
+            kind::EXIT => Record::Exit(cast(bytes, k)?),
+            other => return Err(DecodeError::UnknownKind(other)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 8-byte aligned scratch space, as the ring buffer provides.
+    #[repr(C, align(8))]
+    struct Aligned([u8; 16384]);
+
+    fn bytes_of<T>(v: &T) -> &[u8] {
+        // SAFETY: reading the bytes of a repr(C) POD value for the duration of the borrow.
+        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+    }
+
+    #[test]
+    fn decodes_each_kind_by_its_size() {
+        let mut buf = Box::new(Aligned([0; 16384]));
+        let mut rec = SyscallRecord {
+            core: SyscallCore {
+                header: RecordHeader { kind: kind::SYSCALL, tgid: 7, tid: 8, _pad: 0, ts_ns: 9 },
+                nr: 257,
+                capture: 0,
+                ret: 5,
+                args: [0; 6],
+            },
+            stack_id: -1,
+            user_ip: 1,
+            user_sp: 2,
+            user_bp: 3,
+            data_kind: crate::fd::data_kind::PATH,
+            data_len: 4,
+            stack_len: 0,
+            msg_index: 0,
+            _pad: 0,
+            data: [0; DATA_MAX],
+        };
+        rec.data[..4].copy_from_slice(b"/tmp");
+        let b = bytes_of(&rec);
+        buf.0[..b.len()].copy_from_slice(b);
+        match Record::try_from(&buf.0[..b.len()]) {
+            Ok(Record::Syscall(v)) => {
+                assert_eq!(v.core.nr, 257);
+                assert_eq!(v.data(), b"/tmp");
+                assert!(v.stack.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        let buf = Box::new(Aligned([0; 16384]));
+        assert!(matches!(Record::try_from(&buf.0[..8]), Err(DecodeError::TooShort { .. })));
+        let mut buf = buf;
+        buf.0[0] = 99;
+        assert_eq!(Record::try_from(&buf.0[..64]).err(), Some(DecodeError::UnknownKind(99)));
+        buf.0[0] = kind::SYSCALL_STACK as u8;
+        assert!(matches!(Record::try_from(&buf.0[..200]), Err(DecodeError::TooShort { .. })));
+    }
+
+    #[test]
+    fn stack_length_is_bounded_by_the_record() {
+        let mut buf = Box::new(Aligned([0; 16384]));
+        let hdr = RecordHeader { kind: kind::SYSCALL_STACK, ..Default::default() };
+        let hb = bytes_of(&hdr);
+        buf.0[..hb.len()].copy_from_slice(hb);
+        let size = core::mem::size_of::<SyscallStackRecord>();
+        // stack_len is at a fixed offset; write a huge value and check it is clamped.
+        let off = core::mem::offset_of!(SyscallRecord, stack_len);
+        buf.0[off..off + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        match Record::try_from(&buf.0[..size]) {
+            Ok(Record::Syscall(v)) => assert_eq!(v.stack.len(), STACK_COPY_MAX),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Process lifecycle records (`sched/sched_process_fork`, `sched_process_exec`, `sched_process_exit`).
+
+use crate::record::RecordHeader;
+
+/// A traced process created a new process (not a thread). The header names the parent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkRecord {
+    pub header: RecordHeader,
+    pub child_tgid: u32,
+    pub _pad: u32,
+    /// Flags of the clone/clone3 call (0 for fork/vfork); `CLONE_FILES` means a shared fd table.
+    pub clone_flags: u64,
+}
+
+pub const EXEC_FILENAME_MAX: usize = 256;
+
+/// A traced process replaced its image; `O_CLOEXEC` descriptors are gone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub header: RecordHeader,
+    pub old_tid: u32,
+    pub filename_len: u32,
+    pub filename: [u8; EXEC_FILENAME_MAX],
+}
+
+/// The last thread of a traced process exited (`group_dead`): its descriptors are closed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub header: RecordHeader,
+}

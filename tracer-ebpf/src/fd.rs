@@ -1,0 +1,280 @@
+//! `raw_tracepoint/sys_exit` (include/trace/events/syscalls.h: `TP_PROTO(struct pt_regs *regs,
+//! long ret)`): one program sees every syscall result, so every way an fd appears or goes is
+//! covered by the capture table the agent writes, not by a program per syscall.
+//!
+//! Reads: `regs->orig_ax` (syscall number), the argument registers, `regs->ip/sp/bp` (user
+//! registers for unwinding), and user memory the capture spec points at.
+
+use core::ptr::addr_of_mut;
+
+use aya_ebpf::{
+    bindings::BPF_F_USER_STACK,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf, bpf_probe_read_user_str_bytes},
+    macros::raw_tracepoint,
+    programs::{RawTracePointContext, tracing::StackIdContext},
+};
+use tracer_common::{
+    config::{DATA_MAX, LossCounter, RECVMMSG_MAX, StackMode},
+    fd::{SyscallCore, SyscallRecord, SyscallStackRecord, data_kind},
+    record::{RecordHeader, kind},
+    syscalls::{EMFILE, ENFILE, F_DUPFD, F_DUPFD_CLOEXEC, bits},
+};
+
+use crate::{
+    maps::{CAPTURE, EVENTS, STACK_MODE, STACKS, count_loss, is_traced, now},
+    regs,
+};
+
+/// `struct msghdr` offsets (include/linux/socket.h, user ABI).
+const MSG_CONTROL: u64 = 32;
+const MSG_CONTROLLEN: u64 = 40;
+/// `struct mmsghdr` is a msghdr (56 bytes) plus `unsigned int msg_len`, padded to 64.
+const MMSGHDR_SIZE: u64 = 64;
+/// A control buffer shorter than one `struct cmsghdr` carries no descriptors.
+const CMSGHDR_SIZE: u64 = 16;
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let _ = try_sys_exit(&ctx);
+    0
+}
+
+/// What a record carries besides the core fields.
+#[derive(Clone, Copy)]
+enum Extra {
+    None,
+    Path(u64),
+    FdPair(u64),
+    Control { ptr: u64, len: u64, index: u32 },
+}
+
+#[inline(always)]
+fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let regs_ptr: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let nr = regs::read(regs_ptr, regs::ORIG_AX)?;
+    // Fast path for every syscall on the host: one array lookup.
+    if nr >= u64::from(tracer_common::config::MAX_SYSCALL_NR) {
+        return Ok(());
+    }
+    let nr = nr as u32;
+    let capture = match CAPTURE.get(nr) {
+        Some(c) if *c != 0 => *c,
+        _ => return Ok(()),
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !is_traced(tgid) {
+        return Ok(());
+    }
+    let wants_stack = capture & bits::STACK != 0;
+    if ret < 0 {
+        if capture & bits::FAILURES == 0 {
+            return Ok(());
+        }
+        // Failed allocations matter only when a limit was hit.
+        if wants_stack && ret != -EMFILE && ret != -ENFILE {
+            return Ok(());
+        }
+    }
+    let args = regs::args(regs_ptr)?;
+    if capture & bits::FCNTL_DUP_ONLY != 0 && args[1] != F_DUPFD && args[1] != F_DUPFD_CLOEXEC {
+        return Ok(());
+    }
+    let header = RecordHeader { kind: kind::SYSCALL_CORE, tgid, tid: pid_tgid as u32, _pad: 0, ts_ns: 0 };
+    let core = SyscallCore { header, nr, capture, ret, args };
+    if !wants_stack {
+        return emit_core(core);
+    }
+    let data = (capture >> bits::DATA_SHIFT) & bits::DATA_MASK;
+    let arg = ((capture >> bits::ARG_SHIFT) & bits::ARG_MASK) as usize;
+    let arg_val = if arg < 6 { args[arg] } else { 0 };
+    if ret < 0 {
+        return emit_detail(ctx, regs_ptr, &core, Extra::None);
+    }
+    match data {
+        bits::DATA_PATH => emit_detail(ctx, regs_ptr, &core, Extra::Path(arg_val)),
+        bits::DATA_FD_PAIR => emit_detail(ctx, regs_ptr, &core, Extra::FdPair(arg_val)),
+        bits::DATA_MSGHDR => {
+            let (ptr, len) = control_of(arg_val)?;
+            // Most received messages carry no control data: no record, no stack.
+            if ptr == 0 || len < CMSGHDR_SIZE {
+                return Ok(());
+            }
+            emit_detail(ctx, regs_ptr, &core, Extra::Control { ptr, len, index: 0 })
+        }
+        bits::DATA_MMSGHDR => {
+            let received = ret as u32;
+            for i in 0..RECVMMSG_MAX {
+                if i >= received {
+                    break;
+                }
+                let (ptr, len) = control_of(arg_val + u64::from(i) * MMSGHDR_SIZE)?;
+                if ptr != 0 && len >= CMSGHDR_SIZE {
+                    emit_detail(ctx, regs_ptr, &core, Extra::Control { ptr, len, index: i })?;
+                }
+            }
+            Ok(())
+        }
+        _ => emit_detail(ctx, regs_ptr, &core, Extra::None),
+    }
+}
+
+/// `msg_control` and the `msg_controllen` the kernel wrote back (the bytes actually used).
+#[inline(always)]
+fn control_of(msghdr: u64) -> Result<(u64, u64), i64> {
+    // SAFETY: user pointers are read with bpf_probe_read_user, which fails instead of faulting.
+    let ptr: u64 = unsafe { bpf_probe_read_user((msghdr + MSG_CONTROL) as *const u64) }.map_err(i64::from)?;
+    // SAFETY: as above.
+    let len: u64 = unsafe { bpf_probe_read_user((msghdr + MSG_CONTROLLEN) as *const u64) }.map_err(i64::from)?;
+    Ok((ptr, len))
+}
+
+#[inline(always)]
+fn emit_core(core: SyscallCore) -> Result<(), i64> {
+    let Some(mut entry) = EVENTS.reserve::<SyscallCore>(0) else {
+        count_loss(LossCounter::RingBufFull);
+        return Ok(());
+    };
+    let mut core = core;
+    core.header.ts_ns = now();
+    entry.write(core);
+    entry.submit(0);
+    Ok(())
+}
+
+#[inline(always)]
+fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCore, extra: Extra) -> Result<(), i64> {
+    let mode = STACK_MODE.load();
+    if mode == StackMode::Dwarf as u32 {
+        let Some(mut entry) = EVENTS.reserve::<SyscallStackRecord>(0) else {
+            count_loss(LossCounter::RingBufFull);
+            return Ok(());
+        };
+        let p = entry.as_mut_ptr();
+        // SAFETY: `p` points at an exclusive ring-buffer reservation of the right size; fields
+        // are written in place (the record is far larger than the 512-byte BPF stack).
+        unsafe {
+            let rec = addr_of_mut!((*p).record);
+            fill(ctx, regs_ptr, rec, core, extra, kind::SYSCALL_STACK);
+            let sp = (*rec).user_sp;
+            (*rec).stack_len = copy_stack(sp, &mut (*p).stack);
+        }
+        entry.submit(0);
+    } else {
+        let Some(mut entry) = EVENTS.reserve::<SyscallRecord>(0) else {
+            count_loss(LossCounter::RingBufFull);
+            return Ok(());
+        };
+        let p = entry.as_mut_ptr();
+        // SAFETY: as above, an exclusive reservation written in place.
+        unsafe {
+            fill(ctx, regs_ptr, p, core, extra, kind::SYSCALL);
+            if mode == StackMode::FramePointer as u32 {
+                (*p).stack_id = match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        count_loss(LossCounter::StackLost);
+                        i64::from(e)
+                    }
+                };
+            }
+        }
+        entry.submit(0);
+    }
+    Ok(())
+}
+
+/// Writes the header, registers and extra data of a record in place.
+///
+/// # Safety
+/// `rec` must point at writable memory for a whole `SyscallRecord`.
+#[inline(always)]
+unsafe fn fill(
+    _ctx: &RawTracePointContext,
+    regs_ptr: *const u8,
+    rec: *mut SyscallRecord,
+    core: &SyscallCore,
+    extra: Extra,
+    record_kind: u32,
+) {
+    // SAFETY: the caller guarantees `rec` is a valid, exclusive record.
+    unsafe {
+        let mut c = *core;
+        c.header.kind = record_kind;
+        c.header.ts_ns = now();
+        (*rec).core = c;
+        (*rec).stack_id = -1;
+        (*rec).user_ip = regs::read(regs_ptr, regs::IP).unwrap_or(0);
+        (*rec).user_sp = regs::read(regs_ptr, regs::SP).unwrap_or(0);
+        (*rec).user_bp = regs::read(regs_ptr, regs::BP).unwrap_or(0);
+        (*rec).data_kind = data_kind::NONE;
+        (*rec).data_len = 0;
+        (*rec).stack_len = 0;
+        (*rec).msg_index = 0;
+        (*rec)._pad = 0;
+        let data = &mut (*rec).data;
+        match extra {
+            Extra::None => {}
+            Extra::Path(ptr) => {
+                if let Ok(s) = bpf_probe_read_user_str_bytes(ptr as *const u8, data) {
+                    (*rec).data_len = s.len() as u16;
+                    (*rec).data_kind = data_kind::PATH;
+                }
+            }
+            Extra::FdPair(ptr) => {
+                if bpf_probe_read_user_buf(ptr as *const u8, &mut data[..8]).is_ok() {
+                    (*rec).data_len = 8;
+                    (*rec).data_kind = data_kind::FD_PAIR;
+                }
+            }
+            Extra::Control { ptr, len, index } => {
+                (*rec).msg_index = index;
+                let n = copy_control(ptr, len, data);
+                if n > 0 {
+                    (*rec).data_len = n as u16;
+                    (*rec).data_kind = data_kind::CONTROL;
+                }
+            }
+        }
+    }
+}
+
+/// Copies up to `DATA_MAX` control bytes, in power-of-two steps the verifier can bound.
+#[inline(always)]
+fn copy_control(ptr: u64, len: u64, data: &mut [u8; DATA_MAX]) -> usize {
+    let src = ptr as *const u8;
+    let sizes: [usize; 4] = [256, 128, 64, 32];
+    let mut i = 0;
+    while i < 4 {
+        let n = sizes[i];
+        // Reading past `len` is harmless while it stays mapped; a read crossing into an unmapped
+        // page fails and the next, smaller size is tried.
+        // SAFETY: bpf_probe_read_user fails instead of faulting on bad user pointers.
+        if unsafe { bpf_probe_read_user_buf(src, &mut data[..n]) }.is_ok() {
+            return if len < n as u64 { len as usize } else { n };
+        }
+        i += 1;
+    }
+    0
+}
+
+/// Copies the user stack from `sp` upwards, as much as is mapped, halving on failure (the top of
+/// a thread stack may be closer than the maximum).
+#[inline(always)]
+fn copy_stack(sp: u64, stack: &mut [u8; tracer_common::config::STACK_COPY_MAX]) -> u32 {
+    let src = sp as *const u8;
+    let sizes: [usize; 6] = [8192, 4096, 2048, 1024, 512, 256];
+    let mut i = 0;
+    while i < 6 {
+        let n = sizes[i];
+        // SAFETY: bpf_probe_read_user fails instead of faulting on unmapped user memory.
+        if unsafe { bpf_probe_read_user_buf(src, &mut stack[..n]) }.is_ok() {
+            return n as u32;
+        }
+        i += 1;
+    }
+    count_loss(LossCounter::StackLost);
+    0
+}
+

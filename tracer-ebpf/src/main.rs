@@ -1,0 +1,33 @@
+//! tracer's kernel programs. Small and dumb on purpose: filter by the traced process set, capture,
+//! emit. What a syscall means for an fd table is decided in the agent.
+//!
+//! Hooks (all load on kernels without kprobes or BPF trampolines):
+//! - `raw_tracepoint/sys_exit` ([`fd`]): results of fd-creating and fd-closing syscalls.
+//! - `syscalls/sys_enter_{clone,clone3,fork,vfork}` and `sched/sched_process_{fork,exec,exit}`
+//!   ([`process`]): follow children, exec and exit.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod fd;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod process;
+#[cfg(target_arch = "bpf")]
+mod regs;
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects programs that can reach this; it is never executed.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

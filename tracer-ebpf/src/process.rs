@@ -1,0 +1,149 @@
+//! Following processes: children join the traced set at fork, exec drops close-on-exec fds, and
+//! exit releases everything.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+    EbpfContext,
+};
+use tracer_common::{
+    config::LossCounter,
+    process::{ExecRecord, ExitRecord, ForkRecord},
+    record::{RecordHeader, kind},
+    syscalls::CLONE_THREAD,
+};
+
+use crate::maps::{CLONE_FLAGS, EVENTS, TRACE_ALL, TRACED, count_loss, is_traced, now};
+
+/// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
+#[tracepoint]
+pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset from /sys/kernel/tracing/events/syscalls/sys_enter_clone/format.
+    let flags: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    stash_clone_flags(flags);
+    0
+}
+
+/// `syscalls/sys_enter_clone3`: `struct clone_args *uargs` at offset 16; `flags` is its first u64.
+#[tracepoint]
+pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset from the tracepoint's format file.
+    let uargs: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    // SAFETY: user memory is read with bpf_probe_read_user, which fails instead of faulting.
+    let flags: u64 = unsafe { bpf_probe_read_user(uargs as *const u64) }.unwrap_or(0);
+    stash_clone_flags(flags);
+    0
+}
+
+/// `syscalls/sys_enter_fork` and `sys_enter_vfork`: no flags; forget a stale clone stash.
+#[tracepoint]
+pub fn sys_enter_fork(_ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = CLONE_FLAGS.remove(&tid);
+    0
+}
+
+#[inline(always)]
+fn stash_clone_flags(flags: u64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_traced((pid_tgid >> 32) as u32) {
+        return;
+    }
+    if CLONE_FLAGS.insert(&(pid_tgid as u32), &flags, 0).is_err() {
+        count_loss(LossCounter::CloneMapFull);
+    }
+}
+
+/// `sched/sched_process_fork` (kernel/fork.c, after copy_process, before the child runs):
+/// `pid_t child_pid` at offset 20. Runs in the parent.
+#[tracepoint]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let tid = pid_tgid as u32;
+    if !is_traced(tgid) {
+        return 0;
+    }
+    // SAFETY: the stash is a plain u64, read then removed.
+    let flags = unsafe { CLONE_FLAGS.get(&tid) }.copied().unwrap_or(0);
+    let _ = CLONE_FLAGS.remove(&tid);
+    if flags & CLONE_THREAD != 0 {
+        // A thread shares its process's fd table: nothing to follow.
+        return 0;
+    }
+    // SAFETY: offset from the tracepoint's format file.
+    let child: u32 = match unsafe { ctx.read_at::<i32>(20) } {
+        Ok(c) if c > 0 => c as u32,
+        _ => return 0,
+    };
+    if TRACE_ALL.load() == 0 && TRACED.insert(&child, &1, 0).is_err() {
+        count_loss(LossCounter::TracedMapFull);
+    }
+    let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
+        count_loss(LossCounter::RingBufFull);
+        return 0;
+    };
+    entry.write(ForkRecord {
+        header: RecordHeader { kind: kind::FORK, tgid, tid, _pad: 0, ts_ns: now() },
+        child_tgid: child,
+        _pad: 0,
+        clone_flags: flags,
+    });
+    entry.submit(0);
+    0
+}
+
+/// `sched/sched_process_exec` (fs/exec.c, after the new image is in place and close-on-exec fds
+/// are closed): `__data_loc char[] filename` at 8, `pid_t old_pid` at 16.
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !is_traced(tgid) {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
+        count_loss(LossCounter::RingBufFull);
+        return 0;
+    };
+    let p = entry.as_mut_ptr();
+    // SAFETY: exclusive reservation written in place; tracepoint offsets from its format file;
+    // the filename is read from the trace record (kernel memory) with a checked helper.
+    unsafe {
+        (*p).header = RecordHeader { kind: kind::EXEC, tgid, tid: pid_tgid as u32, _pad: 0, ts_ns: now() };
+        (*p).old_tid = ctx.read_at::<i32>(16).unwrap_or(0) as u32;
+        (*p).filename_len = 0;
+        let loc: u32 = ctx.read_at(8).unwrap_or(0);
+        let off = (loc & 0xffff) as usize;
+        let src = (ctx.as_ptr() as *const u8).add(off);
+        if let Ok(s) = bpf_probe_read_kernel_str_bytes(src, &mut (*p).filename) {
+            (*p).filename_len = s.len() as u32;
+        }
+    }
+    entry.submit(0);
+    0
+}
+
+/// `sched/sched_process_exit` (kernel/exit.c do_exit, before exit_files): `bool group_dead` at
+/// offset 32 is true for the last thread of the process.
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: offset from the tracepoint's format file.
+    let group_dead: u8 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    if group_dead == 0 || !is_traced(tgid) {
+        return 0;
+    }
+    let _ = TRACED.remove(&tgid);
+    let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
+        count_loss(LossCounter::RingBufFull);
+        return 0;
+    };
+    entry.write(ExitRecord {
+        header: RecordHeader { kind: kind::EXIT, tgid, tid: pid_tgid as u32, _pad: 0, ts_ns: now() },
+    });
+    entry.submit(0);
+    0
+}

@@ -1,0 +1,225 @@
+//! What each syscall does to an fd table (the kernel's own semantics, fs/file.c and friends).
+
+use tracer_common::{
+    fd::data_kind,
+    syscalls::{self, FdEffect, KindHint},
+};
+
+use super::{FdKind, OpenFd, Origin, SiteKey, StackId, State, scm};
+
+const EBADF: i64 = 9;
+/// `close_range` flag (include/uapi/linux/close_range.h): set close-on-exec instead of closing.
+const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+/// `O_DIRECTORY` on x86_64 (include/uapi/asm-generic/fcntl.h).
+const O_DIRECTORY: u64 = 0o200000;
+
+/// A syscall result, decoded from a ring-buffer record.
+#[derive(Clone, Copy, Debug)]
+pub struct Syscall<'a> {
+    pub tgid: u32,
+    pub ts_ns: u64,
+    pub nr: u32,
+    pub ret: i64,
+    pub args: [u64; 6],
+    pub data_kind: u16,
+    pub data: &'a [u8],
+}
+
+/// Where a new fd's kind comes from.
+#[derive(Clone, Copy)]
+struct NewFd<'a> {
+    kind: FdKind,
+    family: u16,
+    origin: Origin,
+    example: Option<&'a [u8]>,
+}
+
+impl State {
+    /// Applies one syscall result of a traced process. `stack` is the interned allocation stack.
+    pub fn on_syscall(&mut self, sc: &Syscall<'_>, stack: StackId) {
+        let Some(spec) = syscalls::spec(sc.nr) else { return };
+        let Some(p) = self.processes.get_mut(&sc.tgid) else { return };
+        if !p.is_alive() {
+            return;
+        }
+        if sc.ret < 0 {
+            match spec.effect {
+                FdEffect::Close if sc.ret == -EBADF => p.bad_closes += 1,
+                // close() releases the fd even when it reports an error such as EINTR or EIO.
+                FdEffect::Close => self.close_fd(sc.tgid, sc.args[0] as i32),
+                FdEffect::CloseRange => {}
+                _ if sc.ret == -syscalls::EMFILE || sc.ret == -syscalls::ENFILE => p.limit_failures += 1,
+                _ => {}
+            }
+            return;
+        }
+        let path = (sc.data_kind == data_kind::PATH).then_some(sc.data);
+        match spec.effect {
+            FdEffect::NewFd => {
+                let new = self.kind_of_new(sc, spec.kind, path);
+                self.open_fd(sc, stack, sc.ret as i32, new);
+            }
+            FdEffect::SignalFd => {
+                // signalfd(fd != -1, ..) updates an existing signalfd and returns it.
+                if sc.args[0] as i32 == -1 {
+                    let new = NewFd { kind: FdKind::SignalFd, family: 0, origin: Origin::Syscall, example: None };
+                    self.open_fd(sc, stack, sc.ret as i32, new);
+                }
+            }
+            FdEffect::NewPair => {
+                if sc.data_kind != data_kind::FD_PAIR || sc.data.len() < 8 {
+                    return;
+                }
+                let new = self.kind_of_new(sc, spec.kind, None);
+                for half in [&sc.data[..4], &sc.data[4..8]] {
+                    if let Ok(b) = <[u8; 4]>::try_from(half) {
+                        self.open_fd(sc, stack, i32::from_ne_bytes(b), new);
+                    }
+                }
+            }
+            FdEffect::Dup => {
+                let new = self.copy_of(sc.tgid, sc.args[0] as i32);
+                self.open_fd(sc, stack, sc.ret as i32, new);
+            }
+            FdEffect::DupOnto => {
+                let (old, target) = (sc.args[0] as i32, sc.args[1] as i32);
+                // dup2(fd, fd) returns fd and changes nothing (fs/file.c ksys_dup3 path).
+                if old != target {
+                    let new = self.copy_of(sc.tgid, old);
+                    self.close_fd(sc.tgid, target);
+                    self.open_fd(sc, stack, target, new);
+                }
+            }
+            FdEffect::Close => self.close_fd(sc.tgid, sc.args[0] as i32),
+            FdEffect::CloseRange => {
+                if sc.args[2] & CLOSE_RANGE_CLOEXEC != 0 {
+                    return;
+                }
+                let first = sc.args[0] as u32;
+                let last = sc.args[1] as u32;
+                let sites = &mut self.sites;
+                p.fds.retain(
+                    |fd, _| {
+                        let fd = fd as u32;
+                        fd < first || fd > last
+                    },
+                    |_, o| sites.closed(o.site),
+                );
+            }
+            FdEffect::ReceiveFds => {
+                if sc.data_kind != data_kind::CONTROL {
+                    return;
+                }
+                let mut received = [0i32; 64];
+                let mut n = 0usize;
+                scm::for_each_received_fd(sc.data, |fd| {
+                    if let Some(slot) = received.get_mut(n) {
+                        *slot = fd;
+                        n += 1;
+                    }
+                });
+                let new = NewFd { kind: FdKind::Unknown, family: 0, origin: Origin::Received, example: None };
+                for fd in &received[..n] {
+                    self.open_fd(sc, stack, *fd, new);
+                }
+            }
+        }
+    }
+
+    fn kind_of_new<'a>(&self, sc: &Syscall<'_>, hint: KindHint, path: Option<&'a [u8]>) -> NewFd<'a> {
+        let plain = |kind| NewFd { kind, family: 0, origin: Origin::Syscall, example: path };
+        match hint {
+            KindHint::Path => {
+                let flags = match sc.nr {
+                    2 => sc.args[1],   // open(path, flags)
+                    257 => sc.args[2], // openat(dirfd, path, flags)
+                    _ => 0,
+                };
+                plain(if flags & O_DIRECTORY != 0 { FdKind::Directory } else { FdKind::File })
+            }
+            KindHint::Socket | KindHint::SocketPair => {
+                NewFd { kind: FdKind::Socket, family: sc.args[0] as u16, origin: Origin::Syscall, example: None }
+            }
+            KindHint::Accepted => {
+                let family = self
+                    .processes
+                    .get(&sc.tgid)
+                    .and_then(|p| p.fds.get(sc.args[0] as i32))
+                    .map(|o| o.family)
+                    .unwrap_or(0);
+                NewFd { kind: FdKind::Socket, family, origin: Origin::Syscall, example: None }
+            }
+            KindHint::Pipe => plain(FdKind::Pipe),
+            KindHint::EventFd => plain(FdKind::EventFd),
+            KindHint::Epoll => plain(FdKind::Epoll),
+            KindHint::TimerFd => plain(FdKind::TimerFd),
+            KindHint::SignalFd => plain(FdKind::SignalFd),
+            KindHint::MemFd => plain(FdKind::MemFd),
+            KindHint::PidFd => plain(FdKind::PidFd),
+            KindHint::Inotify => plain(FdKind::Inotify),
+            KindHint::Fanotify => plain(FdKind::Fanotify),
+            KindHint::PerfEvent => plain(FdKind::PerfEvent),
+            KindHint::UserFault => plain(FdKind::UserFaultFd),
+            KindHint::IoUring => plain(FdKind::IoUring),
+            KindHint::MessageQueue => plain(FdKind::MessageQueue),
+            KindHint::OtherAnon => plain(FdKind::OtherAnon),
+            KindHint::FromSource => plain(FdKind::Unknown),
+        }
+    }
+
+    /// A duplicate has the kind of its source (unknown if the source was never seen).
+    fn copy_of(&self, tgid: u32, source: i32) -> NewFd<'static> {
+        match self.processes.get(&tgid).and_then(|p| p.fds.get(source)) {
+            Some(o) => NewFd { kind: o.kind, family: o.family, origin: Origin::Syscall, example: None },
+            None => NewFd { kind: FdKind::Unknown, family: 0, origin: Origin::Syscall, example: None },
+        }
+    }
+
+    fn open_fd(&mut self, sc: &Syscall<'_>, stack: StackId, fd: i32, new: NewFd<'_>) {
+        if fd < 0 {
+            return;
+        }
+        let key = SiteKey { tgid: sc.tgid, stack, kind: new.kind, family: new.family, before_attach: false };
+        let site = self.sites.intern(key);
+        // Only a site's first example is kept: copy bytes once per site, not once per event.
+        if self.sites.get(site).is_some_and(|s| s.example.is_none()) {
+            let example: Option<Box<[u8]>> =
+                new.example.map(Into::into).or_else(|| self.dup_source_example(sc).map(Into::into));
+            if let Some(e) = example {
+                self.sites.set_example(site, &e);
+            }
+        }
+        self.sites.opened(site, None);
+        let Some(p) = self.processes.get_mut(&sc.tgid) else { return };
+        let open = OpenFd {
+            site,
+            kind: new.kind,
+            family: new.family,
+            origin: new.origin,
+            opened_ns: sc.ts_ns,
+            // /proc can only add to path kinds and to fds of unknown kind.
+            described: !(new.kind.is_path_kind() || new.kind == FdKind::Unknown),
+        };
+        if let Some(stale) = p.fds.insert(fd, open) {
+            p.stale_replaced += 1;
+            self.sites.closed(stale.site);
+        }
+    }
+
+    /// For dup-family calls, the source site's example describes the copy too.
+    fn dup_source_example(&self, sc: &Syscall<'_>) -> Option<&[u8]> {
+        let spec = syscalls::spec(sc.nr)?;
+        if !matches!(spec.effect, FdEffect::Dup | FdEffect::DupOnto) {
+            return None;
+        }
+        let o = self.processes.get(&sc.tgid)?.fds.get(sc.args[0] as i32)?;
+        self.sites.get(o.site)?.example.as_deref()
+    }
+
+    fn close_fd(&mut self, tgid: u32, fd: i32) {
+        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        if let Some(o) = p.fds.remove(fd) {
+            self.sites.closed(o.site);
+        }
+    }
+}

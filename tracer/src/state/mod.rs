@@ -1,0 +1,155 @@
+//! Per-process state: fd tables and allocation sites, updated from decoded records.
+//!
+//! Plain Rust with no I/O: what `/proc` says is passed in by the caller, so every transition
+//! (dup2 over an open fd, close_range, fork, exec, exit) is unit-tested without a kernel.
+
+pub mod apply;
+pub mod fd_table;
+pub mod kind;
+pub mod process;
+pub mod scm;
+pub mod sites;
+
+use std::collections::{HashMap, VecDeque};
+
+pub use fd_table::{FdTable, OpenFd, Origin};
+pub use kind::FdKind;
+pub use process::{Limits, ProcessState};
+pub use sites::{SiteId, SiteKey, SiteStats, SiteTable, StackId};
+
+/// Exited processes kept for the report (the oldest are forgotten first).
+const MAX_EXITED: usize = 512;
+
+/// An fd as `/proc/PID/fd` shows it, passed in by the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcFd {
+    pub fd: i32,
+    pub kind: FdKind,
+    /// Link target (path, `socket:[ino]`, ...): raw bytes.
+    pub target: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub processes: HashMap<u32, ProcessState>,
+    pub sites: SiteTable,
+    exited_order: VecDeque<u32>,
+}
+
+impl State {
+    /// Starts tracking a process whose current fds are `existing` (from `/proc/PID/fd`).
+    pub fn attach(&mut self, tgid: u32, comm: Vec<u8>, limits: Limits, existing: &[ProcFd], now_ns: u64) {
+        let mut p = ProcessState::new(tgid, now_ns);
+        p.comm = comm;
+        p.limits = limits;
+        for e in existing {
+            let key = SiteKey { tgid, stack: StackId::NONE, kind: e.kind, family: 0, before_attach: true };
+            let site = self.sites.intern(key);
+            self.sites.opened(site, Some(&e.target));
+            p.fds.insert(
+                e.fd,
+                OpenFd { site, kind: e.kind, family: 0, origin: Origin::BeforeAttach, opened_ns: now_ns, described: true },
+            );
+        }
+        self.forget(tgid);
+        self.processes.insert(tgid, p);
+    }
+
+    /// Drops every trace of a process (a PID being reused, or tracking given up).
+    fn forget(&mut self, tgid: u32) {
+        if let Some(old) = self.processes.remove(&tgid) {
+            for (_, o) in old.fds.iter() {
+                self.sites.closed(o.site);
+            }
+            self.exited_order.retain(|t| *t != tgid);
+        }
+    }
+
+    pub fn process(&self, tgid: u32) -> Option<&ProcessState> {
+        self.processes.get(&tgid)
+    }
+
+    /// A traced process forked: the child starts with a copy of the parent's table.
+    pub fn on_fork(&mut self, parent: u32, child: u32, now_ns: u64) {
+        let Some(pp) = self.processes.get(&parent) else { return };
+        let mut c = ProcessState::new(child, now_ns);
+        c.parent = Some(parent);
+        c.comm = pp.comm.clone();
+        c.limits = pp.limits.clone();
+        let inherited: Vec<(i32, OpenFd)> = pp.fds.iter().map(|(fd, o)| (fd, *o)).collect();
+        for (fd, o) in inherited {
+            let Some(parent_site) = self.sites.get(o.site) else { continue };
+            let mut key = parent_site.key;
+            key.tgid = child;
+            let example = parent_site.example.clone();
+            let site = self.sites.intern(key);
+            self.sites.opened(site, example.as_deref());
+            let origin = if o.origin == Origin::BeforeAttach { Origin::BeforeAttach } else { Origin::Inherited };
+            c.fds.insert(fd, OpenFd { site, origin, ..o });
+        }
+        self.forget(child);
+        self.processes.insert(child, c);
+    }
+
+    /// The process exec'd. Close-on-exec fds are gone: keep only those `/proc` still shows
+    /// (`None` when the process is already gone: then its exit will follow).
+    pub fn on_exec(&mut self, tgid: u32, comm: &[u8], still_open: Option<&[i32]>) {
+        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        if !comm.is_empty() {
+            p.comm = comm.to_vec();
+        }
+        let Some(open) = still_open else { return };
+        let sites = &mut self.sites;
+        p.fds.retain(|fd, _| open.binary_search(&fd).is_ok(), |_, o| sites.closed(o.site));
+    }
+
+    /// The last thread exited. The table is kept as "open at exit" (what valgrind reports).
+    pub fn on_exit(&mut self, tgid: u32, now_ns: u64) {
+        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        if p.exited_ns.is_some() {
+            return;
+        }
+        p.exited_ns = Some(now_ns);
+        self.sites.sample(Some(tgid), now_ns);
+        self.exited_order.push_back(tgid);
+        while self.exited_order.len() > MAX_EXITED {
+            if let Some(old) = self.exited_order.pop_front() {
+                self.forget(old);
+            }
+        }
+    }
+
+    /// Refines what an fd is from `/proc` (kind and an example path), moving it to the right site.
+    pub fn describe(&mut self, tgid: u32, fd: i32, kind: FdKind, target: &[u8]) {
+        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        let Some(o) = p.fds.get_mut(fd) else { return };
+        o.described = true;
+        let refinable = o.kind == FdKind::Unknown || (o.kind.is_path_kind() && kind.is_path_kind());
+        if refinable && o.kind != kind {
+            if let Some(mut key) = self.sites.get(o.site).map(|s| s.key) {
+                key.kind = kind;
+                let new_site = self.sites.intern(key);
+                self.sites.closed(o.site);
+                self.sites.opened(new_site, None);
+                // `opened` counts an allocation; this is the same one moving.
+                if let Some(s) = self.sites.get_mut(new_site) {
+                    s.allocations = s.allocations.saturating_sub(1);
+                }
+                o.site = new_site;
+            }
+            o.kind = kind;
+        }
+        self.sites.set_example(o.site, target);
+    }
+
+    /// Takes a sample of every site's open count (called on a timer).
+    pub fn sample(&mut self, now_ns: u64) {
+        let live: Vec<u32> = self.processes.values().filter(|p| p.is_alive()).map(|p| p.tgid).collect();
+        for t in live {
+            self.sites.sample(Some(t), now_ns);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! What the agent keeps per traced process.
+
+use super::fd_table::FdTable;
+
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// RLIMIT_NOFILE soft and hard limits (None: unlimited or unreadable).
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProcessState {
+    pub tgid: u32,
+    pub parent: Option<u32>,
+    /// Command name (raw bytes of /proc/PID/comm or the exec'd file name).
+    pub comm: Vec<u8>,
+    pub fds: FdTable,
+    pub limits: Limits,
+    /// When tracing of this process started (CLOCK_MONOTONIC ns).
+    pub since_ns: u64,
+    /// Set when its last thread exited; the table then holds what was open at exit.
+    pub exited_ns: Option<u64>,
+    /// Allocations that failed with EMFILE/ENFILE.
+    pub limit_failures: u64,
+    /// `close` of an fd that was not open (EBADF).
+    pub bad_closes: u64,
+    /// An allocation reused a number the agent still thought open (a missed close).
+    pub stale_replaced: u64,
+}
+
+impl ProcessState {
+    pub fn new(tgid: u32, since_ns: u64) -> Self {
+        ProcessState { tgid, since_ns, ..Default::default() }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.exited_ns.is_none()
+    }
+}
