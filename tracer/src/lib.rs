@@ -4,3 +4,4 @@
 //! `state` (per-process tables) -> `analysis` (leak suspects) -> `symbolize` -> `output`.
 
 pub mod state;
+pub mod probes;

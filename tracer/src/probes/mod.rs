@@ -1,0 +1,190 @@
+//! Loading and attaching the kernel programs, and the maps the agent talks to.
+//!
+//! Only hooks that load without kprobes or BPF trampolines (see shared/KERNEL.md): one raw
+//! tracepoint and plain tracepoints.
+
+mod tracefs;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::{RawTracePoint, TracePoint},
+};
+use tracer_common::{
+    config::{self, LOSS_COUNTERS, StackMode},
+    syscalls,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "not permitted to load eBPF programs ({0}): run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
+    )]
+    NoPrivileges(String),
+    #[error("{0}")]
+    Tracefs(#[from] tracefs::TracefsError),
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("program {name} could not be loaded or attached: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map {0} is missing from the eBPF object (agent and programs from different builds?)")]
+    MissingMap(&'static str),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeOptions {
+    pub stack_mode: StackMode,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_buffer_bytes: u32,
+    /// Trace every process on the host instead of a set.
+    pub trace_all: bool,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions { stack_mode: StackMode::Dwarf, ring_buffer_bytes: 64 * 1024 * 1024, trace_all: false }
+    }
+}
+
+/// Loaded and attached programs. Detached when dropped.
+pub struct Probes {
+    ebpf: Ebpf,
+    traced: HashMap<MapData, u32, u8>,
+    losses: PerCpuArray<MapData, u64>,
+    stacks: Option<StackTraceMap<MapData>>,
+}
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.raw_os_error().is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
+        {
+            return true;
+        }
+        let text = err.to_string();
+        if text.contains("Operation not permitted") || text.contains("Permission denied") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl Probes {
+    pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        tracefs::ensure_mounted()?;
+        let mode = opts.stack_mode as u32;
+        let all = u32::from(opts.trace_all);
+        let mut ebpf = EbpfLoader::new()
+            .override_global(config::STACK_MODE_GLOBAL, &mode, true)
+            .override_global(config::TRACE_ALL_GLOBAL, &all, true)
+            .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
+            .load(OBJECT)
+            .map_err(|e| if is_permission(&e) { ProbeError::NoPrivileges(e.to_string()) } else { ProbeError::Load(e) })?;
+
+        let mut capture: Array<MapData, u32> = take(&mut ebpf, config::CAPTURE_MAP)?;
+        for spec in syscalls::X86_64 {
+            capture
+                .set(spec.nr, &spec.capture.bits(), 0)
+                .map_err(|source| ProbeError::Map { name: config::CAPTURE_MAP, source })?;
+        }
+        let traced = take(&mut ebpf, config::TRACED_MAP)?;
+        let losses = take(&mut ebpf, config::LOSS_MAP)?;
+        let stacks = if opts.stack_mode == StackMode::FramePointer { Some(take(&mut ebpf, config::STACKS_MAP)?) } else { None };
+
+        let mut probes = Probes { ebpf, traced, losses, stacks };
+        // Process tracking first, so no child forked during attach is missed.
+        probes.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
+        probes.attach_tracepoint("sched_process_exec", "sched", "sched_process_exec")?;
+        probes.attach_tracepoint("sched_process_exit", "sched", "sched_process_exit")?;
+        probes.attach_tracepoint("sys_enter_clone", "syscalls", "sys_enter_clone")?;
+        probes.attach_tracepoint("sys_enter_clone3", "syscalls", "sys_enter_clone3")?;
+        probes.attach_tracepoint("sys_enter_fork", "syscalls", "sys_enter_fork")?;
+        probes.attach_tracepoint("sys_enter_fork", "syscalls", "sys_enter_vfork")?;
+        let prog: &mut RawTracePoint = probes
+            .ebpf
+            .program_mut("sys_exit")
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap("sys_exit program"))?;
+        prog.load().map_err(|source| program_error("sys_exit", source))?;
+        prog.attach("sys_exit").map_err(|source| program_error("sys_exit", source))?;
+        Ok(probes)
+    }
+
+    fn attach_tracepoint(&mut self, prog: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
+        let p: &mut TracePoint =
+            self.ebpf.program_mut(prog).and_then(|p| p.try_into().ok()).ok_or(ProbeError::MissingMap(prog))?;
+        if p.fd().is_err() {
+            p.load().map_err(|source| program_error(prog, source))?;
+        }
+        p.attach(category, name).map_err(|source| program_error(prog, source))?;
+        Ok(())
+    }
+
+    /// Starts following a process (its threads and the children it forks from now on).
+    pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        self.traced.insert(&tgid, &1, 0).map_err(|source| ProbeError::Map { name: config::TRACED_MAP, source })
+    }
+
+    pub fn untrace(&mut self, tgid: u32) {
+        let _ = self.traced.remove(&tgid);
+    }
+
+    /// Takes the ring buffer out (once).
+    pub fn take_ring_buffer(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        take(&mut self.ebpf, config::EVENTS_MAP)
+    }
+
+    /// Kernel loss counters summed over CPUs, indexed by `LossCounter`.
+    pub fn losses(&self) -> [u64; LOSS_COUNTERS as usize] {
+        let mut out = [0u64; LOSS_COUNTERS as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            if let Ok(per_cpu) = self.losses.get(&(i as u32), 0) {
+                *slot = per_cpu.iter().sum();
+            }
+        }
+        out
+    }
+
+    /// A frame-pointer user stack captured by the kernel (`--stack fp`).
+    pub fn fp_stack(&self, id: u32, out: &mut Vec<u64>) -> bool {
+        out.clear();
+        let Some(stacks) = &self.stacks else { return false };
+        match stacks.get(&id, 0) {
+            Ok(trace) => {
+                out.extend(trace.frames().iter().map(|f| f.ip).filter(|ip| *ip != 0));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn program_error(name: &'static str, source: aya::programs::ProgramError) -> ProbeError {
+    if is_permission(&source) {
+        ProbeError::NoPrivileges(format!("{name}: {source}"))
+    } else {
+        ProbeError::Program { name, source }
+    }
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProbeError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| ProbeError::Map { name, source })
+}
