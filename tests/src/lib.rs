@@ -1,0 +1,108 @@
+//! Shared helpers for the integration tests: privileges, fixtures, running the tracer binary.
+//!
+//! Without root the tests skip with a printed reason; with `CI=true` a skip is a failure.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::Once,
+};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// True when the test may run; false (after printing why) when it must skip. Panics under CI.
+pub fn can_trace(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    let why = format!("{test}: skipped: needs root to load eBPF programs");
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{why} (CI=true: a skip is a failure)");
+    }
+    eprintln!("{why}");
+    false
+}
+
+static BUILD_FIXTURES: Once = Once::new();
+
+/// Path of a compiled fixture from `tests/fixtures/NAME.c` (compiled on first use).
+pub fn fixture(name: &str) -> PathBuf {
+    let out = workspace_root().join("target/fixtures");
+    BUILD_FIXTURES.call_once(|| {
+        let _ = std::fs::create_dir_all(&out);
+    });
+    let bin = out.join(name);
+    let src = workspace_root().join("tests/fixtures").join(format!("{name}.c"));
+    let fresh = match (bin.metadata().and_then(|m| m.modified()), src.metadata().and_then(|m| m.modified())) {
+        (Ok(b), Ok(s)) => b >= s,
+        _ => false,
+    };
+    if !fresh {
+        let status = Command::new("cc")
+            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cc for {name}: {e}"));
+        assert!(status.success(), "compiling fixture {name} failed");
+    }
+    bin
+}
+
+/// Path of the tracer binary built with this test run.
+pub fn tracer_bin() -> PathBuf {
+    // Integration tests live in another package, so CARGO_BIN_EXE_tracer is not set: find it next
+    // to this test executable (target/<profile>/deps/..).
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let bin = profile_dir.join("tracer");
+    assert!(bin.exists(), "tracer binary not found at {}: build it first (cargo xtask test does)", bin.display());
+    bin
+}
+
+/// Runs `tracer ARGS`, returning its output.
+pub fn tracer(args: &[&str]) -> Output {
+    Command::new(tracer_bin()).args(args).output().unwrap_or_else(|e| panic!("cannot run tracer: {e}"))
+}
+
+/// Runs `tracer run --format json ARGS -- CMD`, returning (report, exit code, stderr).
+pub fn run_json(extra: &[&str], cmd: &[&str]) -> (serde_json::Value, i32, String) {
+    let dir = std::env::temp_dir().join(format!("tracer-test-{}-{}", std::process::id(), unique()));
+    let _ = std::fs::create_dir_all(&dir);
+    let out_file = dir.join("report.json");
+    let out_path = out_file.to_string_lossy().into_owned();
+    let mut args = vec!["run", "--format", "json", "-o", &out_path];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    let out = tracer(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = std::fs::read_to_string(&out_file)
+        .unwrap_or_else(|e| panic!("no report written ({e}); tracer stderr:\n{stderr}"));
+    let report = serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    (report, out.status.code().unwrap_or(-1), stderr)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Function names of a site's stack, innermost first.
+pub fn stack_functions(site: &serde_json::Value) -> Vec<String> {
+    site["stack"]
+        .as_array()
+        .map(|frames| frames.iter().filter_map(|f| f["function"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// Sites of a report list (`suspects` or `outstanding`).
+pub fn sites<'a>(report: &'a serde_json::Value, list: &str) -> Vec<&'a serde_json::Value> {
+    report[list].as_array().map(|v| v.iter().collect()).unwrap_or_default()
+}

@@ -1,7 +1,17 @@
 //! tracer: finds resource leaks in live Linux processes.
 //!
-//! Data flows one way: `probes` (load and attach) -> `ingest` (ring buffer -> records) ->
-//! `state` (per-process tables) -> `analysis` (leak suspects) -> `symbolize` -> `output`.
+//! Data flows one way, and the modules show it: `probes` (load and attach the kernel programs) ->
+//! `ingest` (ring buffer -> decoded records) -> `state` (per-process fd tables and allocation
+//! sites) -> `analysis` (leak suspects) -> `symbolize` (stacks -> frames) -> `output`.
+//! `agent` wires them together; `session` runs `watch` and `run`; `cli` parses.
 
-pub mod state;
+pub mod agent;
+pub mod analysis;
+pub mod child;
+pub mod cli;
+pub mod ingest;
+pub mod output;
 pub mod probes;
+pub mod session;
+pub mod state;
+pub mod symbolize;

@@ -1,20 +1,36 @@
+//! `tracer`: parse, dispatch, turn errors into messages and exit codes.
+
+use clap::Parser;
+use tracer::{
+    cli::{Cli, Command},
+    session,
+};
+
 fn main() {
-    let mode = match std::env::args().nth(1).as_deref() { Some("fp") => tracer_common::config::StackMode::FramePointer, _ => tracer_common::config::StackMode::Dwarf };
-    let mut p = match tracer::probes::Probes::load(tracer::probes::ProbeOptions { stack_mode: mode, ..Default::default() }) { Ok(p) => p, Err(e) => { eprintln!("{e}"); let mut s: Option<&dyn std::error::Error> = std::error::Error::source(&e); while let Some(x) = s { eprintln!("  {x}"); s = x.source(); } std::process::exit(1) } };
-    let me = std::process::id();
-    p.trace(me).unwrap();
-    let mut rb = p.take_ring_buffer().unwrap();
-    let f = std::fs::File::open("/etc/hostname").unwrap();
-    drop(f);
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    drop((a, b));
-    let mut n = 0;
-    while let Some(item) = rb.next() {
-        n += 1;
-        match tracer_common::decode::Record::try_from(&*item) {
-            Ok(tracer_common::decode::Record::Syscall(v)) => println!("nr={} ret={} data={:?} stack={} id={:?} ip={:x}", v.core.nr, v.core.ret, String::from_utf8_lossy(v.data()), v.stack.len(), v.detail.map(|d| d.stack_id), v.detail.map(|d| d.user_ip).unwrap_or(0)),
-            other => println!("{other:?}"),
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tracer: cannot start the runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Watch(args) => session::watch(args).await,
+            Command::Run(args) => session::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("tracer: {e:#}");
+            std::process::exit(if is_not_found(&e) { 127 } else { 2 });
         }
     }
-    println!("{n} records, losses {:?}", p.losses());
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| matches!(c.downcast_ref::<tracer::child::ChildError>(), Some(tracer::child::ChildError::NotFound(_))))
 }

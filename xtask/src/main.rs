@@ -1,1 +1,147 @@
-fn main(){}
+//! `cargo xtask`: installs what the build needs, builds, runs the demo and the tests.
+//!
+//! Runs on the machine's default (stable) toolchain and has no dependencies, so it works on a
+//! fresh machine; everything else is built with the pinned toolchain below.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+/// The toolchain that builds the agent and the eBPF programs: its LLVM (22.1.8) must not be newer
+/// than bpf-linker's (22). Pinned: never float to the latest.
+const TOOLCHAIN: &str = "1.98.0";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "gcc", "libc6-dev"];
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("build") => setup().and_then(|()| build()),
+        Some("demo") => setup().and_then(|()| build()).and_then(|()| demo(&args[1..])),
+        Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("fixtures") => build_fixtures().map(|dir| println!("{}", dir.display())),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      formatting, clippy, unit and integration tests (integration tests need root)\n  fixtures  compile the C fixture programs"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if status.success() { Ok(()) } else { Err(format!("{:?} failed with {status}", cmd.get_program())) }
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().is_ok_and(|o| o.status.success())
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+/// Cargo with the pinned toolchain, in the workspace root.
+fn cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.env("RUSTUP_TOOLCHAIN", TOOLCHAIN).current_dir(root());
+    c
+}
+
+fn setup() -> Result {
+    let missing: Vec<&str> =
+        APT_PACKAGES.iter().copied().filter(|p| !succeeds(Command::new("dpkg").args(["-s", p]))).collect();
+    if !missing.is_empty() {
+        run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).env(
+            "DEBIAN_FRONTEND",
+            "noninteractive",
+        ))?;
+    }
+    let toolchains = stdout_of(Command::new("rustup").args(["toolchain", "list"]));
+    if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
+        run(Command::new("rustup").args(["toolchain", "install", TOOLCHAIN, "--profile", "minimal"]))?;
+    }
+    let installed = stdout_of(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", TOOLCHAIN]));
+    let want = ["rust-src", "clippy", "rustfmt"];
+    let lacking: Vec<&str> = want.iter().copied().filter(|c| !installed.lines().any(|l| l.starts_with(c))).collect();
+    if !lacking.is_empty() {
+        run(Command::new("rustup").args(["component", "add", "--toolchain", TOOLCHAIN]).args(&lacking))?;
+    }
+    let linker_ok = stdout_of(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION);
+    if !linker_ok {
+        let path = format!("{LLVM_PREFIX}/bin:{}", env::var("PATH").unwrap_or_default());
+        run(Command::new("cargo")
+            .env("RUSTUP_TOOLCHAIN", TOOLCHAIN)
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("PATH", path)
+            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22"]))?;
+    }
+    mount_tracefs();
+    Ok(())
+}
+
+/// Plain tracepoints need tracefs; a fresh machine may not have it mounted (the agent also tries).
+fn mount_tracefs() {
+    if Path::new("/sys/kernel/tracing/events").is_dir() {
+        return;
+    }
+    let _ = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
+}
+
+fn build() -> Result {
+    run(cargo().args(["build", "--release", "-p", "tracer"]))
+}
+
+/// Compiles the C fixtures into target/fixtures (frame pointers on; see tests/fixtures/README.md).
+fn build_fixtures() -> Result<PathBuf> {
+    let src = root().join("tests/fixtures");
+    let out = root().join("target/fixtures");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let entries = std::fs::read_dir(&src).map_err(|e| format!("reading {}: {e}", src.display()))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "c") {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            run(Command::new("cc")
+                .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+                .arg(out.join(&stem))
+                .arg(&path))?;
+        }
+    }
+    Ok(out)
+}
+
+fn demo(extra: &[String]) -> Result {
+    let fixtures = build_fixtures()?;
+    let tracer = root().join("target/release/tracer");
+    run(Command::new(tracer).arg("run").args(extra).arg("--").arg(fixtures.join("demo_leaky_server")))
+}
+
+fn test(extra: &[String]) -> Result {
+    build_fixtures()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // One test thread: integration tests share kernel state (attached programs, the PID space).
+    run(cargo().args(["test", "--workspace", "--release"]).args(extra).args(["--", "--test-threads=1"]))
+}

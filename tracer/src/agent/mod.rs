@@ -1,0 +1,279 @@
+//! The agent: wires probes, ingest, state and stacks together. Everything here is glue; the
+//! decisions live in `state` (what a syscall does) and `analysis` (what is a leak).
+
+pub mod proc;
+pub mod stacks;
+
+use std::collections::HashMap;
+
+use tracer_common::{
+    config::{LOSS_COUNTERS, LossCounter, StackMode},
+    decode::{Record, SyscallView},
+    syscalls::bits,
+};
+
+use crate::{
+    ingest::Ingest,
+    probes::{ProbeError, ProbeOptions, Probes},
+    state::{State, StackId, apply::Syscall},
+    symbolize::{DwarfUnwinder, ModuleMap, UserRegs},
+};
+use stacks::StackStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Proc(#[from] proc::ProcError),
+}
+
+/// Frames kept per stack.
+const MAX_FRAMES: usize = 64;
+/// `/proc` descriptions per tick, so a process with a huge table cannot stall ingest.
+const DESCRIBE_BUDGET: usize = 4096;
+
+/// The agent: the ring buffer's reader and everything records update, kept apart so a record
+/// borrowed from the ring buffer can be handed to the tracker.
+pub struct Agent {
+    ingest: Ingest,
+    pub tracker: Tracker,
+}
+
+pub struct Tracker {
+    probes: Probes,
+    pub state: State,
+    pub stacks: StackStore,
+    stack_mode: StackMode,
+    unwinder: DwarfUnwinder,
+    modules: HashMap<u32, ModuleMap>,
+    /// Kernel stack-map ids already interned, per process (fp mode).
+    fp_ids: HashMap<(u32, i64), StackId>,
+    scratch: Vec<u64>,
+    /// Processes given on the command line (watch) or started (run).
+    pub targets: Vec<u32>,
+}
+
+impl Agent {
+    pub fn new(opts: ProbeOptions) -> Result<Self, AgentError> {
+        let mut probes = Probes::load(opts)?;
+        let ingest = Ingest::new(probes.take_ring_buffer()?);
+        let tracker = Tracker {
+            probes,
+            state: State::default(),
+            stacks: StackStore::default(),
+            stack_mode: opts.stack_mode,
+            unwinder: DwarfUnwinder::new(),
+            modules: HashMap::new(),
+            fp_ids: HashMap::new(),
+            scratch: Vec::with_capacity(MAX_FRAMES),
+            targets: Vec::new(),
+        };
+        Ok(Agent { ingest, tracker })
+    }
+
+    /// Starts tracing a running process (see [`Tracker::follow`]).
+    pub fn follow(&mut self, pid: u32) -> Result<(), AgentError> {
+        self.tracker.follow(pid)
+    }
+
+    /// Processes every record available now; returns how many.
+    pub fn drain(&mut self) -> usize {
+        const BATCH: usize = 4096;
+        let mut total = 0;
+        loop {
+            let tracker = &mut self.tracker;
+            let n = self.ingest.drain(BATCH, |r| tracker.handle(r));
+            total += n;
+            if n < BATCH {
+                return total;
+            }
+        }
+    }
+
+    /// Waits for the kernel to signal records (tokio).
+    pub async fn readable(&mut self) -> std::io::Result<()> {
+        self.ingest.readable().await
+    }
+
+    /// Lost records: kernel ring-buffer reserve failures plus undecodable records.
+    pub fn lost_events(&self) -> u64 {
+        let l = self.tracker.probes.losses();
+        l[LossCounter::RingBufFull as usize] + self.ingest.decode_errors
+    }
+
+    pub fn records(&self) -> u64 {
+        self.ingest.records
+    }
+}
+
+impl Tracker {
+
+    /// Starts tracing a running process: the kernel filter first, then what it already has open,
+    /// so nothing opened in between is missed (a record for an fd the scan also saw just replaces it).
+    pub fn follow(&mut self, pid: u32) -> Result<(), AgentError> {
+        if !proc::exists(pid) {
+            return Err(proc::ProcError::NoSuchProcess(pid).into());
+        }
+        self.probes.trace(pid)?;
+        let existing = match proc::scan_fds(pid) {
+            Ok(e) => e,
+            Err(e) => {
+                self.probes.untrace(pid);
+                return Err(e.into());
+            }
+        };
+        let now = proc::monotonic_ns();
+        self.state.attach(pid, proc::comm(pid), proc::limits(pid), &existing, now);
+        if let Ok(m) = ModuleMap::read(pid as i32) {
+            self.modules.insert(pid, m);
+        }
+        self.targets.push(pid);
+        Ok(())
+    }
+
+    fn handle(&mut self, record: Record<'_>) {
+        match record {
+            Record::Syscall(v) => self.on_syscall(&v),
+            Record::Fork(f) => {
+                self.state.on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
+            }
+            Record::Exec(e) => {
+                let tgid = e.header.tgid;
+                self.modules.remove(&tgid);
+                self.unwinder.forget(tgid as i32);
+                let comm = proc::comm(tgid);
+                let comm = if comm.is_empty() { basename(e.filename_bytes()).to_vec() } else { comm };
+                self.state.on_exec(tgid, &comm, proc::fd_numbers(tgid).as_deref());
+                if let Some(p) = self.state.processes.get_mut(&tgid) {
+                    p.limits = proc::limits(tgid);
+                }
+            }
+            Record::Exit(x) => {
+                self.state.on_exit(x.header.tgid, x.header.ts_ns);
+                self.modules.remove(&x.header.tgid);
+                self.unwinder.forget(x.header.tgid as i32);
+            }
+        }
+    }
+
+    fn on_syscall(&mut self, v: &SyscallView<'_>) {
+        let core = v.core;
+        let tgid = core.header.tgid;
+        if !self.state.processes.contains_key(&tgid) {
+            return;
+        }
+        let stack = if core.capture & bits::STACK != 0 && core.ret >= 0 { self.stack_of(tgid, v) } else { StackId::NONE };
+        let (data_kind, data) = match v.detail {
+            Some(d) => (d.data_kind, v.data()),
+            None => (0, &[][..]),
+        };
+        let sc = Syscall { tgid, ts_ns: core.header.ts_ns, nr: core.nr, ret: core.ret, args: core.args, data_kind, data };
+        self.state.on_syscall(&sc, stack);
+    }
+
+    fn stack_of(&mut self, tgid: u32, v: &SyscallView<'_>) -> StackId {
+        let Some(d) = v.detail else { return StackId::NONE };
+        match self.stack_mode {
+            StackMode::None => StackId::NONE,
+            StackMode::FramePointer => {
+                if d.stack_id < 0 {
+                    return StackId::NONE;
+                }
+                if let Some(id) = self.fp_ids.get(&(tgid, d.stack_id)) {
+                    return *id;
+                }
+                let mut addrs = std::mem::take(&mut self.scratch);
+                self.probes.fp_stack(d.stack_id as u32, &mut addrs);
+                let id = self.intern(tgid, &addrs);
+                self.scratch = addrs;
+                self.fp_ids.insert((tgid, d.stack_id), id);
+                id
+            }
+            StackMode::Dwarf => {
+                let regs = UserRegs { ip: d.user_ip, sp: d.user_sp, bp: d.user_bp };
+                if !self.modules.contains_key(&tgid)
+                    && let Ok(m) = ModuleMap::read(tgid as i32)
+                {
+                    self.modules.insert(tgid, m);
+                }
+                let mut addrs = std::mem::take(&mut self.scratch);
+                match self.modules.get(&tgid) {
+                    Some(m) => self.unwinder.unwind(tgid as i32, m, regs, v.stack, MAX_FRAMES, &mut addrs),
+                    None => {
+                        addrs.clear();
+                        addrs.push(regs.ip);
+                    }
+                }
+                let id = self.intern(tgid, &addrs);
+                self.scratch = addrs;
+                id
+            }
+        }
+    }
+
+    /// Interns a stack; reads the process's maps again if a frame falls outside the known modules
+    /// (a library loaded after the last read).
+    fn intern(&mut self, tgid: u32, addrs: &[u64]) -> StackId {
+        if let Some(id) = self.stacks.find(tgid, addrs) {
+            return id;
+        }
+        let stale = self.modules.get(&tgid).is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
+        if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
+            self.modules.insert(tgid, m);
+        }
+        self.stacks.insert(tgid, addrs, self.modules.get(&tgid))
+    }
+
+    /// Periodic work: sample site counts, describe long-lived fds from /proc.
+    pub fn tick(&mut self) {
+        let now = proc::monotonic_ns();
+        self.state.sample(now);
+        self.describe_pending(DESCRIBE_BUDGET);
+    }
+
+    /// Reads `/proc/PID/fd/N` for fds whose kind or path only /proc can tell.
+    pub fn describe_pending(&mut self, budget: usize) {
+        let mut todo: Vec<(u32, i32)> = Vec::new();
+        for p in self.state.processes.values().filter(|p| p.is_alive()) {
+            for (fd, o) in p.fds.iter() {
+                if !o.described {
+                    todo.push((p.tgid, fd));
+                    if todo.len() >= budget {
+                        break;
+                    }
+                }
+            }
+        }
+        for (tgid, fd) in todo {
+            match proc::describe_fd(tgid, fd) {
+                Some((kind, target)) => self.state.describe(tgid, fd, kind, &target),
+                None => {
+                    // Closed meanwhile (its close record is on the way) or the process is gone.
+                    if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {
+                        o.described = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refreshes RLIMIT_NOFILE of live processes (it can change with prlimit).
+    pub fn refresh_limits(&mut self) {
+        for p in self.state.processes.values_mut().filter(|p| p.is_alive()) {
+            p.limits = proc::limits(p.tgid);
+        }
+    }
+
+    pub fn kernel_losses(&self) -> [u64; LOSS_COUNTERS as usize] {
+        self.probes.losses()
+    }
+
+    pub fn untrace(&mut self, pid: u32) {
+        self.probes.untrace(pid);
+    }
+}
+
+fn basename(path: &[u8]) -> &[u8] {
+    path.rsplit(|b| *b == b'/').next().unwrap_or(path)
+}

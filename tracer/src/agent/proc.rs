@@ -1,0 +1,111 @@
+//! The `/proc` edge: what a process has open right now, its name and its limits.
+
+use std::{os::unix::ffi::OsStrExt, path::PathBuf};
+
+use crate::state::{FdKind, Limits, ProcFd};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("PID {0} does not exist (or has already exited)")]
+    NoSuchProcess(u32),
+    #[error("cannot read /proc/{pid}/fd: {source} (run as root)")]
+    Unreadable {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn proc_path(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}"))
+}
+
+pub fn exists(pid: u32) -> bool {
+    proc_path(pid).join("fd").exists()
+}
+
+/// Every open fd with its kind and link target.
+pub fn scan_fds(pid: u32) -> Result<Vec<ProcFd>, ProcError> {
+    let dir = proc_path(pid).join("fd");
+    let entries = std::fs::read_dir(&dir).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => ProcError::NoSuchProcess(pid),
+        _ => ProcError::Unreadable { pid, source },
+    })?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let path = e.path();
+        // The fd may close between readdir and readlink: skip it, it is gone.
+        let Ok(target) = std::fs::read_link(&path) else { continue };
+        let target = target.as_os_str().as_bytes().to_vec();
+        let kind = FdKind::from_link(&target, || file_type(&path));
+        out.push(ProcFd { fd, kind, target });
+    }
+    out.sort_by_key(|p| p.fd);
+    Ok(out)
+}
+
+/// Sorted numbers of the open fds (cheaper than a full scan).
+pub fn fd_numbers(pid: u32) -> Option<Vec<i32>> {
+    let entries = std::fs::read_dir(proc_path(pid).join("fd")).ok()?;
+    let mut v: Vec<i32> =
+        entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+    v.sort_unstable();
+    Some(v)
+}
+
+/// Kind and link target of one fd, if it is still open.
+pub fn describe_fd(pid: u32, fd: i32) -> Option<(FdKind, Vec<u8>)> {
+    let path = proc_path(pid).join("fd").join(fd.to_string());
+    let target = std::fs::read_link(&path).ok()?;
+    let target = target.as_os_str().as_bytes().to_vec();
+    let kind = FdKind::from_link(&target, || file_type(&path));
+    Some((kind, target))
+}
+
+fn file_type(link: &std::path::Path) -> Option<FdKind> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(link).ok()?.file_type();
+    Some(if t.is_dir() {
+        FdKind::Directory
+    } else if t.is_char_device() {
+        FdKind::CharDevice
+    } else if t.is_block_device() {
+        FdKind::BlockDevice
+    } else if t.is_fifo() {
+        FdKind::Fifo
+    } else if t.is_socket() {
+        FdKind::Socket
+    } else {
+        FdKind::File
+    })
+}
+
+/// The command name (raw bytes: it may hold anything a process put there).
+pub fn comm(pid: u32) -> Vec<u8> {
+    let mut c = std::fs::read(proc_path(pid).join("comm")).unwrap_or_default();
+    if c.last() == Some(&b'\n') {
+        c.pop();
+    }
+    c
+}
+
+/// RLIMIT_NOFILE from /proc/PID/limits.
+pub fn limits(pid: u32) -> Limits {
+    let value = |v: procfs::process::LimitValue| match v {
+        procfs::process::LimitValue::Value(n) => Some(n),
+        procfs::process::LimitValue::Unlimited => None,
+    };
+    match procfs::process::Process::new(pid as i32).and_then(|p| p.limits()) {
+        Ok(l) => Limits { nofile_soft: value(l.max_open_files.soft_limit), nofile_hard: value(l.max_open_files.hard_limit) },
+        Err(_) => Limits::default(),
+    }
+}
+
+/// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}

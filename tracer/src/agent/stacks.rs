@@ -1,0 +1,142 @@
+//! Interning allocation stacks: each distinct (process, return addresses) gets one `StackId`, and
+//! is normalized to (module, file offset) at once, while the process is alive, so it can be
+//! symbolized after the process exits.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hasher, RandomState},
+};
+
+use crate::{
+    analysis::Frame,
+    state::StackId,
+    symbolize::{ModuleMap, NormalizedFrame, Symbols},
+};
+
+pub struct StoredStack {
+    pub tgid: u32,
+    pub addresses: Box<[u64]>,
+    /// One entry per address; `None` where no file-backed module covered it (JIT, vdso, gone).
+    pub frames: Box<[Option<NormalizedFrame>]>,
+}
+
+#[derive(Default)]
+pub struct StackStore {
+    by_hash: HashMap<u64, Vec<StackId>>,
+    stacks: Vec<StoredStack>,
+    hasher: RandomState,
+}
+
+impl StackStore {
+    fn hash(&self, tgid: u32, addrs: &[u64]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u32(tgid);
+        for a in addrs {
+            h.write_u64(*a);
+        }
+        h.finish()
+    }
+
+    /// The id of a stack already interned. Allocates nothing.
+    pub fn find(&self, tgid: u32, addrs: &[u64]) -> Option<StackId> {
+        if addrs.is_empty() {
+            return Some(StackId::NONE);
+        }
+        let ids = self.by_hash.get(&self.hash(tgid, addrs))?;
+        ids.iter().copied().find(|id| self.get(*id).is_some_and(|s| s.tgid == tgid && &*s.addresses == addrs))
+    }
+
+    /// Interns a new stack, normalizing its addresses with `modules` (a snapshot of the process's
+    /// maps taken while it is alive). Call [`StackStore::find`] first.
+    pub fn insert(&mut self, tgid: u32, addrs: &[u64], modules: Option<&ModuleMap>) -> StackId {
+        if let Some(id) = self.find(tgid, addrs) {
+            return id;
+        }
+        let frames: Box<[Option<NormalizedFrame>]> = match modules {
+            Some(m) => addrs.iter().map(|a| m.lookup(*a)).collect(),
+            None => addrs.iter().map(|_| None).collect(),
+        };
+        self.stacks.push(StoredStack { tgid, addresses: addrs.into(), frames });
+        let id = StackId(u32::try_from(self.stacks.len()).unwrap_or(u32::MAX));
+        let h = self.hash(tgid, addrs);
+        self.by_hash.entry(h).or_default().push(id);
+        id
+    }
+
+    pub fn get(&self, id: StackId) -> Option<&StoredStack> {
+        if id == StackId::NONE {
+            return None;
+        }
+        self.stacks.get(id.0 as usize - 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.stacks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+}
+
+impl StackStore {
+    /// Symbolized frames of a stack, innermost first; unresolvable frames keep their address.
+    pub fn frames(&self, symbols: &mut Symbols, id: StackId) -> Vec<Frame> {
+        let Some(stack) = self.get(id) else { return Vec::new() };
+        let resolved: Vec<NormalizedFrame> = stack.frames.iter().flatten().cloned().collect();
+        let symbolized = symbols.symbolize(&resolved);
+        let mut sym = symbolized.into_iter().peekable();
+        let mut out = Vec::with_capacity(stack.addresses.len());
+        for (addr, norm) in stack.addresses.iter().zip(stack.frames.iter()) {
+            let mut any = false;
+            if norm.is_some() {
+                while let Some(f) = sym.next_if(|f| f.address == *addr) {
+                    any = true;
+                    out.push(Frame {
+                        address: format!("{:#x}", f.address),
+                        function: f.function,
+                        file: f.file,
+                        line: f.line,
+                        module: f.module,
+                        inlined: f.inlined,
+                    });
+                }
+            }
+            if !any {
+                out.push(Frame {
+                    address: format!("{addr:#x}"),
+                    function: None,
+                    file: None,
+                    line: None,
+                    module: norm.as_ref().map(|n| n.module.display().to_string()),
+                    inlined: false,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "555555554000-555555556000 r-xp 00001000 08:01 42 /usr/bin/demo\n";
+
+    #[test]
+    fn interns_once_per_process_and_normalizes() {
+        let mut store = StackStore::default();
+        let map = ModuleMap::from_maps_text(MAPS);
+        assert_eq!(store.find(1, &[0x5555_5555_4010, 0x1]), None);
+        let a = store.insert(1, &[0x5555_5555_4010, 0x1], Some(&map));
+        assert_eq!(store.find(1, &[0x5555_5555_4010, 0x1]), Some(a));
+        let b = store.insert(1, &[0x5555_5555_4010, 0x1], None);
+        let c = store.insert(2, &[0x5555_5555_4010, 0x1], None);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(store.find(1, &[]), Some(StackId::NONE));
+        let s = store.get(a).map(|s| (s.frames[0].as_ref().map(|f| f.file_offset), s.frames[1].is_none()));
+        assert_eq!(s, Some((Some(0x1010), true)));
+        assert!(store.get(c).is_some_and(|s| s.frames.iter().all(Option::is_none)));
+    }
+}

@@ -1,0 +1,187 @@
+//! The report: the stable structure behind `--format json` and the text output.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::trend;
+use crate::state::{SiteId, StackId, State, kind::family_name};
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    pub lost_events: u64,
+    pub processes: Vec<ProcessSummary>,
+    pub suspects: Vec<SiteReport>,
+    /// Every site with fds still open (suspects included).
+    pub outstanding: Vec<SiteReport>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    pub comm: String,
+    /// Hex of the raw bytes, present only when `comm` is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm_hex: Option<String>,
+    pub open_fds: usize,
+    pub fd_soft_limit: Option<u64>,
+    pub fd_hard_limit: Option<u64>,
+    pub exited: bool,
+    pub by_kind: BTreeMap<&'static str, usize>,
+    /// fd allocations that failed with EMFILE or ENFILE.
+    pub limit_failures: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SiteReport {
+    pub pid: u32,
+    pub resource: &'static str,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'static str>,
+    pub count: u32,
+    /// Allocations from this site over the whole trace (closed ones included).
+    pub allocations: u64,
+    pub growth_per_min: f64,
+    pub example: Option<String>,
+    /// Hex of the raw bytes, present only when `example` is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example_hex: Option<String>,
+    pub oldest_age_ms: u64,
+    /// Seconds until the process reaches its soft RLIMIT_NOFILE at this site's rate.
+    pub time_to_limit_s: Option<f64>,
+    /// Open before tracing started: no allocation stack.
+    pub before_attach: bool,
+    pub stack: Vec<Frame>,
+    #[serde(skip)]
+    pub stack_id: StackId,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Frame {
+    pub address: String,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub module: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// Fds younger than this are left out.
+    pub min_age_ns: u64,
+    /// At most this many suspects and this many outstanding sites.
+    pub top: Option<usize>,
+}
+
+/// Text as UTF-8 where it is, with a lossless hex copy where it is not.
+pub fn text_and_hex(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_owned(), None),
+        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), Some(bytes.iter().map(|b| format!("{b:02x}")).collect())),
+    }
+}
+
+/// Builds the report at `now_ns`. `frames` symbolizes a stack (only for sites that are shown).
+pub fn build(
+    state: &State,
+    now_ns: u64,
+    lost_events: u64,
+    opts: &ReportOptions,
+    mut frames: impl FnMut(StackId) -> Vec<Frame>,
+) -> Report {
+    let mut processes = Vec::new();
+    // Per site: fds old enough, and the oldest open time.
+    let mut per_site: HashMap<SiteId, (u32, u64)> = HashMap::new();
+    let mut pids: Vec<&u32> = state.processes.keys().collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Some(p) = state.processes.get(pid) else { continue };
+        let reference = p.exited_ns.unwrap_or(now_ns);
+        let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (_, o) in p.fds.iter() {
+            *by_kind.entry(o.kind.as_str()).or_default() += 1;
+            if reference.saturating_sub(o.opened_ns) >= opts.min_age_ns {
+                let e = per_site.entry(o.site).or_insert((0, u64::MAX));
+                e.0 += 1;
+                e.1 = e.1.min(o.opened_ns);
+            }
+        }
+        let (comm, comm_hex) = text_and_hex(&p.comm);
+        processes.push(ProcessSummary {
+            pid: p.tgid,
+            comm,
+            comm_hex,
+            open_fds: p.fds.len(),
+            fd_soft_limit: p.limits.nofile_soft,
+            fd_hard_limit: p.limits.nofile_hard,
+            exited: !p.is_alive(),
+            by_kind,
+            limit_failures: p.limit_failures,
+        });
+    }
+
+    let mut suspects: Vec<SiteReport> = Vec::new();
+    let mut outstanding: Vec<SiteReport> = Vec::new();
+    for (id, (count, oldest)) in per_site {
+        let Some(st) = state.sites.get(id) else { continue };
+        let Some(p) = state.processes.get(&st.key.tgid) else { continue };
+        let reference = p.exited_ns.unwrap_or(now_ns);
+        let mut samples = st.samples.clone();
+        if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
+            samples.push((now_ns, st.outstanding));
+        }
+        let t = trend::classify(&samples);
+        // Fds open before attach have no stack and no measured history: never suspects.
+        let growing = t.growing && !st.key.before_attach;
+        let time_to_limit_s = match (growing, p.is_alive(), p.limits.nofile_soft) {
+            (true, true, Some(soft)) if t.growth_per_min > 0.0 => {
+                Some(round2(soft.saturating_sub(p.fds.len() as u64) as f64 / (t.growth_per_min / 60.0)))
+            }
+            _ => None,
+        };
+        let (example, example_hex) = match &st.example {
+            Some(e) => {
+                let (t, h) = text_and_hex(e);
+                (Some(t), h)
+            }
+            None => (None, None),
+        };
+        let site = SiteReport {
+            pid: st.key.tgid,
+            resource: "fd",
+            kind: st.key.kind.as_str(),
+            family: (st.key.family != 0).then(|| family_name(st.key.family)),
+            count,
+            allocations: st.allocations,
+            growth_per_min: round2(t.growth_per_min),
+            example,
+            example_hex,
+            oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
+            time_to_limit_s,
+            before_attach: st.key.before_attach,
+            stack: Vec::new(),
+            stack_id: st.key.stack,
+        };
+        if growing {
+            suspects.push(site.clone());
+        }
+        outstanding.push(site);
+    }
+    suspects.sort_by(|a, b| b.growth_per_min.total_cmp(&a.growth_per_min).then(b.count.cmp(&a.count)).then(a.pid.cmp(&b.pid)));
+    outstanding.sort_by(|a, b| b.count.cmp(&a.count).then(b.oldest_age_ms.cmp(&a.oldest_age_ms)).then(a.pid.cmp(&b.pid)).then(a.kind.cmp(b.kind)));
+    if let Some(n) = opts.top {
+        suspects.truncate(n);
+        outstanding.truncate(n);
+    }
+    for s in suspects.iter_mut().chain(outstanding.iter_mut()) {
+        s.stack = frames(s.stack_id);
+    }
+    Report { lost_events, processes, suspects, outstanding }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,166 @@
+//! Command line: parsing and nothing else (`main.rs` dispatches).
+
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracer",
+    version,
+    about = "Find file-descriptor leaks in live Linux processes, with the stack that allocated them",
+    long_about = "Find file-descriptor leaks in live Linux processes with eBPF. Every fd a traced process \
+                  creates is followed to its close; fds still open are grouped by the user stack that \
+                  allocated them, and sites whose open count keeps growing are reported as leak suspects. \
+                  Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach to running processes (their threads, and children forked after attach).
+    Watch(WatchArgs),
+    /// Run a command under the tracer and report what it leaves open when it exits.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Process to trace (repeat for several).
+    #[arg(short = 'p', long = "pid", required = true, value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Seconds between reports.
+    #[arg(value_name = "INTERVAL", default_value = "10", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Number of reports, then exit (default: until Ctrl-C or the processes exit).
+    #[arg(value_name = "COUNT")]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CommonArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write reports to FILE instead of standard output (a traced command keeps its own output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Ignore fds younger than this (e.g. 500ms, 10s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub min_age: Duration,
+    /// Show at most N suspects and N other sites.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// How user stacks are captured: dwarf (registers and stack copy, unwound with .eh_frame;
+    /// works without frame pointers), fp (kernel frame-pointer walk; cheapest), none.
+    #[arg(long, value_enum, default_value_t = StackArg::Dwarf)]
+    pub stack: StackArg,
+    /// Kernel ring buffer size in MiB (a power of two).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = parse_ring_size)]
+    pub ring_buffer_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StackArg {
+    Dwarf,
+    Fp,
+    None,
+}
+
+impl StackArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StackArg::Dwarf => "dwarf",
+            StackArg::Fp => "fp",
+            StackArg::None => "none",
+        }
+    }
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds (`2.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of MiB"))?;
+    if v == 0 || !v.is_power_of_two() || v > 1024 {
+        return Err(format!("ring buffer size must be a power of two between 1 and 1024 MiB, not {v}"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn watch_parses_interval_count_and_pids() {
+        let cli = Cli::try_parse_from(["tracer", "watch", "-p", "1", "-p", "2", "5", "3", "--format", "json"]);
+        match cli.map(|c| c.command) {
+            Ok(Command::Watch(w)) => {
+                assert_eq!(w.pids, vec![1, 2]);
+                assert_eq!(w.interval, Duration::from_secs(5));
+                assert_eq!(w.count, Some(3));
+                assert_eq!(w.common.format, Format::Json);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["tracer", "watch"]).is_err(), "a PID is required");
+    }
+
+    #[test]
+    fn run_takes_the_command_verbatim() {
+        let cli = Cli::try_parse_from(["tracer", "run", "--top", "3", "--", "ls", "-l", "--color"]);
+        match cli.map(|c| c.command) {
+            Ok(Command::Run(r)) => {
+                assert_eq!(r.command, vec![OsString::from("ls"), "-l".into(), "--color".into()]);
+                assert_eq!(r.common.top, Some(3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["tracer", "run", "--ring-buffer-size", "3", "--", "x"]).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! `--format json`: the report as one JSON document (the contract documented in the README).
+
+use std::io::Write;
+
+use crate::analysis::Report;
+
+pub fn write(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+    writeln!(out)
+}

@@ -1,0 +1,120 @@
+//! The text report: per-process summary, leak suspects with stacks, then the other outstanding
+//! sites (bcc memleak's "outstanding allocations by stack", split by trend).
+
+use std::io::Write;
+
+use super::{Heading, escape::escape_str};
+use crate::analysis::{Frame, Report, SiteReport};
+
+pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "tracer: {} report after {:.1}s, {} process(es), stacks: {}, lost events: {}",
+        h.label,
+        h.elapsed_s,
+        r.processes.len(),
+        h.stack_mode,
+        r.lost_events
+    )?;
+    if r.lost_events > 0 {
+        writeln!(out, "WARNING: {} events were lost; counts may be off (raise --ring-buffer-size)", r.lost_events)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{:<8} {:<16} {:>7} {:>9}  {}", "PID", "COMM", "FDS", "LIMIT", "BY KIND")?;
+    for p in &r.processes {
+        let limit = p.fd_soft_limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
+        let kinds: Vec<String> = p.by_kind.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+        let state = if p.exited { " (exited; fds open at exit)" } else { "" };
+        let failures =
+            if p.limit_failures > 0 { format!(" [{} allocations failed: EMFILE/ENFILE]", p.limit_failures) } else { String::new() };
+        writeln!(
+            out,
+            "{:<8} {:<16} {:>7} {:>9}  {}{}{}",
+            p.pid,
+            escape_str(&p.comm),
+            p.open_fds,
+            limit,
+            kinds.join(" "),
+            state,
+            failures
+        )?;
+    }
+    writeln!(out)?;
+    if r.suspects.is_empty() {
+        writeln!(out, "LEAK SUSPECTS: none (no allocation site kept growing)")?;
+    } else {
+        writeln!(out, "LEAK SUSPECTS: allocation sites whose open count keeps growing")?;
+        for (i, s) in r.suspects.iter().enumerate() {
+            write_site(out, i + 1, s, true)?;
+        }
+    }
+    writeln!(out)?;
+    let others: Vec<&SiteReport> = r.outstanding.iter().filter(|o| !r.suspects.iter().any(|s| same_site(s, o))).collect();
+    if others.is_empty() {
+        writeln!(out, "OTHER OUTSTANDING: none")?;
+    } else {
+        writeln!(out, "OTHER OUTSTANDING: open but not growing (long-lived, or a pool that filled)")?;
+        for (i, s) in others.iter().enumerate() {
+            write_site(out, i + 1, s, false)?;
+        }
+    }
+    Ok(())
+}
+
+fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
+    a.pid == b.pid && a.stack_id == b.stack_id && a.kind == b.kind && a.family == b.family && a.before_attach == b.before_attach
+}
+
+fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> std::io::Result<()> {
+    let kind = match s.family {
+        Some(f) => format!("{} ({f})", s.kind),
+        None => s.kind.to_owned(),
+    };
+    write!(out, "[{n}] pid {}: {} x {kind} open, oldest {}", s.pid, s.count, age(s.oldest_age_ms))?;
+    if suspect {
+        write!(out, ", growing {:.1}/min", s.growth_per_min)?;
+        if let Some(t) = s.time_to_limit_s {
+            write!(out, ", reaches the fd limit (EMFILE) in ~{}", age((t * 1000.0) as u64))?;
+        }
+    }
+    writeln!(out, " ({} allocated in total)", s.allocations)?;
+    if let Some(e) = &s.example {
+        writeln!(out, "    e.g. {}", escape_str(e))?;
+    }
+    if s.before_attach {
+        writeln!(out, "    opened before tracing started: no allocation stack")?;
+    } else if s.stack.is_empty() {
+        writeln!(out, "    (no stack captured)")?;
+    }
+    for (i, f) in s.stack.iter().enumerate() {
+        writeln!(out, "    #{i:<2} {}", frame(f))?;
+    }
+    Ok(())
+}
+
+fn frame(f: &Frame) -> String {
+    let mut s = format!("{:<18} {}", f.address, f.function.as_deref().map_or_else(|| "??".to_owned(), escape_str));
+    if let Some(file) = &f.file {
+        s.push_str(&format!(" at {}", escape_str(file)));
+        if let Some(l) = f.line {
+            s.push_str(&format!(":{l}"));
+        }
+    }
+    if let Some(m) = &f.module {
+        s.push_str(&format!(" in {}", escape_str(m)));
+    }
+    if f.inlined {
+        s.push_str(" [inlined]");
+    }
+    s
+}
+
+/// Human duration from milliseconds: 850ms, 12.3s, 4m05s, 2h10m.
+pub fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60),
+    }
+}

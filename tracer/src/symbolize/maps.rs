@@ -1,0 +1,166 @@
+//! A snapshot of a process's file-backed mappings, parsed with procfs.
+
+use std::{
+    io::Cursor,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use procfs::{
+    FromRead,
+    process::{MMapPath, MMPermissions, MemoryMaps},
+};
+
+use super::SymbolizeError;
+
+/// An address resolved to a module file and an offset in it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NormalizedFrame {
+    pub address: u64,
+    pub module: Arc<Path>,
+    pub file_offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub executable: bool,
+    pub dev: (i32, i32),
+    pub inode: u64,
+    pub path: Arc<Path>,
+}
+
+/// File-backed mappings of one process, sorted by address. A snapshot: still usable after exit.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleMap {
+    pub pid: i32,
+    pub mappings: Vec<Mapping>,
+    /// Where module files are read from while the process lives (`/proc/PID/root`, for
+    /// processes in other mount namespaces).
+    pub root: Option<PathBuf>,
+}
+
+impl ModuleMap {
+    pub fn read(pid: i32) -> Result<Self, SymbolizeError> {
+        let path = format!("/proc/{pid}/maps");
+        let text = std::fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => SymbolizeError::ProcessGone(pid),
+            _ => SymbolizeError::Maps { pid, source },
+        })?;
+        // A zombie's maps are empty: nothing to normalize with.
+        if text.is_empty() {
+            return Err(SymbolizeError::ProcessGone(pid));
+        }
+        let mut m = Self::parse(&text);
+        m.pid = pid;
+        m.root = Some(PathBuf::from(format!("/proc/{pid}/root")));
+        Ok(m)
+    }
+
+    /// Parses `/proc/PID/maps` text (for tests and snapshots).
+    pub fn from_maps_text(text: &str) -> Self {
+        Self::parse(text.as_bytes())
+    }
+
+    fn parse(text: &[u8]) -> Self {
+        let mut mappings = Vec::new();
+        if let Ok(maps) = MemoryMaps::from_read(Cursor::new(text)) {
+            for m in maps {
+                let MMapPath::Path(p) = &m.pathname else { continue };
+                let path: Arc<Path> = Arc::from(strip_deleted(p).as_path());
+                mappings.push(Mapping {
+                    start: m.address.0,
+                    end: m.address.1,
+                    offset: m.offset,
+                    executable: m.perms.contains(MMPermissions::EXECUTE),
+                    dev: m.dev,
+                    inode: m.inode,
+                    path,
+                });
+            }
+        }
+        mappings.sort_by_key(|m| m.start);
+        // Share one Arc per path so frames compare and hash cheaply.
+        for i in 1..mappings.len() {
+            if mappings[i].path == mappings[i - 1].path {
+                mappings[i].path = mappings[i - 1].path.clone();
+            }
+        }
+        ModuleMap { pid: 0, mappings, root: None }
+    }
+
+    fn mapping(&self, addr: u64) -> Option<&Mapping> {
+        let i = self.mappings.partition_point(|m| m.start <= addr);
+        let m = self.mappings.get(i.checked_sub(1)?)?;
+        (addr < m.end).then_some(m)
+    }
+
+    /// The module and file offset of `addr`.
+    pub fn lookup(&self, addr: u64) -> Option<NormalizedFrame> {
+        let m = self.mapping(addr)?;
+        Some(NormalizedFrame { address: addr, module: m.path.clone(), file_offset: addr - m.start + m.offset })
+    }
+
+    /// Whether `addr` is in an executable file-backed mapping.
+    pub fn covers(&self, addr: u64) -> bool {
+        self.mapping(addr).is_some_and(|m| m.executable)
+    }
+
+    /// The path to open a module file at: through the process's root while it lives.
+    pub fn open_path(&self, module: &Path) -> PathBuf {
+        if let Some(root) = &self.root {
+            let p = root.join(module.strip_prefix("/").unwrap_or(module));
+            if p.exists() {
+                return p;
+            }
+        }
+        module.to_path_buf()
+    }
+}
+
+/// A mapped file deleted since (replaced by a package upgrade) shows as "PATH (deleted)".
+fn strip_deleted(p: &Path) -> PathBuf {
+    let b = p.as_os_str().as_bytes();
+    match b.strip_suffix(b" (deleted)") {
+        Some(s) => PathBuf::from(std::ffi::OsStr::from_bytes(s)),
+        None => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 100 /usr/bin/demo
+55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 100 /usr/bin/demo
+7f0000000000-7f0000028000 r--p 00000000 08:01 200 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f0000028000-7f000019d000 r-xp 00028000 08:01 200 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f00001a0000-7f00001a1000 r-xp 00000000 08:01 300 /tmp/old lib.so (deleted)
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+";
+
+    #[test]
+    fn parses_and_looks_up() {
+        let m = ModuleMap::from_maps_text(MAPS);
+        assert_eq!(m.mappings.len(), 5);
+        let f = m.lookup(0x55d0_c0a0_1010);
+        assert_eq!(f.as_ref().map(|f| (f.module.to_str(), f.file_offset)), Some((Some("/usr/bin/demo"), 0x1010)));
+        let libc = m.lookup(0x7f00_0002_8010).map(|f| f.file_offset);
+        assert_eq!(libc, Some(0x28010));
+        assert!(m.covers(0x7f00_0002_8010));
+        assert!(!m.covers(0x7f00_0000_0010), "read-only mapping is not code");
+        assert!(m.lookup(0x7ffd_0000_0010).is_none(), "anonymous mappings are not modules");
+        assert!(m.lookup(0x10).is_none());
+        let deleted = m.lookup(0x7f00_001a_0000).map(|f| f.module.to_path_buf());
+        assert_eq!(deleted, Some(PathBuf::from("/tmp/old lib.so")));
+    }
+
+    #[test]
+    fn garbage_is_an_empty_map() {
+        assert!(ModuleMap::from_maps_text("not a maps file\n\x00\x01").mappings.is_empty());
+    }
+}

@@ -1,0 +1,112 @@
+//! Symbolization with blazesym: function, file:line, inlined frames, demangled names, from the
+//! module files (their DWARF, or debug files found through `.gnu_debuglink`/build id).
+
+use std::{collections::HashMap, path::Path, sync::Arc};
+
+use blazesym::symbolize::{
+    Input, Symbolized, Symbolizer,
+    source::{Elf, Source},
+};
+
+use super::maps::NormalizedFrame;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SymbolizedFrame {
+    pub address: u64,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub module: Option<String>,
+    pub inlined: bool,
+}
+
+/// One symbolized location (without the address), innermost inlined function first.
+type Resolved = Arc<[SymbolizedFrame]>;
+
+pub struct Symbols {
+    symbolizer: Symbolizer,
+    cache: HashMap<(Arc<Path>, u64), Resolved>,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn code_location(ci: Option<&blazesym::symbolize::CodeInfo<'_>>) -> (Option<String>, Option<u32>) {
+    match ci {
+        Some(ci) => (Some(ci.to_path().display().to_string()), ci.line),
+        None => (None, None),
+    }
+}
+
+impl Symbols {
+    pub fn new() -> Self {
+        let symbolizer =
+            Symbolizer::builder().enable_code_info(true).enable_inlined_fns(true).enable_demangling(true).build();
+        Symbols { symbolizer, cache: HashMap::new() }
+    }
+
+    /// Frames in stack order (innermost first). All but the first are return addresses: the call
+    /// instruction is looked up (offset - 1), the way every unwinder reports call sites.
+    pub fn symbolize(&mut self, frames: &[NormalizedFrame]) -> Vec<SymbolizedFrame> {
+        let mut out = Vec::with_capacity(frames.len());
+        for (i, f) in frames.iter().enumerate() {
+            let lookup = if i == 0 { f.file_offset } else { f.file_offset.saturating_sub(1) };
+            let resolved = self.resolve(&f.module, lookup);
+            for r in resolved.iter() {
+                out.push(SymbolizedFrame { address: f.address, ..r.clone() });
+            }
+        }
+        out
+    }
+
+    fn resolve(&mut self, module: &Arc<Path>, offset: u64) -> Resolved {
+        if let Some(r) = self.cache.get(&(module.clone(), offset)) {
+            return r.clone();
+        }
+        let module_name = Some(module.display().to_string());
+        let unknown = || -> Resolved {
+            Arc::from(vec![SymbolizedFrame {
+                address: 0,
+                function: None,
+                file: None,
+                line: None,
+                module: module_name.clone(),
+                inlined: false,
+            }])
+        };
+        let src = Source::Elf(Elf::new(module.to_path_buf()));
+        let resolved: Resolved = match self.symbolizer.symbolize_single(&src, Input::FileOffset(offset)) {
+            Ok(Symbolized::Sym(sym)) => {
+                let mut v = Vec::with_capacity(1 + sym.inlined.len());
+                // blazesym lists inlined calls outermost first; a stack is innermost first.
+                for inl in sym.inlined.iter().rev() {
+                    let (file, line) = code_location(inl.code_info.as_ref());
+                    v.push(SymbolizedFrame {
+                        address: 0,
+                        function: Some(inl.name.to_string()),
+                        file,
+                        line,
+                        module: module_name.clone(),
+                        inlined: true,
+                    });
+                }
+                let (file, line) = code_location(sym.code_info.as_deref());
+                v.push(SymbolizedFrame {
+                    address: 0,
+                    function: Some(sym.name.to_string()),
+                    file,
+                    line,
+                    module: module_name.clone(),
+                    inlined: false,
+                });
+                Arc::from(v)
+            }
+            _ => unknown(),
+        };
+        self.cache.insert((module.clone(), offset), resolved.clone());
+        resolved
+    }
+}
