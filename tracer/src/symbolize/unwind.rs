@@ -24,10 +24,18 @@ pub struct UserRegs {
 type Data = Arc<[u8]>;
 
 /// What one module file contributes to unwinding, parsed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Load {
+    offset: u64,
+    size: u64,
+    vaddr: u64,
+    executable: bool,
+}
+
 struct FileUnwindInfo {
     sections: ExplicitModuleSectionInfo<Data>,
-    /// PT_LOAD segments: (file offset, file size, virtual address).
-    loads: Vec<(u64, u64, u64)>,
+    /// PT_LOAD segments.
+    loads: Vec<Load>,
 }
 
 /// `.text` bigger than this is not kept (it only helps at function prologues and epilogues,
@@ -57,8 +65,9 @@ impl FileUnwindInfo {
         let loads = file
             .segments()
             .map(|s| {
-                let (off, size) = s.file_range();
-                (off, size, s.address())
+                let (offset, size) = s.file_range();
+                let executable = matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0);
+                Load { offset, size, vaddr: s.address(), executable }
             })
             .collect();
         Some(FileUnwindInfo { sections, loads })
@@ -66,10 +75,20 @@ impl FileUnwindInfo {
 
     /// Load bias: where virtual address 0 of the file lands, given one mapping of it.
     fn base_avma(&self, m: &Mapping) -> Option<u64> {
-        let (off, _, vaddr) = self.loads.iter().find(|(off, size, _)| m.offset >= *off && m.offset < off + size.max(&1))?;
-        let svma = vaddr + (m.offset - off);
-        m.start.checked_sub(svma)
+        base_avma(&self.loads, m)
     }
+}
+
+/// The segment a mapping comes from: mmap offsets are page-aligned down, so the aligned start
+/// of a segment's file range can fall inside the previous segment's; prefer the segment whose
+/// permissions match (lld, for one, puts `.text` at vaddr = file offset + a page).
+fn base_avma(loads: &[Load], m: &Mapping) -> Option<u64> {
+    const PAGE: u64 = 4096;
+    let within = |l: &&Load| m.offset >= l.offset & !(PAGE - 1) && m.offset < l.offset + l.size.max(1);
+    let load = loads.iter().filter(within).find(|l| l.executable == m.executable).or_else(|| loads.iter().find(within))?;
+    // The mapping's first byte is file offset m.offset, i.e. vaddr load.vaddr - (load.offset - m.offset).
+    let svma = (load.vaddr + m.offset).checked_sub(load.offset)?;
+    m.start.checked_sub(svma)
 }
 
 struct ProcessUnwinder {
@@ -179,10 +198,27 @@ mod tests {
             std::arch::asm!("lea {ip}, [rip]", "mov {sp}, rsp", "mov {bp}, rbp", ip = out(reg) ip, sp = out(reg) sp, bp = out(reg) bp);
         }
         stack.clear();
-        // SAFETY: the 16 KiB above rsp is this thread's live stack (a test thread has 2 MiB).
-        let live = unsafe { std::slice::from_raw_parts(sp as *const u8, 16 * 1024) };
+        let len = stack_room(sp).min(16 * 1024);
+        // SAFETY: `len` bytes above rsp are inside this thread's stack mapping (see stack_room).
+        let live = unsafe { std::slice::from_raw_parts(sp as *const u8, len) };
         stack.extend_from_slice(live);
         UserRegs { ip, sp, bp }
+    }
+
+    /// Bytes from `sp` to the end of the mapping that holds it.
+    fn stack_room(sp: u64) -> usize {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for line in maps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            let mut it = range.split('-').map(|h| u64::from_str_radix(h, 16).unwrap_or(0));
+            if let (Some(a), Some(b)) = (it.next(), it.next())
+                && a <= sp
+                && sp < b
+            {
+                return (b - sp) as usize;
+            }
+        }
+        0
     }
 
     #[inline(never)]
@@ -213,6 +249,22 @@ mod tests {
         let pos = |needle: &str| names.iter().position(|n| n.contains(needle));
         let (one, test) = (pos("unwind_here_level_one"), pos("unwinds_its_own_stack_through_cfi"));
         assert!(one.is_some() && test.is_some() && one < test, "caller order wrong: {names:?}");
+    }
+
+    #[test]
+    fn load_bias_uses_the_segment_of_the_mapping() {
+        // lld layout: R at offset 0/vaddr 0, RX at offset 0x5f1a0/vaddr 0x601a0.
+        let loads = [
+            Load { offset: 0, size: 0x5f1a0, vaddr: 0, executable: false },
+            Load { offset: 0x5f1a0, size: 0x10_0000, vaddr: 0x60_1a0, executable: true },
+        ];
+        let path: Arc<Path> = Arc::from(Path::new("/bin/x"));
+        let m = Mapping { start: 0x5555_0006_0000, end: 0x5555_0016_0000, offset: 0x5f000, executable: true, dev: (0, 0), inode: 1, path };
+        assert_eq!(base_avma(&loads, &m), Some(0x5555_0000_0000));
+        // GNU ld layout: vaddr == offset.
+        let gnu = [Load { offset: 0x1000, size: 0x2000, vaddr: 0x1000, executable: true }];
+        let m2 = Mapping { start: 0x5600_0000_1000, offset: 0x1000, ..m };
+        assert_eq!(base_avma(&gnu, &m2), Some(0x5600_0000_0000));
     }
 
     #[test]
