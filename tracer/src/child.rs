@@ -15,7 +15,7 @@ use std::{
 pub enum ChildError {
     #[error("command not found: {0}")]
     NotFound(String),
-    #[error("cannot run {cmd}: {source}")]
+    #[error("cannot run {cmd}")]
     Spawn {
         cmd: String,
         #[source]

@@ -142,6 +142,8 @@ fn test(extra: &[String]) -> Result {
     build_fixtures()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The integration tests run the binary, which `cargo test` of another package does not build.
+    run(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
     // One test thread: integration tests share kernel state (attached programs, the PID space).
     run(cargo().args(["test", "--workspace", "--release"]).args(extra).args(["--", "--test-threads=1"]))
 }

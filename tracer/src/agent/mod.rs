@@ -185,6 +185,7 @@ impl Tracker {
                 }
                 let mut addrs = std::mem::take(&mut self.scratch);
                 self.probes.fp_stack(d.stack_id as u32, &mut addrs);
+                self.truncate_at_garbage(tgid, &mut addrs);
                 let id = self.intern(tgid, &addrs);
                 self.scratch = addrs;
                 self.fp_ids.insert((tgid, d.stack_id), id);
@@ -209,6 +210,21 @@ impl Tracker {
                 self.scratch = addrs;
                 id
             }
+        }
+    }
+
+    /// A frame-pointer walk through code built without frame pointers (glibc's syscall
+    /// wrappers use rbp as a general register) reads data as return addresses: stop at the first
+    /// address outside executable code, so one call site is one stack whatever the garbage.
+    fn truncate_at_garbage(&mut self, tgid: u32, addrs: &mut Vec<u64>) {
+        let stale = self.modules.get(&tgid).is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
+        if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
+            self.modules.insert(tgid, m);
+        }
+        if let Some(m) = self.modules.get(&tgid)
+            && let Some(bad) = addrs.iter().position(|a| !m.covers(*a))
+        {
+            addrs.truncate(bad.max(1));
         }
     }
 

@@ -8,7 +8,7 @@ use crate::state::{FdKind, Limits, ProcFd};
 pub enum ProcError {
     #[error("PID {0} does not exist (or has already exited)")]
     NoSuchProcess(u32),
-    #[error("cannot read /proc/{pid}/fd: {source} (run as root)")]
+    #[error("cannot read /proc/{pid}/fd (run as root)")]
     Unreadable {
         pid: u32,
         #[source]

@@ -23,6 +23,9 @@ pub struct ProcessSummary {
     /// Hex of the raw bytes, present only when `comm` is not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm_hex: Option<String>,
+    /// The raw bytes, for the text output's escaping.
+    #[serde(skip)]
+    pub comm_bytes: Vec<u8>,
     pub open_fds: usize,
     pub fd_soft_limit: Option<u64>,
     pub fd_hard_limit: Option<u64>,
@@ -47,6 +50,9 @@ pub struct SiteReport {
     /// Hex of the raw bytes, present only when `example` is not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub example_hex: Option<String>,
+    /// The raw bytes, for the text output's escaping.
+    #[serde(skip)]
+    pub example_bytes: Option<Box<[u8]>>,
     pub oldest_age_ms: u64,
     /// Seconds until the process reaches its soft RLIMIT_NOFILE at this site's rate.
     pub time_to_limit_s: Option<f64>,
@@ -114,6 +120,7 @@ pub fn build(
             pid: p.tgid,
             comm,
             comm_hex,
+            comm_bytes: p.comm.clone(),
             open_fds: p.fds.len(),
             fd_soft_limit: p.limits.nofile_soft,
             fd_hard_limit: p.limits.nofile_hard,
@@ -159,6 +166,7 @@ pub fn build(
             growth_per_min: round2(t.growth_per_min),
             example,
             example_hex,
+            example_bytes: st.example.clone(),
             oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
             time_to_limit_s,
             before_attach: st.key.before_attach,

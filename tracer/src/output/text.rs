@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use super::{Heading, escape::escape_str};
+use super::{
+    Heading,
+    escape::{escape_bytes, escape_str},
+};
 use crate::analysis::{Frame, Report, SiteReport};
 
 pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()> {
@@ -16,6 +19,13 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         h.stack_mode,
         r.lost_events
     )?;
+    if h.stack_mode == "fp" {
+        writeln!(
+            out,
+            "note: frame-pointer stacks stop at libc functions built without frame pointers, so sites \
+             with different callers may merge; --stack dwarf names the callers"
+        )?;
+    }
     if r.lost_events > 0 {
         writeln!(out, "WARNING: {} events were lost; counts may be off (raise --ring-buffer-size)", r.lost_events)?;
     }
@@ -31,7 +41,7 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
             out,
             "{:<8} {:<16} {:>7} {:>9}  {}{}{}",
             p.pid,
-            escape_str(&p.comm),
+            escape_bytes(&p.comm_bytes),
             p.open_fds,
             limit,
             kinds.join(" "),
@@ -78,8 +88,8 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
         }
     }
     writeln!(out, " ({} allocated in total)", s.allocations)?;
-    if let Some(e) = &s.example {
-        writeln!(out, "    e.g. {}", escape_str(e))?;
+    if let Some(e) = &s.example_bytes {
+        writeln!(out, "    e.g. {}", escape_bytes(e))?;
     }
     if s.before_attach {
         writeln!(out, "    opened before tracing started: no allocation stack")?;

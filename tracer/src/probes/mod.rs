@@ -21,11 +21,11 @@ pub enum ProbeError {
         "not permitted to load eBPF programs ({0}): run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
     )]
     NoPrivileges(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Tracefs(#[from] tracefs::TracefsError),
-    #[error("loading the eBPF object failed: {0}")]
+    #[error("loading the eBPF object failed")]
     Load(#[source] aya::EbpfError),
-    #[error("program {name} could not be loaded or attached: {source}")]
+    #[error("program {name} could not be loaded or attached")]
     Program {
         name: &'static str,
         #[source]
@@ -33,7 +33,7 @@ pub enum ProbeError {
     },
     #[error("map {0} is missing from the eBPF object (agent and programs from different builds?)")]
     MissingMap(&'static str),
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map {
         name: &'static str,
         #[source]
@@ -85,7 +85,12 @@ fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
 
 impl Probes {
     pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
-        tracefs::ensure_mounted()?;
+        tracefs::ensure_mounted().map_err(|e| match e {
+            tracefs::TracefsError::MountFailed(io) if io.raw_os_error() == Some(libc::EPERM) => {
+                ProbeError::NoPrivileges("tracefs is not visible and cannot be mounted".into())
+            }
+            other => ProbeError::Tracefs(other),
+        })?;
         let mode = opts.stack_mode as u32;
         let all = u32::from(opts.trace_all);
         let mut ebpf = EbpfLoader::new()

@@ -129,12 +129,12 @@ impl State {
             if let Some(mut key) = self.sites.get(o.site).map(|s| s.key) {
                 key.kind = kind;
                 let new_site = self.sites.intern(key);
+                // The same allocation moves: its count and its open slot go to the refined site.
                 self.sites.closed(o.site);
-                self.sites.opened(new_site, None);
-                // `opened` counts an allocation; this is the same one moving.
-                if let Some(s) = self.sites.get_mut(new_site) {
-                    s.allocations = s.allocations.saturating_sub(1);
+                if let Some(old) = self.sites.get_mut(o.site) {
+                    old.allocations = old.allocations.saturating_sub(1);
                 }
+                self.sites.opened(new_site, None);
                 o.site = new_site;
             }
             o.kind = kind;

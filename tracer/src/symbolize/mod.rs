@@ -16,7 +16,7 @@ pub use unwind::{DwarfUnwinder, UserRegs};
 pub enum SymbolizeError {
     #[error("process {0} is gone")]
     ProcessGone(i32),
-    #[error("reading /proc/{pid}/maps: {source}")]
+    #[error("reading /proc/{pid}/maps")]
     Maps {
         pid: i32,
         #[source]
