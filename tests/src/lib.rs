@@ -9,7 +9,10 @@ use std::{
 };
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// True when the test may run; false (after printing why) when it must skip. Panics under CI.
@@ -36,8 +39,13 @@ pub fn fixture(name: &str) -> PathBuf {
         let _ = std::fs::create_dir_all(&out);
     });
     let bin = out.join(name);
-    let src = workspace_root().join("tests/fixtures").join(format!("{name}.c"));
-    let fresh = match (bin.metadata().and_then(|m| m.modified()), src.metadata().and_then(|m| m.modified())) {
+    let src = workspace_root()
+        .join("tests/fixtures")
+        .join(format!("{name}.c"));
+    let fresh = match (
+        bin.metadata().and_then(|m| m.modified()),
+        src.metadata().and_then(|m| m.modified()),
+    ) {
         (Ok(b), Ok(s)) => b >= s,
         _ => false,
     };
@@ -58,15 +66,26 @@ pub fn tracer_bin() -> PathBuf {
     // Integration tests live in another package, so CARGO_BIN_EXE_tracer is not set: find it next
     // to this test executable (target/<profile>/deps/..).
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let bin = profile_dir.join("tracer");
-    assert!(bin.exists(), "tracer binary not found at {}: build it first (cargo xtask test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "tracer binary not found at {}: build it first (cargo xtask test does)",
+        bin.display()
+    );
     bin
 }
 
 /// Runs `tracer ARGS`, returning its output.
 pub fn tracer(args: &[&str]) -> Output {
-    Command::new(tracer_bin()).args(args).output().unwrap_or_else(|e| panic!("cannot run tracer: {e}"))
+    Command::new(tracer_bin())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tracer: {e}"))
 }
 
 /// Runs `tracer run --format json ARGS -- CMD`, returning (report, exit code, stderr).
@@ -83,7 +102,8 @@ pub fn run_json(extra: &[&str], cmd: &[&str]) -> (serde_json::Value, i32, String
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let text = std::fs::read_to_string(&out_file)
         .unwrap_or_else(|e| panic!("no report written ({e}); tracer stderr:\n{stderr}"));
-    let report = serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
+    let report =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
     let _ = std::fs::remove_dir_all(&dir);
     (report, out.status.code().unwrap_or(-1), stderr)
 }
@@ -98,11 +118,19 @@ fn unique() -> u64 {
 pub fn stack_functions(site: &serde_json::Value) -> Vec<String> {
     site["stack"]
         .as_array()
-        .map(|frames| frames.iter().filter_map(|f| f["function"].as_str().map(str::to_owned)).collect())
+        .map(|frames| {
+            frames
+                .iter()
+                .filter_map(|f| f["function"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Sites of a report list (`suspects` or `outstanding`).
 pub fn sites<'a>(report: &'a serde_json::Value, list: &str) -> Vec<&'a serde_json::Value> {
-    report[list].as_array().map(|v| v.iter().collect()).unwrap_or_default()
+    report[list]
+        .as_array()
+        .map(|v| v.iter().collect())
+        .unwrap_or_default()
 }

@@ -40,7 +40,11 @@ fn run_returns_the_commands_exit_code() {
     }
     let (report, code, _) = run_json(&[], &["sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
-    assert!(report["processes"].as_array().is_some_and(|p| !p.is_empty()));
+    assert!(
+        report["processes"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
 }
 
 #[test]
@@ -48,7 +52,10 @@ fn watch_reports_a_process_that_exits_mid_trace() {
     if !can_trace("watch exit") {
         return;
     }
-    let mut victim = Command::new("sleep").arg("1").spawn().unwrap_or_else(|e| panic!("{e}"));
+    let mut victim = Command::new("sleep")
+        .arg("1")
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
     let pid = victim.id().to_string();
     let out = tracer(&["watch", "-p", &pid, "--format", "json", "30"]);
     let _ = victim.wait();
@@ -56,8 +63,13 @@ fn watch_reports_a_process_that_exits_mid_trace() {
     no_panic(&stderr);
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains(&format!("PID {pid} exited")), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert!(report["processes"].as_array().is_some_and(|p| p.iter().any(|p| p["exited"] == true)));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(
+        report["processes"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["exited"] == true))
+    );
 }
 
 #[test]
@@ -71,7 +83,12 @@ fn without_privileges_the_error_says_what_to_do() {
         return;
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(tracer_bin())
         .args(["run", "--", "true"])
         .output()
@@ -93,14 +110,30 @@ fn hostile_file_names_survive_text_and_json() {
     let d = dir.to_string_lossy().into_owned();
     let (report, code, _) = run_json(&[], &[&bin, &d]);
     assert_eq!(code, 0);
-    let examples: Vec<String> =
-        sites(&report, "outstanding").iter().filter_map(|s| s["example"].as_str().map(str::to_owned)).collect();
-    assert!(examples.iter().any(|e| e.ends_with("new\nline")), "{examples:?}");
-    assert!(examples.iter().any(|e| e.contains("\u{1b}[31mred")), "{examples:?}");
-    let bad = sites(&report, "outstanding").into_iter().find(|s| s["example_hex"].is_string()).cloned();
+    let examples: Vec<String> = sites(&report, "outstanding")
+        .iter()
+        .filter_map(|s| s["example"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        examples.iter().any(|e| e.ends_with("new\nline")),
+        "{examples:?}"
+    );
+    assert!(
+        examples.iter().any(|e| e.contains("\u{1b}[31mred")),
+        "{examples:?}"
+    );
+    let bad = sites(&report, "outstanding")
+        .into_iter()
+        .find(|s| s["example_hex"].is_string())
+        .cloned();
     let bad = bad.unwrap_or_else(|| panic!("non-UTF-8 name has no lossless hex:\n{report:#}"));
     // "bad" then 0xff 0xfe, byte for byte.
-    assert!(bad["example_hex"].as_str().is_some_and(|h| h.contains("626164fffe")), "{bad}");
+    assert!(
+        bad["example_hex"]
+            .as_str()
+            .is_some_and(|h| h.contains("626164fffe")),
+        "{bad}"
+    );
 
     let out = tracer(&["run", "--", &bin, &d]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -108,6 +141,9 @@ fn hostile_file_names_survive_text_and_json() {
     assert!(text.contains("\\x1b[31mred"), "{text}");
     assert!(text.contains("bad\\xff\\xfe"), "{text}");
     assert!(text.contains("back\\\\slash"), "{text}");
-    assert!(!text.contains('\u{1b}'), "a raw escape sequence reached the terminal");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape sequence reached the terminal"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

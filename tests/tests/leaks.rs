@@ -14,7 +14,10 @@ fn has_function(site: &serde_json::Value, f: &str) -> bool {
 /// Checks the stack order: `inner` appears before (is called by) `outer`.
 fn calls(site: &serde_json::Value, outer: &str, inner: &str) -> bool {
     let fs = stack_functions(site);
-    match (fs.iter().position(|s| s == inner), fs.iter().position(|s| s == outer)) {
+    match (
+        fs.iter().position(|s| s == inner),
+        fs.iter().position(|s| s == outer),
+    ) {
         (Some(i), Some(o)) => i < o,
         _ => false,
     }
@@ -31,22 +34,57 @@ fn leak_on_error_path(stack: &str) {
         .unwrap_or_else(|| panic!("no suspect names load_config:\n{report:#}"));
     assert_eq!(leak["kind"], "file");
     assert_eq!(leak["resource"], "fd");
-    assert!(leak["count"].as_u64().is_some_and(|c| c >= 140), "count {}", leak["count"]);
-    assert!(calls(leak, "run_loop", "load_config"), "stack order: {:?}", stack_functions(leak));
-    assert!(leak["growth_per_min"].as_f64().is_some_and(|g| g > 1000.0), "growth {}", leak["growth_per_min"]);
-    assert!(leak["example"].as_str().is_some_and(|e| e.starts_with("/etc/")), "example {}", leak["example"]);
-    let frame = leak["stack"].as_array().and_then(|f| f.iter().find(|f| f["function"] == "load_config")).cloned();
+    assert!(
+        leak["count"].as_u64().is_some_and(|c| c >= 140),
+        "count {}",
+        leak["count"]
+    );
+    assert!(
+        calls(leak, "run_loop", "load_config"),
+        "stack order: {:?}",
+        stack_functions(leak)
+    );
+    assert!(
+        leak["growth_per_min"].as_f64().is_some_and(|g| g > 1000.0),
+        "growth {}",
+        leak["growth_per_min"]
+    );
+    assert!(
+        leak["example"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("/etc/")),
+        "example {}",
+        leak["example"]
+    );
+    let frame = leak["stack"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["function"] == "load_config"))
+        .cloned();
     let frame = frame.unwrap_or_default();
-    assert!(frame["file"].as_str().is_some_and(|f| f.ends_with("leaky_error_path.c")), "file:line {frame}");
+    assert!(
+        frame["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("leaky_error_path.c")),
+        "file:line {frame}"
+    );
     assert!(frame["line"].as_u64().is_some_and(|l| l > 0));
     // The log file is open at exit but flat: outstanding, not a suspect.
-    assert!(!suspects.iter().any(|s| has_function(s, "open_log_file")), "log file must not be a suspect");
     assert!(
-        sites(&report, "outstanding").iter().any(|s| has_function(s, "open_log_file") && s["count"] == 1),
+        !suspects.iter().any(|s| has_function(s, "open_log_file")),
+        "log file must not be a suspect"
+    );
+    assert!(
+        sites(&report, "outstanding")
+            .iter()
+            .any(|s| has_function(s, "open_log_file") && s["count"] == 1),
         "log file missing from outstanding:\n{report:#}"
     );
     let procs = report["processes"].as_array().cloned().unwrap_or_default();
-    assert!(procs.iter().any(|p| p["fd_soft_limit"].as_u64().is_some() && p["exited"] == true));
+    assert!(
+        procs
+            .iter()
+            .any(|p| p["fd_soft_limit"].as_u64().is_some() && p["exited"] == true)
+    );
     assert_eq!(report["lost_events"], 0);
 }
 
@@ -68,7 +106,12 @@ fn leak_on_error_path_fp_mode_reports_the_site() {
     let (report, code, _) = run_json(&["--stack", "fp"], &[&bin, "150", "10"]);
     assert_eq!(code, 0);
     let suspects = sites(&report, "suspects");
-    assert!(suspects.iter().any(|s| s["kind"] == "file" && s["count"].as_u64().is_some_and(|c| c >= 140)), "{report:#}");
+    assert!(
+        suspects
+            .iter()
+            .any(|s| s["kind"] == "file" && s["count"].as_u64().is_some_and(|c| c >= 140)),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -79,14 +122,24 @@ fn a_pool_that_filled_is_not_a_suspect() {
     let bin = path_of("pool_fills");
     let (report, code, _) = run_json(&[], &[&bin, "16", "1500"]);
     assert_eq!(code, 0);
-    assert!(sites(&report, "suspects").is_empty(), "no suspects expected:\n{report:#}");
-    let pool = sites(&report, "outstanding").into_iter().find(|s| has_function(s, "pool_connect")).cloned();
+    assert!(
+        sites(&report, "suspects").is_empty(),
+        "no suspects expected:\n{report:#}"
+    );
+    let pool = sites(&report, "outstanding")
+        .into_iter()
+        .find(|s| has_function(s, "pool_connect"))
+        .cloned();
     let pool = pool.unwrap_or_else(|| panic!("pool missing:\n{report:#}"));
     assert_eq!(pool["count"], 16);
     assert_eq!(pool["kind"], "socket");
     assert_eq!(pool["family"], "inet");
     // do_work() closes what it opens: nothing of it is outstanding.
-    assert!(!sites(&report, "outstanding").iter().any(|s| has_function(s, "do_work")));
+    assert!(
+        !sites(&report, "outstanding")
+            .iter()
+            .any(|s| has_function(s, "do_work"))
+    );
 }
 
 #[test]
@@ -99,11 +152,29 @@ fn scm_rights_leak_in_a_child_process_is_found() {
     assert_eq!(code, 0);
     let procs = report["processes"].as_array().cloned().unwrap_or_default();
     assert!(procs.len() >= 2, "parent and child expected: {procs:?}");
-    let leak = sites(&report, "suspects").into_iter().find(|s| has_function(s, "receive_request")).cloned();
+    let leak = sites(&report, "suspects")
+        .into_iter()
+        .find(|s| has_function(s, "receive_request"))
+        .cloned();
     let leak = leak.unwrap_or_else(|| panic!("no suspect names receive_request:\n{report:#}"));
-    let parent = procs.iter().filter_map(|p| p["pid"].as_u64()).min().unwrap_or(0);
-    assert_ne!(leak["pid"].as_u64(), Some(parent), "the leak is in the child");
-    assert!(calls(&leak, "handle_request", "receive_request") || has_function(&leak, "receive_request"));
+    let parent = procs
+        .iter()
+        .filter_map(|p| p["pid"].as_u64())
+        .min()
+        .unwrap_or(0);
+    assert_ne!(
+        leak["pid"].as_u64(),
+        Some(parent),
+        "the leak is in the child"
+    );
+    assert!(
+        calls(&leak, "handle_request", "receive_request") || has_function(&leak, "receive_request")
+    );
     // The batch receiver closes what it gets.
-    assert!(!sites(&report, "outstanding").iter().any(|s| has_function(s, "receive_batch")), "{report:#}");
+    assert!(
+        !sites(&report, "outstanding")
+            .iter()
+            .any(|s| has_function(s, "receive_batch")),
+        "{report:#}"
+    );
 }

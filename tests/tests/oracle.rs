@@ -19,7 +19,9 @@ use tracer_common::config::StackMode;
 fn compare(agent: &mut Agent, pid: u32, at: &str) {
     agent.drain();
     agent.tracker.describe_pending(usize::MAX);
-    let Ok(actual) = proc::scan_fds(pid) else { return };
+    let Ok(actual) = proc::scan_fds(pid) else {
+        return;
+    };
     let Some(p) = agent.tracker.state.process(pid) else {
         panic!("{at}: PID {pid} is not tracked");
     };
@@ -32,8 +34,10 @@ fn compare(agent: &mut Agent, pid: u32, at: &str) {
     if ours != theirs {
         let missing: Vec<_> = theirs.iter().filter(|t| !ours.contains(t)).collect();
         let extra: Vec<_> = ours.iter().filter(|o| !theirs.contains(o)).collect();
-        let targets: Vec<String> =
-            actual.iter().map(|f| format!("{}={}", f.fd, String::from_utf8_lossy(&f.target))).collect();
+        let targets: Vec<String> = actual
+            .iter()
+            .map(|f| format!("{}={}", f.fd, String::from_utf8_lossy(&f.target)))
+            .collect();
         panic!(
             "{at}: PID {pid}: agent table differs from /proc\n  only in /proc: {missing:?}\n  only in agent: {extra:?}\n  /proc: {}",
             targets.join(" ")
@@ -42,10 +46,17 @@ fn compare(agent: &mut Agent, pid: u32, at: &str) {
 }
 
 fn oracle(stack_mode: StackMode) {
-    let mut agent = Agent::new(ProbeOptions { stack_mode, ring_buffer_bytes: 16 << 20, trace_all: false })
-        .unwrap_or_else(|e| panic!("loading probes: {e}"));
+    let mut agent = Agent::new(ProbeOptions {
+        stack_mode,
+        ring_buffer_bytes: 16 << 20,
+        trace_all: false,
+    })
+    .unwrap_or_else(|e| panic!("loading probes: {e}"));
     let mut cmd = Command::new(fixture("fd_oracle"));
-    cmd.arg("--checkpoints").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.arg("--checkpoints")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     let held = HeldChild::spawn_command(cmd, "fd_oracle".into()).unwrap_or_else(|e| panic!("{e}"));
     let pid = held.pid;
     agent.follow(pid).unwrap_or_else(|e| panic!("follow: {e}"));
@@ -59,7 +70,10 @@ fn oracle(stack_mode: StackMode) {
         let line = line.unwrap_or_else(|e| panic!("reading fixture output: {e}"));
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["CHILD", c] => children.push(c.parse().unwrap_or_else(|_| panic!("bad CHILD line {line}"))),
+            ["CHILD", c] => children.push(
+                c.parse()
+                    .unwrap_or_else(|_| panic!("bad CHILD line {line}")),
+            ),
             ["CHECKPOINT", ..] => {
                 checkpoints += 1;
                 compare(&mut agent, pid, &line);
@@ -69,7 +83,9 @@ fn oracle(stack_mode: StackMode) {
                     }
                 }
                 writeln!(stdin, "go").unwrap_or_else(|e| panic!("resuming fixture: {e}"));
-                stdin.flush().unwrap_or_else(|e| panic!("resuming fixture: {e}"));
+                stdin
+                    .flush()
+                    .unwrap_or_else(|e| panic!("resuming fixture: {e}"));
             }
             ["DONE"] => done = true,
             _ => {}
@@ -78,9 +94,16 @@ fn oracle(stack_mode: StackMode) {
     let status = child.wait().unwrap_or_else(|e| panic!("waiting: {e}"));
     assert!(status.success(), "fixture failed: {status}");
     assert!(done, "fixture did not finish");
-    assert!(checkpoints >= 10, "only {checkpoints} checkpoints were compared");
+    assert!(
+        checkpoints >= 10,
+        "only {checkpoints} checkpoints were compared"
+    );
     assert!(!children.is_empty(), "the fork phase was not compared");
-    assert_eq!(agent.lost_events(), 0, "events were lost; the comparison is not trustworthy");
+    assert_eq!(
+        agent.lost_events(),
+        0,
+        "events were lost; the comparison is not trustworthy"
+    );
 }
 
 #[test]

@@ -59,12 +59,16 @@ impl ExecRecord {
     }
 }
 
-fn cast<'a, T>(bytes: &'a [u8], kind: u32) -> Result<&'a T, DecodeError> {
+fn cast<T>(bytes: &[u8], kind: u32) -> Result<&T, DecodeError> {
     let need = core::mem::size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::TooShort { kind, len: bytes.len(), need });
+        return Err(DecodeError::TooShort {
+            kind,
+            len: bytes.len(),
+            need,
+        });
     }
-    if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+    if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
         return Err(DecodeError::Misaligned);
     }
     // SAFETY: length and alignment were checked above; every record type is #[repr(C)] plain
@@ -79,15 +83,27 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
         let header: &RecordHeader = cast(bytes, 0)?;
         let k = header.kind;
         Ok(match k {
-            kind::SYSCALL_CORE => Record::Syscall(SyscallView { core: cast(bytes, k)?, detail: None, stack: &[] }),
+            kind::SYSCALL_CORE => Record::Syscall(SyscallView {
+                core: cast(bytes, k)?,
+                detail: None,
+                stack: &[],
+            }),
             kind::SYSCALL => {
                 let r: &SyscallRecord = cast(bytes, k)?;
-                Record::Syscall(SyscallView { core: &r.core, detail: Some(r), stack: &[] })
+                Record::Syscall(SyscallView {
+                    core: &r.core,
+                    detail: Some(r),
+                    stack: &[],
+                })
             }
             kind::SYSCALL_STACK => {
                 let r: &SyscallStackRecord = cast(bytes, k)?;
                 let n = (r.record.stack_len as usize).min(STACK_COPY_MAX);
-                Record::Syscall(SyscallView { core: &r.record.core, detail: Some(&r.record), stack: &r.stack[..n] })
+                Record::Syscall(SyscallView {
+                    core: &r.record.core,
+                    detail: Some(&r.record),
+                    stack: &r.stack[..n],
+                })
             }
             kind::FORK => Record::Fork(cast(bytes, k)?),
             kind::EXEC => Record::Exec(cast(bytes, k)?),
@@ -107,7 +123,9 @@ mod tests {
 
     fn bytes_of<T>(v: &T) -> &[u8] {
         // SAFETY: reading the bytes of a repr(C) POD value for the duration of the borrow.
-        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+        unsafe {
+            core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>())
+        }
     }
 
     #[test]
@@ -115,7 +133,13 @@ mod tests {
         let mut buf = Box::new(Aligned([0; 16384]));
         let mut rec = SyscallRecord {
             core: SyscallCore {
-                header: RecordHeader { kind: kind::SYSCALL, tgid: 7, tid: 8, _pad: 0, ts_ns: 9 },
+                header: RecordHeader {
+                    kind: kind::SYSCALL,
+                    tgid: 7,
+                    tid: 8,
+                    _pad: 0,
+                    ts_ns: 9,
+                },
                 nr: 257,
                 capture: 0,
                 ret: 5,
@@ -148,18 +172,30 @@ mod tests {
     #[test]
     fn short_and_unknown_records_are_errors() {
         let buf = Box::new(Aligned([0; 16384]));
-        assert!(matches!(Record::try_from(&buf.0[..8]), Err(DecodeError::TooShort { .. })));
+        assert!(matches!(
+            Record::try_from(&buf.0[..8]),
+            Err(DecodeError::TooShort { .. })
+        ));
         let mut buf = buf;
         buf.0[0] = 99;
-        assert_eq!(Record::try_from(&buf.0[..64]).err(), Some(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            Record::try_from(&buf.0[..64]).err(),
+            Some(DecodeError::UnknownKind(99))
+        );
         buf.0[0] = kind::SYSCALL_STACK as u8;
-        assert!(matches!(Record::try_from(&buf.0[..200]), Err(DecodeError::TooShort { .. })));
+        assert!(matches!(
+            Record::try_from(&buf.0[..200]),
+            Err(DecodeError::TooShort { .. })
+        ));
     }
 
     #[test]
     fn stack_length_is_bounded_by_the_record() {
         let mut buf = Box::new(Aligned([0; 16384]));
-        let hdr = RecordHeader { kind: kind::SYSCALL_STACK, ..Default::default() };
+        let hdr = RecordHeader {
+            kind: kind::SYSCALL_STACK,
+            ..Default::default()
+        };
         let hb = bytes_of(&hdr);
         buf.0[..hb.len()].copy_from_slice(hb);
         let size = core::mem::size_of::<SyscallStackRecord>();

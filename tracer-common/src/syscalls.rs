@@ -128,8 +128,25 @@ pub struct SyscallSpec {
     pub capture: Capture,
 }
 
-const fn alloc(nr: u32, name: &'static str, effect: FdEffect, kind: KindHint, data: DataSource) -> SyscallSpec {
-    SyscallSpec { nr, name, effect, kind, capture: Capture { data, stack: true, failures: true, fcntl_dup_only: false } }
+const fn alloc(
+    nr: u32,
+    name: &'static str,
+    effect: FdEffect,
+    kind: KindHint,
+    data: DataSource,
+) -> SyscallSpec {
+    SyscallSpec {
+        nr,
+        name,
+        effect,
+        kind,
+        capture: Capture {
+            data,
+            stack: true,
+            failures: true,
+            fcntl_dup_only: false,
+        },
+    }
 }
 
 const fn release(nr: u32, name: &'static str, effect: FdEffect) -> SyscallSpec {
@@ -138,7 +155,12 @@ const fn release(nr: u32, name: &'static str, effect: FdEffect) -> SyscallSpec {
         name,
         effect,
         kind: KindHint::FromSource,
-        capture: Capture { data: DataSource::None, stack: false, failures: true, fcntl_dup_only: false },
+        capture: Capture {
+            data: DataSource::None,
+            stack: false,
+            failures: true,
+            fcntl_dup_only: false,
+        },
     }
 }
 
@@ -167,7 +189,12 @@ pub const X86_64: &[SyscallSpec] = &[
         name: "fcntl",
         effect: E::Dup,
         kind: K::FromSource,
-        capture: Capture { data: D::None, stack: true, failures: true, fcntl_dup_only: true },
+        capture: Capture {
+            data: D::None,
+            stack: true,
+            failures: true,
+            fcntl_dup_only: true,
+        },
     },
     alloc(284, "eventfd", E::NewFd, K::EventFd, D::None),
     alloc(290, "eventfd2", E::NewFd, K::EventFd, D::None),
@@ -191,7 +218,13 @@ pub const X86_64: &[SyscallSpec] = &[
     alloc(430, "fsopen", E::NewFd, K::OtherAnon, D::Path(0)),
     alloc(432, "fsmount", E::NewFd, K::OtherAnon, D::None),
     alloc(433, "fspick", E::NewFd, K::OtherAnon, D::Path(1)),
-    alloc(444, "landlock_create_ruleset", E::NewFd, K::OtherAnon, D::None),
+    alloc(
+        444,
+        "landlock_create_ruleset",
+        E::NewFd,
+        K::OtherAnon,
+        D::None,
+    ),
     alloc(47, "recvmsg", E::ReceiveFds, K::FromSource, D::MsgHdr(1)),
     alloc(299, "recvmmsg", E::ReceiveFds, K::FromSource, D::MmsgHdr(1)),
     release(3, "close", E::Close),
@@ -224,7 +257,11 @@ mod tests {
     #[test]
     fn numbers_are_unique_and_in_range() {
         for (i, a) in X86_64.iter().enumerate() {
-            assert!(a.nr < crate::config::MAX_SYSCALL_NR, "{} out of range", a.name);
+            assert!(
+                a.nr < crate::config::MAX_SYSCALL_NR,
+                "{} out of range",
+                a.name
+            );
             for b in &X86_64[i + 1..] {
                 assert_ne!(a.nr, b.nr, "{} and {} share a number", a.name, b.name);
             }
@@ -235,7 +272,10 @@ mod tests {
     fn capture_bits_round_trip_fields() {
         let c = spec(53).map(|s| s.capture.bits()).unwrap_or(0);
         assert_eq!(c & bits::ENABLED, bits::ENABLED);
-        assert_eq!((c >> bits::DATA_SHIFT) & bits::DATA_MASK, bits::DATA_FD_PAIR);
+        assert_eq!(
+            (c >> bits::DATA_SHIFT) & bits::DATA_MASK,
+            bits::DATA_FD_PAIR
+        );
         assert_eq!((c >> bits::ARG_SHIFT) & bits::ARG_MASK, 3);
         assert_ne!(c & bits::STACK, 0);
         let close = spec(3).map(|s| s.capture.bits()).unwrap_or(0);

@@ -2,10 +2,10 @@
 //! exit releases everything.
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user},
     macros::tracepoint,
     programs::TracePointContext,
-    EbpfContext,
 };
 use tracer_common::{
     config::LossCounter,
@@ -85,7 +85,13 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         return 0;
     };
     entry.write(ForkRecord {
-        header: RecordHeader { kind: kind::FORK, tgid, tid, _pad: 0, ts_ns: now() },
+        header: RecordHeader {
+            kind: kind::FORK,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: now(),
+        },
         child_tgid: child,
         _pad: 0,
         clone_flags: flags,
@@ -111,7 +117,13 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     // SAFETY: exclusive reservation written in place; tracepoint offsets from its format file;
     // the filename is read from the trace record (kernel memory) with a checked helper.
     unsafe {
-        (*p).header = RecordHeader { kind: kind::EXEC, tgid, tid: pid_tgid as u32, _pad: 0, ts_ns: now() };
+        (*p).header = RecordHeader {
+            kind: kind::EXEC,
+            tgid,
+            tid: pid_tgid as u32,
+            _pad: 0,
+            ts_ns: now(),
+        };
         (*p).old_tid = ctx.read_at::<i32>(16).unwrap_or(0) as u32;
         (*p).filename_len = 0;
         let loc: u32 = ctx.read_at(8).unwrap_or(0);
@@ -142,7 +154,13 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         return 0;
     };
     entry.write(ExitRecord {
-        header: RecordHeader { kind: kind::EXIT, tgid, tid: pid_tgid as u32, _pad: 0, ts_ns: now() },
+        header: RecordHeader {
+            kind: kind::EXIT,
+            tgid,
+            tid: pid_tgid as u32,
+            _pad: 0,
+            ts_ns: now(),
+        },
     });
     entry.submit(0);
     0

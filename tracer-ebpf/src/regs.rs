@@ -25,5 +25,12 @@ pub fn read(regs: *const u8, offset: usize) -> Result<u64, i64> {
 /// The six syscall arguments in order (x86_64 passes the fourth in r10, not rcx).
 #[inline(always)]
 pub fn args(regs: *const u8) -> Result<[u64; 6], i64> {
-    Ok([read(regs, DI)?, read(regs, SI)?, read(regs, DX)?, read(regs, R10)?, read(regs, R8)?, read(regs, R9)?])
+    Ok([
+        read(regs, DI)?,
+        read(regs, SI)?,
+        read(regs, DX)?,
+        read(regs, R10)?,
+        read(regs, R8)?,
+        read(regs, R9)?,
+    ])
 }

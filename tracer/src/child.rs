@@ -46,8 +46,13 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 impl HeldChild {
     /// Forks `argv`; the child reports its PID and waits for [`HeldChild::release`] before exec.
     pub fn spawn(argv: &[OsString]) -> Result<Self, ChildError> {
-        let display = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-        let Some(program) = argv.first() else { return Err(ChildError::NotFound(display)) };
+        let display = argv
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(program) = argv.first() else {
+            return Err(ChildError::NotFound(display));
+        };
         if resolve(program).is_none() {
             return Err(ChildError::NotFound(display));
         }
@@ -95,11 +100,20 @@ impl HeldChild {
         if n != 4 {
             drop(go_w);
             return match spawned.join() {
-                Ok(Err(e)) => Err(ChildError::Spawn { cmd: display, source: e }),
-                _ => Err(ChildError::Handshake(io::Error::other("child exited before reporting its PID"))),
+                Ok(Err(e)) => Err(ChildError::Spawn {
+                    cmd: display,
+                    source: e,
+                }),
+                _ => Err(ChildError::Handshake(io::Error::other(
+                    "child exited before reporting its PID",
+                ))),
             };
         }
-        Ok(HeldChild { pid: i32::from_ne_bytes(b) as u32, release: go_w, spawned })
+        Ok(HeldChild {
+            pid: i32::from_ne_bytes(b) as u32,
+            release: go_w,
+            spawned,
+        })
     }
 
     /// Lets the child exec; returns the running child.
@@ -113,9 +127,14 @@ impl HeldChild {
             Ok(Err(e)) => Err(if e.kind() == io::ErrorKind::NotFound {
                 ChildError::NotFound(e.to_string())
             } else {
-                ChildError::Spawn { cmd: String::new(), source: e }
+                ChildError::Spawn {
+                    cmd: String::new(),
+                    source: e,
+                }
             }),
-            Err(_) => Err(ChildError::Handshake(io::Error::other("spawn thread panicked"))),
+            Err(_) => Err(ChildError::Handshake(io::Error::other(
+                "spawn thread panicked",
+            ))),
         }
     }
 }
@@ -124,7 +143,13 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: reading into the unfilled tail of a valid buffer.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
         if n > 0 {
             got += n as usize;
         } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -140,16 +165,23 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
 fn resolve(program: &OsString) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let p = std::path::Path::new(program);
-    let executable = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &std::path::Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if program.as_encoded_bytes().contains(&b'/') {
         return executable(p).then(|| p.to_path_buf());
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| executable(c))
+    std::env::split_paths(&path)
+        .map(|d| d.join(p))
+        .find(|c| executable(c))
 }
 
 /// The exit code a shell would give: the status, or 128 + signal.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }

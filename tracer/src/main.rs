@@ -9,7 +9,10 @@ use tracer::{
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tracer: cannot start the runtime: {e}");
@@ -32,5 +35,10 @@ fn main() {
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| matches!(c.downcast_ref::<tracer::child::ChildError>(), Some(tracer::child::ChildError::NotFound(_))))
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<tracer::child::ChildError>(),
+            Some(tracer::child::ChildError::NotFound(_))
+        )
+    })
 }

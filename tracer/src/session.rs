@@ -51,23 +51,39 @@ impl Reporter {
     fn new(common: &CommonArgs) -> anyhow::Result<Self> {
         let out: Box<dyn Write> = match &common.output {
             Some(path) => Box::new(
-                File::create(path).with_context(|| format!("cannot write the report to {}", path.display()))?,
+                File::create(path)
+                    .with_context(|| format!("cannot write the report to {}", path.display()))?,
             ),
             None => Box::new(io::stdout()),
         };
-        Ok(Reporter { out, common: common.clone(), symbols: Symbols::new(), started: Instant::now() })
+        Ok(Reporter {
+            out,
+            common: common.clone(),
+            symbols: Symbols::new(),
+            started: Instant::now(),
+        })
     }
 
     fn report(&mut self, agent: &mut Agent, label: &'static str) -> anyhow::Result<()> {
         agent.tracker.refresh_limits();
-        let opts = ReportOptions { min_age_ns: self.common.min_age.as_nanos() as u64, top: self.common.top };
+        let opts = ReportOptions {
+            min_age_ns: self.common.min_age.as_nanos() as u64,
+            top: self.common.top,
+        };
         let lost = agent.lost_events();
         let now = proc::monotonic_ns();
         let symbols = &mut self.symbols;
         let stacks = &agent.tracker.stacks;
-        let report = analysis::build(&agent.tracker.state, now, lost, &opts, |id| stacks.frames(symbols, id));
-        let heading = Heading { elapsed_s: self.started.elapsed().as_secs_f64(), label, stack_mode: self.common.stack.as_str() };
-        output::write(&mut self.out, self.common.format, &report, &heading).context("writing the report")?;
+        let report = analysis::build(&agent.tracker.state, now, lost, &opts, |id| {
+            stacks.frames(symbols, id)
+        });
+        let heading = Heading {
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            label,
+            stack_mode: self.common.stack.as_str(),
+        };
+        output::write(&mut self.out, self.common.format, &report, &heading)
+            .context("writing the report")?;
         self.out.flush().context("writing the report")?;
         Ok(())
     }
@@ -82,17 +98,24 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     }
     let mut agent = Agent::new(probe_options(&args.common))?;
     for pid in &args.pids {
-        agent.follow(*pid).with_context(|| format!("cannot attach to PID {pid}"))?;
+        agent
+            .follow(*pid)
+            .with_context(|| format!("cannot attach to PID {pid}"))?;
     }
     eprintln!(
         "tracer: tracing PID {} ({} stacks); report every {:.1}s, Ctrl-C for the final one",
-        args.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+        args.pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         args.common.stack.as_str(),
         args.interval.as_secs_f64()
     );
     let mut reporter = Reporter::new(&args.common)?;
     let mut tick = tokio::time::interval(tick_period(Some(args.interval)));
-    let mut report_timer = tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
+    let mut report_timer =
+        tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
     let mut reports = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);

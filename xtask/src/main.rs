@@ -14,7 +14,14 @@ use std::{
 const TOOLCHAIN: &str = "1.98.0";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "gcc", "libc6-dev"];
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "gcc",
+    "libc6-dev",
+];
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -23,7 +30,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(),
         Some("build") => setup().and_then(|()| build()),
-        Some("demo") => setup().and_then(|()| build()).and_then(|()| demo(&args[1..])),
+        Some("demo") => setup()
+            .and_then(|()| build())
+            .and_then(|()| demo(&args[1..])),
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("fixtures") => build_fixtures().map(|dir| println!("{}", dir.display())),
         _ => {
@@ -43,13 +52,22 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn run(cmd: &mut Command) -> Result {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    if status.success() { Ok(()) } else { Err(format!("{:?} failed with {status}", cmd.get_program())) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed with {status}", cmd.get_program()))
+    }
 }
 
 fn succeeds(cmd: &mut Command) -> bool {
@@ -57,7 +75,9 @@ fn succeeds(cmd: &mut Command) -> bool {
 }
 
 fn stdout_of(cmd: &mut Command) -> String {
-    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    cmd.output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// Cargo with the pinned toolchain, in the workspace root.
@@ -68,33 +88,63 @@ fn cargo() -> Command {
 }
 
 fn setup() -> Result {
-    let missing: Vec<&str> =
-        APT_PACKAGES.iter().copied().filter(|p| !succeeds(Command::new("dpkg").args(["-s", p]))).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !succeeds(Command::new("dpkg").args(["-s", p])))
+        .collect();
     if !missing.is_empty() {
-        run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
-        run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(&missing).env(
-            "DEBIAN_FRONTEND",
-            "noninteractive",
-        ))?;
+        run(Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     let toolchains = stdout_of(Command::new("rustup").args(["toolchain", "list"]));
     if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
-        run(Command::new("rustup").args(["toolchain", "install", TOOLCHAIN, "--profile", "minimal"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            TOOLCHAIN,
+            "--profile",
+            "minimal",
+        ]))?;
     }
-    let installed = stdout_of(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", TOOLCHAIN]));
+    let installed = stdout_of(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        TOOLCHAIN,
+    ]));
     let want = ["rust-src", "clippy", "rustfmt"];
-    let lacking: Vec<&str> = want.iter().copied().filter(|c| !installed.lines().any(|l| l.starts_with(c))).collect();
+    let lacking: Vec<&str> = want
+        .iter()
+        .copied()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(c)))
+        .collect();
     if !lacking.is_empty() {
-        run(Command::new("rustup").args(["component", "add", "--toolchain", TOOLCHAIN]).args(&lacking))?;
+        run(Command::new("rustup")
+            .args(["component", "add", "--toolchain", TOOLCHAIN])
+            .args(&lacking))?;
     }
-    let linker_ok = stdout_of(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION);
+    let linker_ok =
+        stdout_of(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION);
     if !linker_ok {
         let path = format!("{LLVM_PREFIX}/bin:{}", env::var("PATH").unwrap_or_default());
         run(Command::new("cargo")
             .env("RUSTUP_TOOLCHAIN", TOOLCHAIN)
             .env("LLVM_PREFIX", LLVM_PREFIX)
             .env("PATH", path)
-            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features", "llvm-22"]))?;
     }
     mount_tracefs();
@@ -106,7 +156,9 @@ fn mount_tracefs() {
     if Path::new("/sys/kernel/tracing/events").is_dir() {
         return;
     }
-    let _ = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
+    let _ = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status();
 }
 
 fn build() -> Result {
@@ -122,7 +174,10 @@ fn build_fixtures() -> Result<PathBuf> {
     for e in entries.flatten() {
         let path = e.path();
         if path.extension().is_some_and(|x| x == "c") {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             run(Command::new("cc")
                 .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
                 .arg(out.join(&stem))
@@ -135,15 +190,29 @@ fn build_fixtures() -> Result<PathBuf> {
 fn demo(extra: &[String]) -> Result {
     let fixtures = build_fixtures()?;
     let tracer = root().join("target/release/tracer");
-    run(Command::new(tracer).arg("run").args(extra).arg("--").arg(fixtures.join("demo_leaky_server")))
+    run(Command::new(tracer)
+        .arg("run")
+        .args(extra)
+        .arg("--")
+        .arg(fixtures.join("demo_leaky_server")))
 }
 
 fn test(extra: &[String]) -> Result {
     build_fixtures()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The integration tests run the binary, which `cargo test` of another package does not build.
     run(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
     // One test thread: integration tests share kernel state (attached programs, the PID space).
-    run(cargo().args(["test", "--workspace", "--release"]).args(extra).args(["--", "--test-threads=1"]))
+    run(cargo()
+        .args(["test", "--workspace", "--release"])
+        .args(extra)
+        .args(["--", "--test-threads=1"]))
 }

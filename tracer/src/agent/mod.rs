@@ -15,7 +15,7 @@ use tracer_common::{
 use crate::{
     ingest::Ingest,
     probes::{ProbeError, ProbeOptions, Probes},
-    state::{State, StackId, apply::Syscall},
+    state::{StackId, State, apply::Syscall},
     symbolize::{DwarfUnwinder, ModuleMap, UserRegs},
 };
 use stacks::StackStore;
@@ -108,7 +108,6 @@ impl Agent {
 }
 
 impl Tracker {
-
     /// Starts tracing a running process: the kernel filter first, then what it already has open,
     /// so nothing opened in between is missed (a record for an fd the scan also saw just replaces it).
     pub fn follow(&mut self, pid: u32) -> Result<(), AgentError> {
@@ -124,7 +123,8 @@ impl Tracker {
             }
         };
         let now = proc::monotonic_ns();
-        self.state.attach(pid, proc::comm(pid), proc::limits(pid), &existing, now);
+        self.state
+            .attach(pid, proc::comm(pid), proc::limits(pid), &existing, now);
         if let Ok(m) = ModuleMap::read(pid as i32) {
             self.modules.insert(pid, m);
         }
@@ -136,15 +136,21 @@ impl Tracker {
         match record {
             Record::Syscall(v) => self.on_syscall(&v),
             Record::Fork(f) => {
-                self.state.on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
+                self.state
+                    .on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
             }
             Record::Exec(e) => {
                 let tgid = e.header.tgid;
                 self.modules.remove(&tgid);
                 self.unwinder.forget(tgid as i32);
                 let comm = proc::comm(tgid);
-                let comm = if comm.is_empty() { basename(e.filename_bytes()).to_vec() } else { comm };
-                self.state.on_exec(tgid, &comm, proc::fd_numbers(tgid).as_deref());
+                let comm = if comm.is_empty() {
+                    basename(e.filename_bytes()).to_vec()
+                } else {
+                    comm
+                };
+                self.state
+                    .on_exec(tgid, &comm, proc::fd_numbers(tgid).as_deref());
                 if let Some(p) = self.state.processes.get_mut(&tgid) {
                     p.limits = proc::limits(tgid);
                 }
@@ -163,17 +169,31 @@ impl Tracker {
         if !self.state.processes.contains_key(&tgid) {
             return;
         }
-        let stack = if core.capture & bits::STACK != 0 && core.ret >= 0 { self.stack_of(tgid, v) } else { StackId::NONE };
+        let stack = if core.capture & bits::STACK != 0 && core.ret >= 0 {
+            self.stack_of(tgid, v)
+        } else {
+            StackId::NONE
+        };
         let (data_kind, data) = match v.detail {
             Some(d) => (d.data_kind, v.data()),
             None => (0, &[][..]),
         };
-        let sc = Syscall { tgid, ts_ns: core.header.ts_ns, nr: core.nr, ret: core.ret, args: core.args, data_kind, data };
+        let sc = Syscall {
+            tgid,
+            ts_ns: core.header.ts_ns,
+            nr: core.nr,
+            ret: core.ret,
+            args: core.args,
+            data_kind,
+            data,
+        };
         self.state.on_syscall(&sc, stack);
     }
 
     fn stack_of(&mut self, tgid: u32, v: &SyscallView<'_>) -> StackId {
-        let Some(d) = v.detail else { return StackId::NONE };
+        let Some(d) = v.detail else {
+            return StackId::NONE;
+        };
         match self.stack_mode {
             StackMode::None => StackId::NONE,
             StackMode::FramePointer => {
@@ -192,7 +212,11 @@ impl Tracker {
                 id
             }
             StackMode::Dwarf => {
-                let regs = UserRegs { ip: d.user_ip, sp: d.user_sp, bp: d.user_bp };
+                let regs = UserRegs {
+                    ip: d.user_ip,
+                    sp: d.user_sp,
+                    bp: d.user_bp,
+                };
                 if !self.modules.contains_key(&tgid)
                     && let Ok(m) = ModuleMap::read(tgid as i32)
                 {
@@ -200,7 +224,10 @@ impl Tracker {
                 }
                 let mut addrs = std::mem::take(&mut self.scratch);
                 match self.modules.get(&tgid) {
-                    Some(m) => self.unwinder.unwind(tgid as i32, m, regs, v.stack, MAX_FRAMES, &mut addrs),
+                    Some(m) => {
+                        self.unwinder
+                            .unwind(tgid as i32, m, regs, v.stack, MAX_FRAMES, &mut addrs)
+                    }
                     None => {
                         addrs.clear();
                         addrs.push(regs.ip);
@@ -217,7 +244,10 @@ impl Tracker {
     /// wrappers use rbp as a general register) reads data as return addresses: stop at the first
     /// address outside executable code, so one call site is one stack whatever the garbage.
     fn truncate_at_garbage(&mut self, tgid: u32, addrs: &mut Vec<u64>) {
-        let stale = self.modules.get(&tgid).is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
+        let stale = self
+            .modules
+            .get(&tgid)
+            .is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
         if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
             self.modules.insert(tgid, m);
         }
@@ -234,7 +264,10 @@ impl Tracker {
         if let Some(id) = self.stacks.find(tgid, addrs) {
             return id;
         }
-        let stale = self.modules.get(&tgid).is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
+        let stale = self
+            .modules
+            .get(&tgid)
+            .is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
         if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
             self.modules.insert(tgid, m);
         }
@@ -266,7 +299,12 @@ impl Tracker {
                 Some((kind, target)) => self.state.describe(tgid, fd, kind, &target),
                 None => {
                     // Closed meanwhile (its close record is on the way) or the process is gone.
-                    if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {
+                    if let Some(o) = self
+                        .state
+                        .processes
+                        .get_mut(&tgid)
+                        .and_then(|p| p.fds.get_mut(fd))
+                    {
                         o.described = true;
                     }
                 }

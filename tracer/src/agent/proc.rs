@@ -33,10 +33,14 @@ pub fn scan_fds(pid: u32) -> Result<Vec<ProcFd>, ProcError> {
     })?;
     let mut out = Vec::new();
     for e in entries.flatten() {
-        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         let path = e.path();
         // The fd may close between readdir and readlink: skip it, it is gone.
-        let Ok(target) = std::fs::read_link(&path) else { continue };
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
         let target = target.as_os_str().as_bytes().to_vec();
         let kind = FdKind::from_link(&target, || file_type(&path));
         out.push(ProcFd { fd, kind, target });
@@ -48,8 +52,10 @@ pub fn scan_fds(pid: u32) -> Result<Vec<ProcFd>, ProcError> {
 /// Sorted numbers of the open fds (cheaper than a full scan).
 pub fn fd_numbers(pid: u32) -> Option<Vec<i32>> {
     let entries = std::fs::read_dir(proc_path(pid).join("fd")).ok()?;
-    let mut v: Vec<i32> =
-        entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+    let mut v: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
     v.sort_unstable();
     Some(v)
 }
@@ -97,15 +103,23 @@ pub fn limits(pid: u32) -> Limits {
         procfs::process::LimitValue::Unlimited => None,
     };
     match procfs::process::Process::new(pid as i32).and_then(|p| p.limits()) {
-        Ok(l) => Limits { nofile_soft: value(l.max_open_files.soft_limit), nofile_hard: value(l.max_open_files.hard_limit) },
+        Ok(l) => Limits {
+            nofile_soft: value(l.max_open_files.soft_limit),
+            nofile_hard: value(l.max_open_files.hard_limit),
+        },
         Err(_) => Limits::default(),
     }
 }
 
 /// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }

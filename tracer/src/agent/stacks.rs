@@ -43,7 +43,10 @@ impl StackStore {
             return Some(StackId::NONE);
         }
         let ids = self.by_hash.get(&self.hash(tgid, addrs))?;
-        ids.iter().copied().find(|id| self.get(*id).is_some_and(|s| s.tgid == tgid && &*s.addresses == addrs))
+        ids.iter().copied().find(|id| {
+            self.get(*id)
+                .is_some_and(|s| s.tgid == tgid && &*s.addresses == addrs)
+        })
     }
 
     /// Interns a new stack, normalizing its addresses with `modules` (a snapshot of the process's
@@ -56,7 +59,11 @@ impl StackStore {
             Some(m) => addrs.iter().map(|a| m.lookup(*a)).collect(),
             None => addrs.iter().map(|_| None).collect(),
         };
-        self.stacks.push(StoredStack { tgid, addresses: addrs.into(), frames });
+        self.stacks.push(StoredStack {
+            tgid,
+            addresses: addrs.into(),
+            frames,
+        });
         let id = StackId(u32::try_from(self.stacks.len()).unwrap_or(u32::MAX));
         let h = self.hash(tgid, addrs);
         self.by_hash.entry(h).or_default().push(id);
@@ -82,7 +89,9 @@ impl StackStore {
 impl StackStore {
     /// Symbolized frames of a stack, innermost first; unresolvable frames keep their address.
     pub fn frames(&self, symbols: &mut Symbols, id: StackId) -> Vec<Frame> {
-        let Some(stack) = self.get(id) else { return Vec::new() };
+        let Some(stack) = self.get(id) else {
+            return Vec::new();
+        };
         let resolved: Vec<NormalizedFrame> = stack.frames.iter().flatten().cloned().collect();
         let symbolized = symbols.symbolize(&resolved);
         let mut sym = symbolized.into_iter().peekable();
@@ -135,8 +144,17 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(store.find(1, &[]), Some(StackId::NONE));
-        let s = store.get(a).map(|s| (s.frames[0].as_ref().map(|f| f.file_offset), s.frames[1].is_none()));
+        let s = store.get(a).map(|s| {
+            (
+                s.frames[0].as_ref().map(|f| f.file_offset),
+                s.frames[1].is_none(),
+            )
+        });
         assert_eq!(s, Some((Some(0x1010), true)));
-        assert!(store.get(c).is_some_and(|s| s.frames.iter().all(Option::is_none)));
+        assert!(
+            store
+                .get(c)
+                .is_some_and(|s| s.frames.iter().all(Option::is_none))
+        );
     }
 }

@@ -86,7 +86,10 @@ pub struct ReportOptions {
 pub fn text_and_hex(bytes: &[u8]) -> (String, Option<String>) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_owned(), None),
-        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), Some(bytes.iter().map(|b| format!("{b:02x}")).collect())),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        ),
     }
 }
 
@@ -104,7 +107,9 @@ pub fn build(
     let mut pids: Vec<&u32> = state.processes.keys().collect();
     pids.sort_unstable();
     for pid in pids {
-        let Some(p) = state.processes.get(pid) else { continue };
+        let Some(p) = state.processes.get(pid) else {
+            continue;
+        };
         let reference = p.exited_ns.unwrap_or(now_ns);
         let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
         for (_, o) in p.fds.iter() {
@@ -133,8 +138,12 @@ pub fn build(
     let mut suspects: Vec<SiteReport> = Vec::new();
     let mut outstanding: Vec<SiteReport> = Vec::new();
     for (id, (count, oldest)) in per_site {
-        let Some(st) = state.sites.get(id) else { continue };
-        let Some(p) = state.processes.get(&st.key.tgid) else { continue };
+        let Some(st) = state.sites.get(id) else {
+            continue;
+        };
+        let Some(p) = state.processes.get(&st.key.tgid) else {
+            continue;
+        };
         let reference = p.exited_ns.unwrap_or(now_ns);
         let mut samples = st.samples.clone();
         if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
@@ -144,9 +153,9 @@ pub fn build(
         // Fds open before attach have no stack and no measured history: never suspects.
         let growing = t.growing && !st.key.before_attach;
         let time_to_limit_s = match (growing, p.is_alive(), p.limits.nofile_soft) {
-            (true, true, Some(soft)) if t.growth_per_min > 0.0 => {
-                Some(round2(soft.saturating_sub(p.fds.len() as u64) as f64 / (t.growth_per_min / 60.0)))
-            }
+            (true, true, Some(soft)) if t.growth_per_min > 0.0 => Some(round2(
+                soft.saturating_sub(p.fds.len() as u64) as f64 / (t.growth_per_min / 60.0),
+            )),
             _ => None,
         };
         let (example, example_hex) = match &st.example {
@@ -178,8 +187,19 @@ pub fn build(
         }
         outstanding.push(site);
     }
-    suspects.sort_by(|a, b| b.growth_per_min.total_cmp(&a.growth_per_min).then(b.count.cmp(&a.count)).then(a.pid.cmp(&b.pid)));
-    outstanding.sort_by(|a, b| b.count.cmp(&a.count).then(b.oldest_age_ms.cmp(&a.oldest_age_ms)).then(a.pid.cmp(&b.pid)).then(a.kind.cmp(b.kind)));
+    suspects.sort_by(|a, b| {
+        b.growth_per_min
+            .total_cmp(&a.growth_per_min)
+            .then(b.count.cmp(&a.count))
+            .then(a.pid.cmp(&b.pid))
+    });
+    outstanding.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.oldest_age_ms.cmp(&a.oldest_age_ms))
+            .then(a.pid.cmp(&b.pid))
+            .then(a.kind.cmp(b.kind))
+    });
     if let Some(n) = opts.top {
         suspects.truncate(n);
         outstanding.truncate(n);
@@ -187,7 +207,12 @@ pub fn build(
     for s in suspects.iter_mut().chain(outstanding.iter_mut()) {
         s.stack = frames(s.stack_id);
     }
-    Report { lost_events, processes, suspects, outstanding }
+    Report {
+        lost_events,
+        processes,
+        suspects,
+        outstanding,
+    }
 }
 
 fn round2(x: f64) -> f64 {

@@ -32,24 +32,37 @@ fn slope_per_ns(samples: &[(u64, u32)]) -> f64 {
         sxy += x * y;
     }
     let den = n * sxx - sx * sx;
-    if den <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / den }
+    if den <= 0.0 {
+        0.0
+    } else {
+        (n * sxy - sx * sy) / den
+    }
 }
 
 /// Classifies a series of (time ns, open count) samples, oldest first.
 pub fn classify(samples: &[(u64, u32)]) -> Trend {
     let growth_per_min = slope_per_ns(samples) * 60e9;
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        return Trend { growth_per_min: 0.0, growing: false };
+        return Trend {
+            growth_per_min: 0.0,
+            growing: false,
+        };
     };
     let span = last.0.saturating_sub(first.0);
     if span < MIN_SPAN_NS || samples.len() < 4 {
-        return Trend { growth_per_min, growing: false };
+        return Trend {
+            growth_per_min,
+            growing: false,
+        };
     }
     let mid_t = first.0 + span / 2;
     let split = samples.partition_point(|s| s.0 < mid_t);
     let second = &samples[split.saturating_sub(1)..];
     let Some(mid) = second.first() else {
-        return Trend { growth_per_min, growing: false };
+        return Trend {
+            growth_per_min,
+            growing: false,
+        };
     };
     let rise = last.1.saturating_sub(mid.1);
     let needed = MIN_RISE.max(mid.1 / 10);
@@ -64,7 +77,10 @@ pub fn classify(samples: &[(u64, u32)]) -> Trend {
     }
     let steady = down * 4 <= up + down;
     let growing = second.len() >= 3 && rise >= needed && slope_per_ns(second) > 0.0 && steady;
-    Trend { growth_per_min, growing }
+    Trend {
+        growth_per_min,
+        growing,
+    }
 }
 
 #[cfg(test)]
@@ -74,7 +90,9 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn series(f: impl Fn(u64) -> u32, n: u64, step_ms: u64) -> Vec<(u64, u32)> {
-        (0..n).map(|i| (1_000 * MS + i * step_ms * MS, f(i))).collect()
+        (0..n)
+            .map(|i| (1_000 * MS + i * step_ms * MS, f(i)))
+            .collect()
     }
 
     #[test]
@@ -82,7 +100,11 @@ mod tests {
         // One fd per 10 ms, sampled every 100 ms for 2 s: 6000/min.
         let t = classify(&series(|i| (i * 10) as u32, 20, 100));
         assert!(t.growing);
-        assert!((t.growth_per_min - 6000.0).abs() < 1.0, "{}", t.growth_per_min);
+        assert!(
+            (t.growth_per_min - 6000.0).abs() < 1.0,
+            "{}",
+            t.growth_per_min
+        );
     }
 
     #[test]
@@ -105,14 +127,24 @@ mod tests {
 
     #[test]
     fn too_short_or_tiny_is_not_judged() {
-        assert!(!classify(&series(|i| i as u32 * 10, 4, 10)).growing, "40 ms is too short");
+        assert!(
+            !classify(&series(|i| i as u32 * 10, 4, 10)).growing,
+            "40 ms is too short"
+        );
         assert!(!classify(&[]).growing);
-        assert!(!classify(&series(|i| (i >= 10) as u32, 20, 100)).growing, "one extra fd is not a trend");
+        assert!(
+            !classify(&series(|i| (i >= 10) as u32, 20, 100)).growing,
+            "one extra fd is not a trend"
+        );
     }
 
     #[test]
     fn a_leak_that_started_late_is_growing() {
-        let t = classify(&series(|i| if i < 10 { 2 } else { 2 + (i as u32 - 10) * 3 }, 20, 100));
+        let t = classify(&series(
+            |i| if i < 10 { 2 } else { 2 + (i as u32 - 10) * 3 },
+            20,
+            100,
+        ));
         assert!(t.growing);
     }
 

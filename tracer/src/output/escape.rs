@@ -41,8 +41,16 @@ mod tests {
         assert_eq!(escape_bytes(b"/tmp/new\nline"), "/tmp/new\\nline");
         assert_eq!(escape_bytes(b"/tmp/\x1b[31mred"), "/tmp/\\x1b[31mred");
         assert_eq!(escape_bytes(b"/tmp/bad\xff\xfe"), "/tmp/bad\\xff\\xfe");
-        assert_eq!(escape_bytes(b"a\\xff"), "a\\\\xff", "a literal backslash cannot pass for an escape");
+        assert_eq!(
+            escape_bytes(b"a\\xff"),
+            "a\\\\xff",
+            "a literal backslash cannot pass for an escape"
+        );
         assert_eq!(escape_bytes("/tmp/caf\u{e9}".as_bytes()), "/tmp/caf\u{e9}");
-        assert_eq!(escape_bytes("\u{85}".as_bytes()), "\\xc2\\x85", "C1 controls too");
+        assert_eq!(
+            escape_bytes("\u{85}".as_bytes()),
+            "\\xc2\\x85",
+            "C1 controls too"
+        );
     }
 }

@@ -27,16 +27,33 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         )?;
     }
     if r.lost_events > 0 {
-        writeln!(out, "WARNING: {} events were lost; counts may be off (raise --ring-buffer-size)", r.lost_events)?;
+        writeln!(
+            out,
+            "WARNING: {} events were lost; counts may be off (raise --ring-buffer-size)",
+            r.lost_events
+        )?;
     }
     writeln!(out)?;
-    writeln!(out, "{:<8} {:<16} {:>7} {:>9}  {}", "PID", "COMM", "FDS", "LIMIT", "BY KIND")?;
+    writeln!(
+        out,
+        "{:<8} {:<16} {:>7} {:>9}  BY KIND",
+        "PID", "COMM", "FDS", "LIMIT"
+    )?;
     for p in &r.processes {
-        let limit = p.fd_soft_limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
+        let limit = p
+            .fd_soft_limit
+            .map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
         let kinds: Vec<String> = p.by_kind.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-        let state = if p.exited { " (exited; fds open at exit)" } else { "" };
-        let failures =
-            if p.limit_failures > 0 { format!(" [{} allocations failed: EMFILE/ENFILE]", p.limit_failures) } else { String::new() };
+        let state = if p.exited {
+            " (exited; fds open at exit)"
+        } else {
+            ""
+        };
+        let failures = if p.limit_failures > 0 {
+            format!(" [{} allocations failed: EMFILE/ENFILE]", p.limit_failures)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
             "{:<8} {:<16} {:>7} {:>9}  {}{}{}",
@@ -53,17 +70,27 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
     if r.suspects.is_empty() {
         writeln!(out, "LEAK SUSPECTS: none (no allocation site kept growing)")?;
     } else {
-        writeln!(out, "LEAK SUSPECTS: allocation sites whose open count keeps growing")?;
+        writeln!(
+            out,
+            "LEAK SUSPECTS: allocation sites whose open count keeps growing"
+        )?;
         for (i, s) in r.suspects.iter().enumerate() {
             write_site(out, i + 1, s, true)?;
         }
     }
     writeln!(out)?;
-    let others: Vec<&SiteReport> = r.outstanding.iter().filter(|o| !r.suspects.iter().any(|s| same_site(s, o))).collect();
+    let others: Vec<&SiteReport> = r
+        .outstanding
+        .iter()
+        .filter(|o| !r.suspects.iter().any(|s| same_site(s, o)))
+        .collect();
     if others.is_empty() {
         writeln!(out, "OTHER OUTSTANDING: none")?;
     } else {
-        writeln!(out, "OTHER OUTSTANDING: open but not growing (long-lived, or a pool that filled)")?;
+        writeln!(
+            out,
+            "OTHER OUTSTANDING: open but not growing (long-lived, or a pool that filled)"
+        )?;
         for (i, s) in others.iter().enumerate() {
             write_site(out, i + 1, s, false)?;
         }
@@ -72,7 +99,11 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
 }
 
 fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
-    a.pid == b.pid && a.stack_id == b.stack_id && a.kind == b.kind && a.family == b.family && a.before_attach == b.before_attach
+    a.pid == b.pid
+        && a.stack_id == b.stack_id
+        && a.kind == b.kind
+        && a.family == b.family
+        && a.before_attach == b.before_attach
 }
 
 fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> std::io::Result<()> {
@@ -80,11 +111,21 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
         Some(f) => format!("{} ({f})", s.kind),
         None => s.kind.to_owned(),
     };
-    write!(out, "[{n}] pid {}: {} x {kind} open, oldest {}", s.pid, s.count, age(s.oldest_age_ms))?;
+    write!(
+        out,
+        "[{n}] pid {}: {} x {kind} open, oldest {}",
+        s.pid,
+        s.count,
+        age(s.oldest_age_ms)
+    )?;
     if suspect {
         write!(out, ", growing {:.1}/min", s.growth_per_min)?;
         if let Some(t) = s.time_to_limit_s {
-            write!(out, ", reaches the fd limit (EMFILE) in ~{}", age((t * 1000.0) as u64))?;
+            write!(
+                out,
+                ", reaches the fd limit (EMFILE) in ~{}",
+                age((t * 1000.0) as u64)
+            )?;
         }
     }
     writeln!(out, " ({} allocated in total)", s.allocations)?;
@@ -92,7 +133,10 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
         writeln!(out, "    e.g. {}", escape_bytes(e))?;
     }
     if s.before_attach {
-        writeln!(out, "    opened before tracing started: no allocation stack")?;
+        writeln!(
+            out,
+            "    opened before tracing started: no allocation stack"
+        )?;
     } else if s.stack.is_empty() {
         writeln!(out, "    (no stack captured)")?;
     }
@@ -103,7 +147,13 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
 }
 
 fn frame(f: &Frame) -> String {
-    let mut s = format!("{:<18} {}", f.address, f.function.as_deref().map_or_else(|| "??".to_owned(), escape_str));
+    let mut s = format!(
+        "{:<18} {}",
+        f.address,
+        f.function
+            .as_deref()
+            .map_or_else(|| "??".to_owned(), escape_str)
+    );
     if let Some(file) = &f.file {
         s.push_str(&format!(" at {}", escape_str(file)));
         if let Some(l) = f.line {

@@ -52,7 +52,11 @@ pub struct ProbeOptions {
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        ProbeOptions { stack_mode: StackMode::Dwarf, ring_buffer_bytes: 64 * 1024 * 1024, trace_all: false }
+        ProbeOptions {
+            stack_mode: StackMode::Dwarf,
+            ring_buffer_bytes: 64 * 1024 * 1024,
+            trace_all: false,
+        }
     }
 }
 
@@ -70,7 +74,9 @@ fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io.raw_os_error().is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
+            && io
+                .raw_os_error()
+                .is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
         {
             return true;
         }
@@ -98,19 +104,37 @@ impl Probes {
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
-            .map_err(|e| if is_permission(&e) { ProbeError::NoPrivileges(e.to_string()) } else { ProbeError::Load(e) })?;
+            .map_err(|e| {
+                if is_permission(&e) {
+                    ProbeError::NoPrivileges(e.to_string())
+                } else {
+                    ProbeError::Load(e)
+                }
+            })?;
 
         let mut capture: Array<MapData, u32> = take(&mut ebpf, config::CAPTURE_MAP)?;
         for spec in syscalls::X86_64 {
             capture
                 .set(spec.nr, &spec.capture.bits(), 0)
-                .map_err(|source| ProbeError::Map { name: config::CAPTURE_MAP, source })?;
+                .map_err(|source| ProbeError::Map {
+                    name: config::CAPTURE_MAP,
+                    source,
+                })?;
         }
         let traced = take(&mut ebpf, config::TRACED_MAP)?;
         let losses = take(&mut ebpf, config::LOSS_MAP)?;
-        let stacks = if opts.stack_mode == StackMode::FramePointer { Some(take(&mut ebpf, config::STACKS_MAP)?) } else { None };
+        let stacks = if opts.stack_mode == StackMode::FramePointer {
+            Some(take(&mut ebpf, config::STACKS_MAP)?)
+        } else {
+            None
+        };
 
-        let mut probes = Probes { ebpf, traced, losses, stacks };
+        let mut probes = Probes {
+            ebpf,
+            traced,
+            losses,
+            stacks,
+        };
         // Process tracking first, so no child forked during attach is missed.
         probes.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
         probes.attach_tracepoint("sched_process_exec", "sched", "sched_process_exec")?;
@@ -124,24 +148,40 @@ impl Probes {
             .program_mut("sys_exit")
             .and_then(|p| p.try_into().ok())
             .ok_or(ProbeError::MissingMap("sys_exit program"))?;
-        prog.load().map_err(|source| program_error("sys_exit", source))?;
-        prog.attach("sys_exit").map_err(|source| program_error("sys_exit", source))?;
+        prog.load()
+            .map_err(|source| program_error("sys_exit", source))?;
+        prog.attach("sys_exit")
+            .map_err(|source| program_error("sys_exit", source))?;
         Ok(probes)
     }
 
-    fn attach_tracepoint(&mut self, prog: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
-        let p: &mut TracePoint =
-            self.ebpf.program_mut(prog).and_then(|p| p.try_into().ok()).ok_or(ProbeError::MissingMap(prog))?;
+    fn attach_tracepoint(
+        &mut self,
+        prog: &'static str,
+        category: &str,
+        name: &str,
+    ) -> Result<(), ProbeError> {
+        let p: &mut TracePoint = self
+            .ebpf
+            .program_mut(prog)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap(prog))?;
         if p.fd().is_err() {
             p.load().map_err(|source| program_error(prog, source))?;
         }
-        p.attach(category, name).map_err(|source| program_error(prog, source))?;
+        p.attach(category, name)
+            .map_err(|source| program_error(prog, source))?;
         Ok(())
     }
 
     /// Starts following a process (its threads and the children it forks from now on).
     pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
-        self.traced.insert(&tgid, &1, 0).map_err(|source| ProbeError::Map { name: config::TRACED_MAP, source })
+        self.traced
+            .insert(&tgid, &1, 0)
+            .map_err(|source| ProbeError::Map {
+                name: config::TRACED_MAP,
+                source,
+            })
     }
 
     pub fn untrace(&mut self, tgid: u32) {
@@ -167,7 +207,9 @@ impl Probes {
     /// A frame-pointer user stack captured by the kernel (`--stack fp`).
     pub fn fp_stack(&self, id: u32, out: &mut Vec<u64>) -> bool {
         out.clear();
-        let Some(stacks) = &self.stacks else { return false };
+        let Some(stacks) = &self.stacks else {
+            return false;
+        };
         match stacks.get(&id, 0) {
             Ok(trace) => {
                 out.extend(trace.frames().iter().map(|f| f.ip).filter(|ip| *ip != 0));

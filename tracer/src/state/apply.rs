@@ -37,8 +37,12 @@ struct NewFd<'a> {
 impl State {
     /// Applies one syscall result of a traced process. `stack` is the interned allocation stack.
     pub fn on_syscall(&mut self, sc: &Syscall<'_>, stack: StackId) {
-        let Some(spec) = syscalls::spec(sc.nr) else { return };
-        let Some(p) = self.processes.get_mut(&sc.tgid) else { return };
+        let Some(spec) = syscalls::spec(sc.nr) else {
+            return;
+        };
+        let Some(p) = self.processes.get_mut(&sc.tgid) else {
+            return;
+        };
         if !p.is_alive() {
             return;
         }
@@ -48,7 +52,9 @@ impl State {
                 // close() releases the fd even when it reports an error such as EINTR or EIO.
                 FdEffect::Close => self.close_fd(sc.tgid, sc.args[0] as i32),
                 FdEffect::CloseRange => {}
-                _ if sc.ret == -syscalls::EMFILE || sc.ret == -syscalls::ENFILE => p.limit_failures += 1,
+                _ if sc.ret == -syscalls::EMFILE || sc.ret == -syscalls::ENFILE => {
+                    p.limit_failures += 1
+                }
                 _ => {}
             }
             return;
@@ -62,7 +68,12 @@ impl State {
             FdEffect::SignalFd => {
                 // signalfd(fd != -1, ..) updates an existing signalfd and returns it.
                 if sc.args[0] as i32 == -1 {
-                    let new = NewFd { kind: FdKind::SignalFd, family: 0, origin: Origin::Syscall, example: None };
+                    let new = NewFd {
+                        kind: FdKind::SignalFd,
+                        family: 0,
+                        origin: Origin::Syscall,
+                        example: None,
+                    };
                     self.open_fd(sc, stack, sc.ret as i32, new);
                 }
             }
@@ -118,7 +129,12 @@ impl State {
                         n += 1;
                     }
                 });
-                let new = NewFd { kind: FdKind::Unknown, family: 0, origin: Origin::Received, example: None };
+                let new = NewFd {
+                    kind: FdKind::Unknown,
+                    family: 0,
+                    origin: Origin::Received,
+                    example: None,
+                };
                 for fd in &received[..n] {
                     self.open_fd(sc, stack, *fd, new);
                 }
@@ -126,8 +142,18 @@ impl State {
         }
     }
 
-    fn kind_of_new<'a>(&self, sc: &Syscall<'_>, hint: KindHint, path: Option<&'a [u8]>) -> NewFd<'a> {
-        let plain = |kind| NewFd { kind, family: 0, origin: Origin::Syscall, example: path };
+    fn kind_of_new<'a>(
+        &self,
+        sc: &Syscall<'_>,
+        hint: KindHint,
+        path: Option<&'a [u8]>,
+    ) -> NewFd<'a> {
+        let plain = |kind| NewFd {
+            kind,
+            family: 0,
+            origin: Origin::Syscall,
+            example: path,
+        };
         match hint {
             KindHint::Path => {
                 let flags = match sc.nr {
@@ -135,11 +161,18 @@ impl State {
                     257 => sc.args[2], // openat(dirfd, path, flags)
                     _ => 0,
                 };
-                plain(if flags & O_DIRECTORY != 0 { FdKind::Directory } else { FdKind::File })
+                plain(if flags & O_DIRECTORY != 0 {
+                    FdKind::Directory
+                } else {
+                    FdKind::File
+                })
             }
-            KindHint::Socket | KindHint::SocketPair => {
-                NewFd { kind: FdKind::Socket, family: sc.args[0] as u16, origin: Origin::Syscall, example: None }
-            }
+            KindHint::Socket | KindHint::SocketPair => NewFd {
+                kind: FdKind::Socket,
+                family: sc.args[0] as u16,
+                origin: Origin::Syscall,
+                example: None,
+            },
             KindHint::Accepted => {
                 let family = self
                     .processes
@@ -147,7 +180,12 @@ impl State {
                     .and_then(|p| p.fds.get(sc.args[0] as i32))
                     .map(|o| o.family)
                     .unwrap_or(0);
-                NewFd { kind: FdKind::Socket, family, origin: Origin::Syscall, example: None }
+                NewFd {
+                    kind: FdKind::Socket,
+                    family,
+                    origin: Origin::Syscall,
+                    example: None,
+                }
             }
             KindHint::Pipe => plain(FdKind::Pipe),
             KindHint::EventFd => plain(FdKind::EventFd),
@@ -170,8 +208,18 @@ impl State {
     /// A duplicate has the kind of its source (unknown if the source was never seen).
     fn copy_of(&self, tgid: u32, source: i32) -> NewFd<'static> {
         match self.processes.get(&tgid).and_then(|p| p.fds.get(source)) {
-            Some(o) => NewFd { kind: o.kind, family: o.family, origin: Origin::Syscall, example: None },
-            None => NewFd { kind: FdKind::Unknown, family: 0, origin: Origin::Syscall, example: None },
+            Some(o) => NewFd {
+                kind: o.kind,
+                family: o.family,
+                origin: Origin::Syscall,
+                example: None,
+            },
+            None => NewFd {
+                kind: FdKind::Unknown,
+                family: 0,
+                origin: Origin::Syscall,
+                example: None,
+            },
         }
     }
 
@@ -179,18 +227,28 @@ impl State {
         if fd < 0 {
             return;
         }
-        let key = SiteKey { tgid: sc.tgid, stack, kind: new.kind, family: new.family, before_attach: false };
+        let key = SiteKey {
+            tgid: sc.tgid,
+            stack,
+            kind: new.kind,
+            family: new.family,
+            before_attach: false,
+        };
         let site = self.sites.intern(key);
         // Only a site's first example is kept: copy bytes once per site, not once per event.
         if self.sites.get(site).is_some_and(|s| s.example.is_none()) {
-            let example: Option<Box<[u8]>> =
-                new.example.map(Into::into).or_else(|| self.dup_source_example(sc).map(Into::into));
+            let example: Option<Box<[u8]>> = new
+                .example
+                .map(Into::into)
+                .or_else(|| self.dup_source_example(sc).map(Into::into));
             if let Some(e) = example {
                 self.sites.set_example(site, &e);
             }
         }
         self.sites.opened(site, None);
-        let Some(p) = self.processes.get_mut(&sc.tgid) else { return };
+        let Some(p) = self.processes.get_mut(&sc.tgid) else {
+            return;
+        };
         let open = OpenFd {
             site,
             kind: new.kind,
@@ -217,7 +275,9 @@ impl State {
     }
 
     fn close_fd(&mut self, tgid: u32, fd: i32) {
-        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        let Some(p) = self.processes.get_mut(&tgid) else {
+            return;
+        };
         if let Some(o) = p.fds.remove(fd) {
             self.sites.closed(o.site);
         }

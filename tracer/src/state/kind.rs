@@ -59,7 +59,14 @@ impl FdKind {
 
     /// Kinds a path open can produce; `/proc` tells which one it is.
     pub fn is_path_kind(self) -> bool {
-        matches!(self, FdKind::File | FdKind::Directory | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo)
+        matches!(
+            self,
+            FdKind::File
+                | FdKind::Directory
+                | FdKind::CharDevice
+                | FdKind::BlockDevice
+                | FdKind::Fifo
+        )
     }
 
     /// Parses the target of a `/proc/PID/fd/N` link (fs/anon_inodes.c names, `socket:[ino]`,
@@ -125,16 +132,40 @@ mod tests {
         let none = || None;
         assert_eq!(FdKind::from_link(b"socket:[123]", none), FdKind::Socket);
         assert_eq!(FdKind::from_link(b"pipe:[9]", none), FdKind::Pipe);
-        assert_eq!(FdKind::from_link(b"anon_inode:[eventfd]", none), FdKind::EventFd);
-        assert_eq!(FdKind::from_link(b"anon_inode:[eventpoll]", none), FdKind::Epoll);
-        assert_eq!(FdKind::from_link(b"anon_inode:inotify", none), FdKind::Inotify);
-        assert_eq!(FdKind::from_link(b"anon_inode:[pidfd]", none), FdKind::PidFd);
+        assert_eq!(
+            FdKind::from_link(b"anon_inode:[eventfd]", none),
+            FdKind::EventFd
+        );
+        assert_eq!(
+            FdKind::from_link(b"anon_inode:[eventpoll]", none),
+            FdKind::Epoll
+        );
+        assert_eq!(
+            FdKind::from_link(b"anon_inode:inotify", none),
+            FdKind::Inotify
+        );
+        assert_eq!(
+            FdKind::from_link(b"anon_inode:[pidfd]", none),
+            FdKind::PidFd
+        );
         assert_eq!(FdKind::from_link(b"pidfd:[4]", none), FdKind::PidFd);
-        assert_eq!(FdKind::from_link(b"anon_inode:[io_uring]", none), FdKind::IoUring);
-        assert_eq!(FdKind::from_link(b"anon_inode:bpf-map", none), FdKind::OtherAnon);
-        assert_eq!(FdKind::from_link(b"/memfd:cache (deleted)", none), FdKind::MemFd);
+        assert_eq!(
+            FdKind::from_link(b"anon_inode:[io_uring]", none),
+            FdKind::IoUring
+        );
+        assert_eq!(
+            FdKind::from_link(b"anon_inode:bpf-map", none),
+            FdKind::OtherAnon
+        );
+        assert_eq!(
+            FdKind::from_link(b"/memfd:cache (deleted)", none),
+            FdKind::MemFd
+        );
         assert_eq!(FdKind::from_link(b"/etc/passwd", none), FdKind::File);
-        assert_eq!(FdKind::from_link(b"/dev/null", || Some(FdKind::CharDevice)), FdKind::CharDevice);
+        assert_eq!(
+            FdKind::from_link(b"/dev/null", || Some(FdKind::CharDevice)),
+            FdKind::CharDevice
+        );
         assert_eq!(FdKind::from_link(b"/tmp/odd\nname\xff", none), FdKind::File);
     }
 }

@@ -38,17 +38,37 @@ pub struct State {
 
 impl State {
     /// Starts tracking a process whose current fds are `existing` (from `/proc/PID/fd`).
-    pub fn attach(&mut self, tgid: u32, comm: Vec<u8>, limits: Limits, existing: &[ProcFd], now_ns: u64) {
+    pub fn attach(
+        &mut self,
+        tgid: u32,
+        comm: Vec<u8>,
+        limits: Limits,
+        existing: &[ProcFd],
+        now_ns: u64,
+    ) {
         let mut p = ProcessState::new(tgid, now_ns);
         p.comm = comm;
         p.limits = limits;
         for e in existing {
-            let key = SiteKey { tgid, stack: StackId::NONE, kind: e.kind, family: 0, before_attach: true };
+            let key = SiteKey {
+                tgid,
+                stack: StackId::NONE,
+                kind: e.kind,
+                family: 0,
+                before_attach: true,
+            };
             let site = self.sites.intern(key);
             self.sites.opened(site, Some(&e.target));
             p.fds.insert(
                 e.fd,
-                OpenFd { site, kind: e.kind, family: 0, origin: Origin::BeforeAttach, opened_ns: now_ns, described: true },
+                OpenFd {
+                    site,
+                    kind: e.kind,
+                    family: 0,
+                    origin: Origin::BeforeAttach,
+                    opened_ns: now_ns,
+                    described: true,
+                },
             );
         }
         self.forget(tgid);
@@ -71,20 +91,28 @@ impl State {
 
     /// A traced process forked: the child starts with a copy of the parent's table.
     pub fn on_fork(&mut self, parent: u32, child: u32, now_ns: u64) {
-        let Some(pp) = self.processes.get(&parent) else { return };
+        let Some(pp) = self.processes.get(&parent) else {
+            return;
+        };
         let mut c = ProcessState::new(child, now_ns);
         c.parent = Some(parent);
         c.comm = pp.comm.clone();
         c.limits = pp.limits.clone();
         let inherited: Vec<(i32, OpenFd)> = pp.fds.iter().map(|(fd, o)| (fd, *o)).collect();
         for (fd, o) in inherited {
-            let Some(parent_site) = self.sites.get(o.site) else { continue };
+            let Some(parent_site) = self.sites.get(o.site) else {
+                continue;
+            };
             let mut key = parent_site.key;
             key.tgid = child;
             let example = parent_site.example.clone();
             let site = self.sites.intern(key);
             self.sites.opened(site, example.as_deref());
-            let origin = if o.origin == Origin::BeforeAttach { Origin::BeforeAttach } else { Origin::Inherited };
+            let origin = if o.origin == Origin::BeforeAttach {
+                Origin::BeforeAttach
+            } else {
+                Origin::Inherited
+            };
             c.fds.insert(fd, OpenFd { site, origin, ..o });
         }
         self.forget(child);
@@ -94,18 +122,25 @@ impl State {
     /// The process exec'd. Close-on-exec fds are gone: keep only those `/proc` still shows
     /// (`None` when the process is already gone: then its exit will follow).
     pub fn on_exec(&mut self, tgid: u32, comm: &[u8], still_open: Option<&[i32]>) {
-        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        let Some(p) = self.processes.get_mut(&tgid) else {
+            return;
+        };
         if !comm.is_empty() {
             p.comm = comm.to_vec();
         }
         let Some(open) = still_open else { return };
         let sites = &mut self.sites;
-        p.fds.retain(|fd, _| open.binary_search(&fd).is_ok(), |_, o| sites.closed(o.site));
+        p.fds.retain(
+            |fd, _| open.binary_search(&fd).is_ok(),
+            |_, o| sites.closed(o.site),
+        );
     }
 
     /// The last thread exited. The table is kept as "open at exit" (what valgrind reports).
     pub fn on_exit(&mut self, tgid: u32, now_ns: u64) {
-        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        let Some(p) = self.processes.get_mut(&tgid) else {
+            return;
+        };
         if p.exited_ns.is_some() {
             return;
         }
@@ -121,7 +156,9 @@ impl State {
 
     /// Refines what an fd is from `/proc` (kind and an example path), moving it to the right site.
     pub fn describe(&mut self, tgid: u32, fd: i32, kind: FdKind, target: &[u8]) {
-        let Some(p) = self.processes.get_mut(&tgid) else { return };
+        let Some(p) = self.processes.get_mut(&tgid) else {
+            return;
+        };
         let Some(o) = p.fds.get_mut(fd) else { return };
         o.described = true;
         let refinable = o.kind == FdKind::Unknown || (o.kind.is_path_kind() && kind.is_path_kind());
@@ -144,7 +181,12 @@ impl State {
 
     /// Takes a sample of every site's open count (called on a timer).
     pub fn sample(&mut self, now_ns: u64) {
-        let live: Vec<u32> = self.processes.values().filter(|p| p.is_alive()).map(|p| p.tgid).collect();
+        let live: Vec<u32> = self
+            .processes
+            .values()
+            .filter(|p| p.is_alive())
+            .map(|p| p.tgid)
+            .collect();
         for t in live {
             self.sites.sample(Some(t), now_ns);
         }

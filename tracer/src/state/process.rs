@@ -31,7 +31,11 @@ pub struct ProcessState {
 
 impl ProcessState {
     pub fn new(tgid: u32, since_ns: u64) -> Self {
-        ProcessState { tgid, since_ns, ..Default::default() }
+        ProcessState {
+            tgid,
+            since_ns,
+            ..Default::default()
+        }
     }
 
     pub fn is_alive(&self) -> bool {

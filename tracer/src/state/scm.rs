@@ -11,9 +11,24 @@ pub fn for_each_received_fd(control: &[u8], mut f: impl FnMut(i32)) {
     let mut off = 0usize;
     while off + CMSG_HDR <= control.len() {
         let word = |at: usize, n: usize| -> Option<&[u8]> { control.get(at..at + n) };
-        let Some(len) = word(off, 8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else { break };
-        let Some(level) = word(off + 8, 4).and_then(|b| b.try_into().ok()).map(i32::from_ne_bytes) else { break };
-        let Some(ty) = word(off + 12, 4).and_then(|b| b.try_into().ok()).map(i32::from_ne_bytes) else { break };
+        let Some(len) = word(off, 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_ne_bytes)
+        else {
+            break;
+        };
+        let Some(level) = word(off + 8, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_ne_bytes)
+        else {
+            break;
+        };
+        let Some(ty) = word(off + 12, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_ne_bytes)
+        else {
+            break;
+        };
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len < CMSG_HDR {
             break;
@@ -22,7 +37,10 @@ pub fn for_each_received_fd(control: &[u8], mut f: impl FnMut(i32)) {
             let end = off.saturating_add(len).min(control.len());
             let mut p = off + CMSG_HDR;
             while p + 4 <= end {
-                if let Some(b) = control.get(p..p + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+                if let Some(b) = control
+                    .get(p..p + 4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                {
                     f(i32::from_ne_bytes(b));
                 }
                 p += 4;
@@ -62,14 +80,22 @@ mod tests {
     #[test]
     fn finds_fds_across_messages_and_skips_other_types() {
         let mut c = cmsg(SOL_SOCKET, 2 /* SCM_CREDENTIALS */, &[0u8; 12]);
-        c.extend(cmsg(SOL_SOCKET, SCM_RIGHTS, &[5i32.to_ne_bytes(), 9i32.to_ne_bytes()].concat()));
+        c.extend(cmsg(
+            SOL_SOCKET,
+            SCM_RIGHTS,
+            &[5i32.to_ne_bytes(), 9i32.to_ne_bytes()].concat(),
+        ));
         c.extend(cmsg(SOL_SOCKET, SCM_RIGHTS, &7i32.to_ne_bytes()));
         assert_eq!(fds(&c), vec![5, 9, 7]);
     }
 
     #[test]
     fn tolerates_truncation_and_garbage() {
-        let c = cmsg(SOL_SOCKET, SCM_RIGHTS, &[3i32.to_ne_bytes(), 4i32.to_ne_bytes()].concat());
+        let c = cmsg(
+            SOL_SOCKET,
+            SCM_RIGHTS,
+            &[3i32.to_ne_bytes(), 4i32.to_ne_bytes()].concat(),
+        );
         assert_eq!(fds(&c[..22]), vec![3]);
         assert!(fds(&[0xff; 7]).is_empty());
         let mut bad = vec![0u8; 32];

@@ -44,7 +44,13 @@ pub struct SiteStats {
 
 impl SiteStats {
     fn new(key: SiteKey) -> Self {
-        SiteStats { key, outstanding: 0, allocations: 0, example: None, samples: Vec::new() }
+        SiteStats {
+            key,
+            outstanding: 0,
+            allocations: 0,
+            example: None,
+            samples: Vec::new(),
+        }
     }
 
     /// Records the current count; repeated equal values are kept so a plateau has a length.
@@ -120,13 +126,17 @@ impl SiteTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SiteId, &SiteStats)> {
-        self.stats.iter().enumerate().map(|(i, s)| (SiteId(i as u32), s))
+        self.stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SiteId(i as u32), s))
     }
 
     /// Samples every site of `tgid` (or of every process when `None`).
     pub fn sample(&mut self, tgid: Option<u32>, now_ns: u64) {
         for s in &mut self.stats {
-            if tgid.is_none_or(|t| t == s.key.tgid) && (s.outstanding > 0 || !s.samples.is_empty()) {
+            if tgid.is_none_or(|t| t == s.key.tgid) && (s.outstanding > 0 || !s.samples.is_empty())
+            {
                 s.sample(now_ns);
             }
         }
@@ -138,7 +148,13 @@ mod tests {
     use super::*;
 
     fn key(stack: u32) -> SiteKey {
-        SiteKey { tgid: 1, stack: StackId(stack), kind: FdKind::File, family: 0, before_attach: false }
+        SiteKey {
+            tgid: 1,
+            stack: StackId(stack),
+            kind: FdKind::File,
+            family: 0,
+            before_attach: false,
+        }
     }
 
     #[test]
@@ -152,8 +168,13 @@ mod tests {
         t.opened(a, Some(b"/etc/other"));
         t.closed(a);
         t.closed(b);
-        let s = t.get(a).map(|s| (s.outstanding, s.allocations, s.example.clone()));
-        assert_eq!(s, Some((1, 2, Some(b"/etc/passwd".to_vec().into_boxed_slice()))));
+        let s = t
+            .get(a)
+            .map(|s| (s.outstanding, s.allocations, s.example.clone()));
+        assert_eq!(
+            s,
+            Some((1, 2, Some(b"/etc/passwd".to_vec().into_boxed_slice())))
+        );
         assert_eq!(t.get(b).map(|s| s.outstanding), Some(0));
     }
 
@@ -168,6 +189,10 @@ mod tests {
         assert_eq!(s.samples.first().map(|x| x.0), Some(1));
         assert_eq!(s.samples.last().map(|x| x.0), Some(10_000));
         s.sample(5);
-        assert_eq!(s.samples.last().map(|x| x.0), Some(10_000), "time never goes back");
+        assert_eq!(
+            s.samples.last().map(|x| x.0),
+            Some(10_000),
+            "time never goes back"
+        );
     }
 }

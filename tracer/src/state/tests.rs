@@ -6,7 +6,15 @@ use tracer_common::fd::data_kind;
 const T: u32 = 100;
 
 fn sc(nr: u32, ret: i64, args: [u64; 6]) -> Syscall<'static> {
-    Syscall { tgid: T, ts_ns: 10, nr, ret, args, data_kind: data_kind::NONE, data: &[] }
+    Syscall {
+        tgid: T,
+        ts_ns: 10,
+        nr,
+        ret,
+        args,
+        data_kind: data_kind::NONE,
+        data: &[],
+    }
 }
 
 fn state() -> State {
@@ -31,14 +39,24 @@ fn outstanding(s: &State) -> u32 {
 fn attach_records_existing_fds_before_attach() {
     let mut s = State::default();
     let existing = vec![
-        ProcFd { fd: 0, kind: FdKind::CharDevice, target: b"/dev/null".to_vec() },
-        ProcFd { fd: 7, kind: FdKind::Socket, target: b"socket:[1]".to_vec() },
+        ProcFd {
+            fd: 0,
+            kind: FdKind::CharDevice,
+            target: b"/dev/null".to_vec(),
+        },
+        ProcFd {
+            fd: 7,
+            kind: FdKind::Socket,
+            target: b"socket:[1]".to_vec(),
+        },
     ];
     s.attach(T, b"x".to_vec(), Limits::default(), &existing, 5);
     assert_eq!(fds(&s), vec![0, 7]);
     let o = s.process(T).and_then(|p| p.fds.get(7)).copied();
     assert_eq!(o.map(|o| o.origin), Some(Origin::BeforeAttach));
-    let site = o.and_then(|o| s.sites.get(o.site)).map(|st| (st.key.before_attach, st.key.stack));
+    let site = o
+        .and_then(|o| s.sites.get(o.site))
+        .map(|st| (st.key.before_attach, st.key.stack));
     assert_eq!(site, Some((true, StackId::NONE)));
 }
 
@@ -46,12 +64,18 @@ fn attach_records_existing_fds_before_attach() {
 fn open_then_close() {
     let mut s = state();
     let path = b"/etc/passwd";
-    let open = Syscall { data_kind: data_kind::PATH, data: path, ..sc(257, 3, [0; 6]) };
+    let open = Syscall {
+        data_kind: data_kind::PATH,
+        data: path,
+        ..sc(257, 3, [0; 6])
+    };
     s.on_syscall(&open, StackId(1));
     assert_eq!(fds(&s), vec![3]);
     assert_eq!(kind(&s, 3), Some(FdKind::File));
     let site = s.process(T).and_then(|p| p.fds.get(3)).map(|o| o.site);
-    let ex = site.and_then(|id| s.sites.get(id)).and_then(|st| st.example.clone());
+    let ex = site
+        .and_then(|id| s.sites.get(id))
+        .and_then(|st| st.example.clone());
     assert_eq!(ex.as_deref(), Some(&path[..]));
     s.on_syscall(&sc(3, 0, [3, 0, 0, 0, 0, 0]), StackId::NONE);
     assert!(fds(&s).is_empty());
@@ -72,7 +96,9 @@ fn failed_calls_change_nothing_but_counters() {
     let mut s = state();
     s.on_syscall(&sc(257, -24, [0; 6]), StackId(1));
     s.on_syscall(&sc(3, -9, [42, 0, 0, 0, 0, 0]), StackId::NONE);
-    let p = s.process(T).map(|p| (p.limit_failures, p.bad_closes, p.fds.len()));
+    let p = s
+        .process(T)
+        .map(|p| (p.limit_failures, p.bad_closes, p.fds.len()));
     assert_eq!(p, Some((1, 1, 0)));
 }
 
@@ -123,10 +149,18 @@ fn dup_and_fcntl_dupfd_copy_the_kind() {
 fn socketpair_and_accept_carry_the_family() {
     let mut s = state();
     s.on_syscall(&sc(53, 0, [1, 1, 0, 0, 0, 0]).with_pair(3, 4), StackId(1));
-    assert_eq!(s.process(T).and_then(|p| p.fds.get(4)).map(|o| (o.kind, o.family)), Some((FdKind::Socket, 1)));
+    assert_eq!(
+        s.process(T)
+            .and_then(|p| p.fds.get(4))
+            .map(|o| (o.kind, o.family)),
+        Some((FdKind::Socket, 1))
+    );
     s.on_syscall(&sc(41, 5, [10, 1, 0, 0, 0, 0]), StackId(2));
     s.on_syscall(&sc(288, 6, [5, 0, 0, 0, 0, 0]), StackId(3));
-    assert_eq!(s.process(T).and_then(|p| p.fds.get(6)).map(|o| o.family), Some(10));
+    assert_eq!(
+        s.process(T).and_then(|p| p.fds.get(6)).map(|o| o.family),
+        Some(10)
+    );
 }
 
 #[test]
@@ -163,16 +197,30 @@ fn scm_rights_receipt_adds_unknown_fds() {
     control.extend_from_slice(&1i32.to_ne_bytes());
     control.extend_from_slice(&7i32.to_ne_bytes());
     control.extend_from_slice(&8i32.to_ne_bytes());
-    let rx = Syscall { data_kind: data_kind::CONTROL, data: &control, ..sc(47, 10, [3, 0, 0, 0, 0, 0]) };
+    let rx = Syscall {
+        data_kind: data_kind::CONTROL,
+        data: &control,
+        ..sc(47, 10, [3, 0, 0, 0, 0, 0])
+    };
     s.on_syscall(&rx, StackId(4));
     assert_eq!(fds(&s), vec![7, 8]);
     let o = s.process(T).and_then(|p| p.fds.get(7)).copied();
-    assert_eq!(o.map(|o| (o.kind, o.origin)), Some((FdKind::Unknown, Origin::Received)));
+    assert_eq!(
+        o.map(|o| (o.kind, o.origin)),
+        Some((FdKind::Unknown, Origin::Received))
+    );
     s.describe(T, 7, FdKind::Pipe, b"pipe:[5]");
     assert_eq!(kind(&s, 7), Some(FdKind::Pipe));
-    let per_kind: Vec<(FdKind, u32, u64)> =
-        s.sites.iter().filter(|(_, st)| st.outstanding > 0).map(|(_, st)| (st.key.kind, st.outstanding, st.allocations)).collect();
-    assert!(per_kind.contains(&(FdKind::Pipe, 1, 1)) && per_kind.contains(&(FdKind::Unknown, 1, 1)), "{per_kind:?}");
+    let per_kind: Vec<(FdKind, u32, u64)> = s
+        .sites
+        .iter()
+        .filter(|(_, st)| st.outstanding > 0)
+        .map(|(_, st)| (st.key.kind, st.outstanding, st.allocations))
+        .collect();
+    assert!(
+        per_kind.contains(&(FdKind::Pipe, 1, 1)) && per_kind.contains(&(FdKind::Unknown, 1, 1)),
+        "{per_kind:?}"
+    );
 }
 
 #[test]
@@ -203,8 +251,17 @@ fn fork_copies_the_table_and_tables_then_diverge() {
     s.on_fork(T, 200, 20);
     let child: Vec<i32> = s.process(200).map(|p| p.fds.numbers()).unwrap_or_default();
     assert_eq!(child, vec![3]);
-    assert_eq!(s.process(200).and_then(|p| p.fds.get(3)).map(|o| o.origin), Some(Origin::Inherited));
-    s.on_syscall(&Syscall { tgid: 200, ..sc(3, 0, [3, 0, 0, 0, 0, 0]) }, StackId::NONE);
+    assert_eq!(
+        s.process(200).and_then(|p| p.fds.get(3)).map(|o| o.origin),
+        Some(Origin::Inherited)
+    );
+    s.on_syscall(
+        &Syscall {
+            tgid: 200,
+            ..sc(3, 0, [3, 0, 0, 0, 0, 0])
+        },
+        StackId::NONE,
+    );
     assert_eq!(fds(&s), vec![3], "the parent keeps its copy");
     assert!(s.process(200).is_some_and(|p| p.fds.is_empty()));
     s.on_fork(999, 300, 20);
@@ -234,7 +291,10 @@ fn exit_keeps_the_table_as_open_at_exit_and_ignores_later_records() {
     assert_eq!(s.process(T).and_then(|p| p.exited_ns), Some(50));
     s.on_syscall(&sc(3, 0, [3, 0, 0, 0, 0, 0]), StackId::NONE);
     assert_eq!(fds(&s), vec![3]);
-    let sampled = s.sites.iter().any(|(_, st)| st.samples.last() == Some(&(50, 1)));
+    let sampled = s
+        .sites
+        .iter()
+        .any(|(_, st)| st.samples.last() == Some(&(50, 1)));
     assert!(sampled, "exit takes a final sample");
 }
 
@@ -257,6 +317,10 @@ impl WithPair for Syscall<'static> {
         let mut v = Vec::with_capacity(8);
         v.extend_from_slice(&a.to_ne_bytes());
         v.extend_from_slice(&b.to_ne_bytes());
-        Syscall { data_kind: data_kind::FD_PAIR, data: Vec::leak(v), ..self }
+        Syscall {
+            data_kind: data_kind::FD_PAIR,
+            data: Vec::leak(v),
+            ..self
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::{
 
 use procfs::{
     FromRead,
-    process::{MMapPath, MMPermissions, MemoryMaps},
+    process::{MMPermissions, MMapPath, MemoryMaps},
 };
 
 use super::SymbolizeError;
@@ -69,7 +69,9 @@ impl ModuleMap {
         let mut mappings = Vec::new();
         if let Ok(maps) = MemoryMaps::from_read(Cursor::new(text)) {
             for m in maps {
-                let MMapPath::Path(p) = &m.pathname else { continue };
+                let MMapPath::Path(p) = &m.pathname else {
+                    continue;
+                };
                 let path: Arc<Path> = Arc::from(strip_deleted(p).as_path());
                 mappings.push(Mapping {
                     start: m.address.0,
@@ -89,7 +91,11 @@ impl ModuleMap {
                 mappings[i].path = mappings[i - 1].path.clone();
             }
         }
-        ModuleMap { pid: 0, mappings, root: None }
+        ModuleMap {
+            pid: 0,
+            mappings,
+            root: None,
+        }
     }
 
     fn mapping(&self, addr: u64) -> Option<&Mapping> {
@@ -101,7 +107,11 @@ impl ModuleMap {
     /// The module and file offset of `addr`.
     pub fn lookup(&self, addr: u64) -> Option<NormalizedFrame> {
         let m = self.mapping(addr)?;
-        Some(NormalizedFrame { address: addr, module: m.path.clone(), file_offset: addr - m.start + m.offset })
+        Some(NormalizedFrame {
+            address: addr,
+            module: m.path.clone(),
+            file_offset: addr - m.start + m.offset,
+        })
     }
 
     /// Whether `addr` is in an executable file-backed mapping.
@@ -148,12 +158,18 @@ mod tests {
         let m = ModuleMap::from_maps_text(MAPS);
         assert_eq!(m.mappings.len(), 5);
         let f = m.lookup(0x55d0_c0a0_1010);
-        assert_eq!(f.as_ref().map(|f| (f.module.to_str(), f.file_offset)), Some((Some("/usr/bin/demo"), 0x1010)));
+        assert_eq!(
+            f.as_ref().map(|f| (f.module.to_str(), f.file_offset)),
+            Some((Some("/usr/bin/demo"), 0x1010))
+        );
         let libc = m.lookup(0x7f00_0002_8010).map(|f| f.file_offset);
         assert_eq!(libc, Some(0x28010));
         assert!(m.covers(0x7f00_0002_8010));
         assert!(!m.covers(0x7f00_0000_0010), "read-only mapping is not code");
-        assert!(m.lookup(0x7ffd_0000_0010).is_none(), "anonymous mappings are not modules");
+        assert!(
+            m.lookup(0x7ffd_0000_0010).is_none(),
+            "anonymous mappings are not modules"
+        );
         assert!(m.lookup(0x10).is_none());
         let deleted = m.lookup(0x7f00_001a_0000).map(|f| f.module.to_path_buf());
         assert_eq!(deleted, Some(PathBuf::from("/tmp/old lib.so")));
@@ -161,6 +177,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_empty_map() {
-        assert!(ModuleMap::from_maps_text("not a maps file\n\x00\x01").mappings.is_empty());
+        assert!(
+            ModuleMap::from_maps_text("not a maps file\n\x00\x01")
+                .mappings
+                .is_empty()
+        );
     }
 }

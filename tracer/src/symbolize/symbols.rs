@@ -43,9 +43,15 @@ fn code_location(ci: Option<&blazesym::symbolize::CodeInfo<'_>>) -> (Option<Stri
 
 impl Symbols {
     pub fn new() -> Self {
-        let symbolizer =
-            Symbolizer::builder().enable_code_info(true).enable_inlined_fns(true).enable_demangling(true).build();
-        Symbols { symbolizer, cache: HashMap::new() }
+        let symbolizer = Symbolizer::builder()
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
+            .enable_demangling(true)
+            .build();
+        Symbols {
+            symbolizer,
+            cache: HashMap::new(),
+        }
     }
 
     /// Frames in stack order (innermost first). All but the first are return addresses: the call
@@ -53,10 +59,17 @@ impl Symbols {
     pub fn symbolize(&mut self, frames: &[NormalizedFrame]) -> Vec<SymbolizedFrame> {
         let mut out = Vec::with_capacity(frames.len());
         for (i, f) in frames.iter().enumerate() {
-            let lookup = if i == 0 { f.file_offset } else { f.file_offset.saturating_sub(1) };
+            let lookup = if i == 0 {
+                f.file_offset
+            } else {
+                f.file_offset.saturating_sub(1)
+            };
             let resolved = self.resolve(&f.module, lookup);
             for r in resolved.iter() {
-                out.push(SymbolizedFrame { address: f.address, ..r.clone() });
+                out.push(SymbolizedFrame {
+                    address: f.address,
+                    ..r.clone()
+                });
             }
         }
         out
@@ -78,7 +91,10 @@ impl Symbols {
             }])
         };
         let src = Source::Elf(Elf::new(module.to_path_buf()));
-        let resolved: Resolved = match self.symbolizer.symbolize_single(&src, Input::FileOffset(offset)) {
+        let resolved: Resolved = match self
+            .symbolizer
+            .symbolize_single(&src, Input::FileOffset(offset))
+        {
             Ok(Symbolized::Sym(sym)) => {
                 let mut v = Vec::with_capacity(1 + sym.inlined.len());
                 // blazesym lists inlined calls outermost first; a stack is innermost first.
@@ -106,7 +122,8 @@ impl Symbols {
             }
             _ => unknown(),
         };
-        self.cache.insert((module.clone(), offset), resolved.clone());
+        self.cache
+            .insert((module.clone(), offset), resolved.clone());
         resolved
     }
 }

@@ -84,8 +84,13 @@ impl FileUnwindInfo {
 /// permissions match (lld, for one, puts `.text` at vaddr = file offset + a page).
 fn base_avma(loads: &[Load], m: &Mapping) -> Option<u64> {
     const PAGE: u64 = 4096;
-    let within = |l: &&Load| m.offset >= l.offset & !(PAGE - 1) && m.offset < l.offset + l.size.max(1);
-    let load = loads.iter().filter(within).find(|l| l.executable == m.executable).or_else(|| loads.iter().find(within))?;
+    let within =
+        |l: &&Load| m.offset >= l.offset & !(PAGE - 1) && m.offset < l.offset + l.size.max(1);
+    let load = loads
+        .iter()
+        .filter(within)
+        .find(|l| l.executable == m.executable)
+        .or_else(|| loads.iter().find(within))?;
     // The mapping's first byte is file offset m.offset, i.e. vaddr load.vaddr - (load.offset - m.offset).
     let svma = (load.vaddr + m.offset).checked_sub(load.offset)?;
     m.start.checked_sub(svma)
@@ -113,18 +118,34 @@ type FileCache = HashMap<(i32, i32, u64, Arc<Path>), Option<Arc<FileUnwindInfo>>
 
 fn file_info(files: &mut FileCache, maps: &ModuleMap, m: &Mapping) -> Option<Arc<FileUnwindInfo>> {
     let key = (m.dev.0, m.dev.1, m.inode, m.path.clone());
-    files.entry(key).or_insert_with(|| FileUnwindInfo::parse(&maps.open_path(&m.path)).map(Arc::new)).clone()
+    files
+        .entry(key)
+        .or_insert_with(|| FileUnwindInfo::parse(&maps.open_path(&m.path)).map(Arc::new))
+        .clone()
 }
 
 /// A framehop unwinder describing one process's executable mappings.
 fn build_process(files: &mut FileCache, maps: &ModuleMap, fingerprint: u64) -> ProcessUnwinder {
     let mut unwinder = UnwinderX86_64::new();
     for m in maps.mappings.iter().filter(|m| m.executable) {
-        let Some(info) = file_info(files, maps, m) else { continue };
-        let Some(base) = info.base_avma(m) else { continue };
-        unwinder.add_module(Module::new(m.path.display().to_string(), m.start..m.end, base, info.sections.clone()));
+        let Some(info) = file_info(files, maps, m) else {
+            continue;
+        };
+        let Some(base) = info.base_avma(m) else {
+            continue;
+        };
+        unwinder.add_module(Module::new(
+            m.path.display().to_string(),
+            m.start..m.end,
+            base,
+            info.sections.clone(),
+        ));
     }
-    ProcessUnwinder { fingerprint, unwinder, cache: CacheX86_64::new() }
+    ProcessUnwinder {
+        fingerprint,
+        unwinder,
+        cache: CacheX86_64::new(),
+    }
 }
 
 fn fingerprint(maps: &ModuleMap) -> u64 {
@@ -138,7 +159,10 @@ fn fingerprint(maps: &ModuleMap) -> u64 {
 
 impl DwarfUnwinder {
     pub fn new() -> Self {
-        DwarfUnwinder { files: HashMap::new(), processes: HashMap::new() }
+        DwarfUnwinder {
+            files: HashMap::new(),
+            processes: HashMap::new(),
+        }
     }
 
     fn process(&mut self, pid: i32, maps: &ModuleMap) -> &mut ProcessUnwinder {
@@ -157,7 +181,15 @@ impl DwarfUnwinder {
 
     /// Unwinds; pushes return addresses (first = `regs.ip`) into `out`, at most `max_frames`.
     /// `stack` is user memory copied from `regs.sp` upwards. Garbage in gives a short stack.
-    pub fn unwind(&mut self, pid: i32, maps: &ModuleMap, regs: UserRegs, stack: &[u8], max_frames: usize, out: &mut Vec<u64>) {
+    pub fn unwind(
+        &mut self,
+        pid: i32,
+        maps: &ModuleMap,
+        regs: UserRegs,
+        stack: &[u8],
+        max_frames: usize,
+        out: &mut Vec<u64>,
+    ) {
         out.clear();
         if regs.ip == 0 || max_frames == 0 {
             return;
@@ -169,8 +201,12 @@ impl DwarfUnwinder {
             let bytes = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
-        let mut frames =
-            p.unwinder.iter_frames(regs.ip, UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp), &mut p.cache, &mut read_stack);
+        let mut frames = p.unwinder.iter_frames(
+            regs.ip,
+            UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp),
+            &mut p.cache,
+            &mut read_stack,
+        );
         while out.len() < max_frames {
             match frames.next() {
                 Ok(Some(f)) => out.push(f.address()),
@@ -210,7 +246,9 @@ mod tests {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
         for line in maps.lines() {
             let range = line.split_whitespace().next().unwrap_or("");
-            let mut it = range.split('-').map(|h| u64::from_str_radix(h, 16).unwrap_or(0));
+            let mut it = range
+                .split('-')
+                .map(|h| u64::from_str_radix(h, 16).unwrap_or(0));
             if let (Some(a), Some(b)) = (it.next(), it.next())
                 && a <= sp
                 && sp < b
@@ -245,25 +283,62 @@ mod tests {
         assert!(out.len() >= 3, "short stack: {out:x?}");
         let frames: Vec<_> = out.iter().filter_map(|a| maps.lookup(*a)).collect();
         let mut syms = super::super::Symbols::new();
-        let names: Vec<String> = syms.symbolize(&frames).into_iter().filter_map(|f| f.function).collect();
+        let names: Vec<String> = syms
+            .symbolize(&frames)
+            .into_iter()
+            .filter_map(|f| f.function)
+            .collect();
         let pos = |needle: &str| names.iter().position(|n| n.contains(needle));
-        let (one, test) = (pos("unwind_here_level_one"), pos("unwinds_its_own_stack_through_cfi"));
-        assert!(one.is_some() && test.is_some() && one < test, "caller order wrong: {names:?}");
+        let (one, test) = (
+            pos("unwind_here_level_one"),
+            pos("unwinds_its_own_stack_through_cfi"),
+        );
+        assert!(
+            one.is_some() && test.is_some() && one < test,
+            "caller order wrong: {names:?}"
+        );
     }
 
     #[test]
     fn load_bias_uses_the_segment_of_the_mapping() {
         // lld layout: R at offset 0/vaddr 0, RX at offset 0x5f1a0/vaddr 0x601a0.
         let loads = [
-            Load { offset: 0, size: 0x5f1a0, vaddr: 0, executable: false },
-            Load { offset: 0x5f1a0, size: 0x10_0000, vaddr: 0x60_1a0, executable: true },
+            Load {
+                offset: 0,
+                size: 0x5f1a0,
+                vaddr: 0,
+                executable: false,
+            },
+            Load {
+                offset: 0x5f1a0,
+                size: 0x10_0000,
+                vaddr: 0x60_1a0,
+                executable: true,
+            },
         ];
         let path: Arc<Path> = Arc::from(Path::new("/bin/x"));
-        let m = Mapping { start: 0x5555_0006_0000, end: 0x5555_0016_0000, offset: 0x5f000, executable: true, dev: (0, 0), inode: 1, path };
+        let m = Mapping {
+            start: 0x5555_0006_0000,
+            end: 0x5555_0016_0000,
+            offset: 0x5f000,
+            executable: true,
+            dev: (0, 0),
+            inode: 1,
+            path,
+        };
         assert_eq!(base_avma(&loads, &m), Some(0x5555_0000_0000));
         // GNU ld layout: vaddr == offset.
-        let gnu = [Load { offset: 0x1000, size: 0x2000, vaddr: 0x1000, executable: true }];
-        let m2 = Mapping { start: 0x5600_0000_1000, offset: 0x1000, ..m };
+        let gnu = [Load {
+            offset: 0x1000,
+            size: 0x2000,
+            vaddr: 0x1000,
+            executable: true,
+        }];
+        let m2 = Mapping {
+            start: 0x5600_0000_1000,
+            offset: 0x1000,
+            ..m
+        };
         assert_eq!(base_avma(&gnu, &m2), Some(0x5600_0000_0000));
     }
 
@@ -272,12 +347,36 @@ mod tests {
         let maps = ModuleMap::read(std::process::id() as i32).unwrap_or_default();
         let mut u = DwarfUnwinder::new();
         let mut out = Vec::new();
-        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let garbage: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for ip in [1u64, 0xdead_beef, u64::MAX, 0x7fff_0000_0000] {
-            u.unwind(1, &maps, UserRegs { ip, sp: 0x1000, bp: 0x2000 }, &garbage, 64, &mut out);
+            u.unwind(
+                1,
+                &maps,
+                UserRegs {
+                    ip,
+                    sp: 0x1000,
+                    bp: 0x2000,
+                },
+                &garbage,
+                64,
+                &mut out,
+            );
             assert!(out.len() <= 64);
         }
-        u.unwind(1, &ModuleMap::default(), UserRegs { ip: 0x1000, sp: u64::MAX - 4, bp: 0 }, &garbage, 64, &mut out);
+        u.unwind(
+            1,
+            &ModuleMap::default(),
+            UserRegs {
+                ip: 0x1000,
+                sp: u64::MAX - 4,
+                bp: 0,
+            },
+            &garbage,
+            64,
+            &mut out,
+        );
         assert!(out.len() <= 64);
     }
 }
