@@ -211,8 +211,50 @@ fn test(extra: &[String]) -> Result {
     // The integration tests run the binary, which `cargo test` of another package does not build.
     run(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
     // One test thread: integration tests share kernel state (attached programs, the PID space).
-    run(cargo()
-        .args(["test", "--workspace", "--release"])
+    // --all-targets leaves out doc-tests (there are none) so the last result line is a real one.
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--release", "--all-targets"])
         .args(extra)
-        .args(["--", "--test-threads=1"]))
+        .args(["--", "--test-threads=1"]);
+    run_counting(&mut cmd)
+}
+
+/// Runs cargo test, echoing its output, and closes with the totals over every test binary.
+fn run_counting(cmd: &mut Command) -> Result {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: running {cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                for part in rest.split(';') {
+                    let words: Vec<&str> = part.split_whitespace().collect();
+                    let count = |w: &str| {
+                        let i = words.iter().position(|x| *x == w)?;
+                        words.get(i.checked_sub(1)?)?.parse::<u64>().ok()
+                    };
+                    passed += count("passed").unwrap_or(0);
+                    failed += count("failed").unwrap_or(0);
+                    ignored += count("ignored").unwrap_or(0);
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo test: {e}"))?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed with {status}"))
+    }
 }

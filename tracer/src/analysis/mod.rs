@@ -5,3 +5,6 @@ pub mod report;
 pub mod trend;
 
 pub use report::{Frame, ProcessSummary, Report, ReportOptions, SiteReport, build};
+
+#[cfg(test)]
+mod tests;

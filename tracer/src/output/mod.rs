@@ -35,3 +35,6 @@ pub fn write(
         Format::Json => json::write(out, report),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! Report building without a kernel: suspects vs flat sites, --min-age, --top, time to EMFILE.
+
+use super::{ReportOptions, build, report::Frame};
+use crate::state::{Limits, StackId, State, apply::Syscall};
+use tracer_common::fd::data_kind;
+
+const MS: u64 = 1_000_000;
+const T: u32 = 7;
+
+fn open_at(s: &mut State, ts: u64, fd: i64, stack: u32, path: &'static [u8]) {
+    let sc = Syscall {
+        tgid: T,
+        ts_ns: ts,
+        nr: 257,
+        ret: fd,
+        args: [0; 6],
+        data_kind: data_kind::PATH,
+        data: path,
+    };
+    s.on_syscall(&sc, StackId(stack));
+}
+
+/// A process with: a leak (stack 1, one fd per 100 ms), a log (stack 2, one fd), a pool (stack 3,
+/// 8 fds at the start), sampled every 100 ms for 3 s.
+fn scenario() -> State {
+    let mut s = State::default();
+    s.attach(
+        T,
+        b"svc".to_vec(),
+        Limits {
+            nofile_soft: Some(1024),
+            nofile_hard: Some(4096),
+        },
+        &[],
+        0,
+    );
+    open_at(&mut s, 0, 3, 2, b"/var/log/svc.log");
+    for i in 0..8 {
+        open_at(&mut s, MS, 10 + i, 3, b"/dev/pool");
+    }
+    let mut fd = 100;
+    for tick in 1..=30u64 {
+        let now = tick * 100 * MS;
+        open_at(&mut s, now, fd, 1, b"/etc/hostname");
+        fd += 1;
+        s.sample(now);
+    }
+    s
+}
+
+fn frames(id: StackId) -> Vec<Frame> {
+    vec![Frame {
+        address: format!("{:#x}", id.0),
+        function: Some(format!("f{}", id.0)),
+        file: None,
+        line: None,
+        module: None,
+        inlined: false,
+    }]
+}
+
+#[test]
+fn the_growing_site_is_the_only_suspect() {
+    let s = scenario();
+    let r = build(&s, 3000 * MS, 0, &ReportOptions::default(), frames);
+    assert_eq!(r.suspects.len(), 1, "{:#?}", r.suspects);
+    let leak = &r.suspects[0];
+    assert_eq!(
+        (leak.count, leak.kind, leak.stack[0].function.as_deref()),
+        (30, "file", Some("f1"))
+    );
+    assert!(
+        (leak.growth_per_min - 600.0).abs() < 1.0,
+        "{}",
+        leak.growth_per_min
+    );
+    // 1024 - 39 open = 985 fds left at 10/s.
+    assert_eq!(leak.time_to_limit_s, Some(98.5));
+    assert_eq!(leak.example.as_deref(), Some("/etc/hostname"));
+    assert_eq!(r.outstanding.len(), 3);
+    assert_eq!(r.outstanding[0].count, 30, "largest first");
+    assert_eq!(r.processes[0].open_fds, 39);
+    assert_eq!(r.processes[0].by_kind.get("file"), Some(&39));
+}
+
+#[test]
+fn min_age_and_top_filter() {
+    let s = scenario();
+    let r = build(
+        &s,
+        3000 * MS,
+        0,
+        &ReportOptions {
+            min_age_ns: 2500 * MS,
+            top: None,
+        },
+        frames,
+    );
+    let leak = r
+        .outstanding
+        .iter()
+        .find(|o| o.stack_id == StackId(1))
+        .map(|o| o.count);
+    assert_eq!(
+        leak,
+        Some(5),
+        "only fds opened at 100..500 ms are 2.5 s old"
+    );
+    let r = build(
+        &s,
+        3000 * MS,
+        0,
+        &ReportOptions {
+            min_age_ns: 0,
+            top: Some(1),
+        },
+        frames,
+    );
+    assert_eq!(r.outstanding.len(), 1);
+    assert_eq!(r.suspects.len(), 1);
+}
+
+#[test]
+fn an_exited_process_has_no_time_to_limit_and_ages_at_exit() {
+    let mut s = scenario();
+    s.on_exit(T, 3000 * MS);
+    let r = build(&s, 9000 * MS, 0, &ReportOptions::default(), frames);
+    assert!(r.processes[0].exited);
+    assert_eq!(r.suspects.len(), 1, "still a suspect: it grew until exit");
+    assert_eq!(r.suspects[0].time_to_limit_s, None);
+    assert_eq!(r.suspects[0].oldest_age_ms, 2900);
+}
+
+#[test]
+fn fds_open_before_attach_are_never_suspects() {
+    let mut s = State::default();
+    let existing: Vec<_> = (0..50)
+        .map(|fd| crate::state::ProcFd {
+            fd,
+            kind: crate::state::FdKind::File,
+            target: b"/x".to_vec(),
+        })
+        .collect();
+    s.attach(T, b"old".to_vec(), Limits::default(), &existing, 0);
+    s.sample(1000 * MS);
+    let r = build(&s, 2000 * MS, 3, &ReportOptions::default(), frames);
+    assert!(r.suspects.is_empty());
+    assert!(r.outstanding[0].before_attach);
+    assert!(r.outstanding[0].stack.is_empty() || r.outstanding[0].stack_id == StackId::NONE);
+    assert_eq!(r.lost_events, 3);
+}
