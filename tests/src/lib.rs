@@ -39,9 +39,7 @@ pub fn fixture(name: &str) -> PathBuf {
         let _ = std::fs::create_dir_all(&out);
     });
     let bin = out.join(name);
-    let src = workspace_root()
-        .join("tests/fixtures")
-        .join(format!("{name}.c"));
+    let src = workspace_root().join("tests/fixtures").join(format!("{name}.c"));
     let fresh = match (
         bin.metadata().and_then(|m| m.modified()),
         src.metadata().and_then(|m| m.modified()),
@@ -102,8 +100,7 @@ pub fn run_json(extra: &[&str], cmd: &[&str]) -> (serde_json::Value, i32, String
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let text = std::fs::read_to_string(&out_file)
         .unwrap_or_else(|e| panic!("no report written ({e}); tracer stderr:\n{stderr}"));
-    let report =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
+    let report = serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
     let _ = std::fs::remove_dir_all(&dir);
     (report, out.status.code().unwrap_or(-1), stderr)
 }
@@ -129,8 +126,5 @@ pub fn stack_functions(site: &serde_json::Value) -> Vec<String> {
 
 /// Sites of a report list (`suspects` or `outstanding`).
 pub fn sites<'a>(report: &'a serde_json::Value, list: &str) -> Vec<&'a serde_json::Value> {
-    report[list]
-        .as_array()
-        .map(|v| v.iter().collect())
-        .unwrap_or_default()
+    report[list].as_array().map(|v| v.iter().collect()).unwrap_or_default()
 }

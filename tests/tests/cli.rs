@@ -40,11 +40,7 @@ fn run_returns_the_commands_exit_code() {
     }
     let (report, code, _) = run_json(&[], &["sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
-    assert!(
-        report["processes"]
-            .as_array()
-            .is_some_and(|p| !p.is_empty())
-    );
+    assert!(report["processes"].as_array().is_some_and(|p| !p.is_empty()));
 }
 
 #[test]
@@ -52,10 +48,7 @@ fn watch_reports_a_process_that_exits_mid_trace() {
     if !can_trace("watch exit") {
         return;
     }
-    let mut victim = Command::new("sleep")
-        .arg("1")
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut victim = Command::new("sleep").arg("1").spawn().unwrap_or_else(|e| panic!("{e}"));
     let pid = victim.id().to_string();
     let out = tracer(&["watch", "-p", &pid, "--format", "json", "30"]);
     let _ = victim.wait();
@@ -63,8 +56,7 @@ fn watch_reports_a_process_that_exits_mid_trace() {
     no_panic(&stderr);
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains(&format!("PID {pid} exited")), "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert!(
         report["processes"]
             .as_array()
@@ -83,12 +75,7 @@ fn without_privileges_the_error_says_what_to_do() {
         return;
     }
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
         .arg(tracer_bin())
         .args(["run", "--", "true"])
         .output()
@@ -114,14 +101,8 @@ fn hostile_file_names_survive_text_and_json() {
         .iter()
         .filter_map(|s| s["example"].as_str().map(str::to_owned))
         .collect();
-    assert!(
-        examples.iter().any(|e| e.ends_with("new\nline")),
-        "{examples:?}"
-    );
-    assert!(
-        examples.iter().any(|e| e.contains("\u{1b}[31mred")),
-        "{examples:?}"
-    );
+    assert!(examples.iter().any(|e| e.ends_with("new\nline")), "{examples:?}");
+    assert!(examples.iter().any(|e| e.contains("\u{1b}[31mred")), "{examples:?}");
     let bad = sites(&report, "outstanding")
         .into_iter()
         .find(|s| s["example_hex"].is_string())
@@ -129,9 +110,7 @@ fn hostile_file_names_survive_text_and_json() {
     let bad = bad.unwrap_or_else(|| panic!("non-UTF-8 name has no lossless hex:\n{report:#}"));
     // "bad" then 0xff 0xfe, byte for byte.
     assert!(
-        bad["example_hex"]
-            .as_str()
-            .is_some_and(|h| h.contains("626164fffe")),
+        bad["example_hex"].as_str().is_some_and(|h| h.contains("626164fffe")),
         "{bad}"
     );
 
@@ -141,9 +120,6 @@ fn hostile_file_names_survive_text_and_json() {
     assert!(text.contains("\\x1b[31mred"), "{text}");
     assert!(text.contains("bad\\xff\\xfe"), "{text}");
     assert!(text.contains("back\\\\slash"), "{text}");
-    assert!(
-        !text.contains('\u{1b}'),
-        "a raw escape sequence reached the terminal"
-    );
+    assert!(!text.contains('\u{1b}'), "a raw escape sequence reached the terminal");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,10 +14,7 @@ fn has_function(site: &serde_json::Value, f: &str) -> bool {
 /// Checks the stack order: `inner` appears before (is called by) `outer`.
 fn calls(site: &serde_json::Value, outer: &str, inner: &str) -> bool {
     let fs = stack_functions(site);
-    match (
-        fs.iter().position(|s| s == inner),
-        fs.iter().position(|s| s == outer),
-    ) {
+    match (fs.iter().position(|s| s == inner), fs.iter().position(|s| s == outer)) {
         (Some(i), Some(o)) => i < o,
         _ => false,
     }
@@ -50,9 +47,7 @@ fn leak_on_error_path(stack: &str) {
         leak["growth_per_min"]
     );
     assert!(
-        leak["example"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("/etc/")),
+        leak["example"].as_str().is_some_and(|e| e.starts_with("/etc/")),
         "example {}",
         leak["example"]
     );
@@ -135,11 +130,7 @@ fn a_pool_that_filled_is_not_a_suspect() {
     assert_eq!(pool["kind"], "socket");
     assert_eq!(pool["family"], "inet");
     // do_work() closes what it opens: nothing of it is outstanding.
-    assert!(
-        !sites(&report, "outstanding")
-            .iter()
-            .any(|s| has_function(s, "do_work"))
-    );
+    assert!(!sites(&report, "outstanding").iter().any(|s| has_function(s, "do_work")));
 }
 
 #[test]
@@ -157,19 +148,9 @@ fn scm_rights_leak_in_a_child_process_is_found() {
         .find(|s| has_function(s, "receive_request"))
         .cloned();
     let leak = leak.unwrap_or_else(|| panic!("no suspect names receive_request:\n{report:#}"));
-    let parent = procs
-        .iter()
-        .filter_map(|p| p["pid"].as_u64())
-        .min()
-        .unwrap_or(0);
-    assert_ne!(
-        leak["pid"].as_u64(),
-        Some(parent),
-        "the leak is in the child"
-    );
-    assert!(
-        calls(&leak, "handle_request", "receive_request") || has_function(&leak, "receive_request")
-    );
+    let parent = procs.iter().filter_map(|p| p["pid"].as_u64()).min().unwrap_or(0);
+    assert_ne!(leak["pid"].as_u64(), Some(parent), "the leak is in the child");
+    assert!(calls(&leak, "handle_request", "receive_request") || has_function(&leak, "receive_request"));
     // The batch receiver closes what it gets.
     assert!(
         !sites(&report, "outstanding")

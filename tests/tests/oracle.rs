@@ -70,10 +70,7 @@ fn oracle(stack_mode: StackMode) {
         let line = line.unwrap_or_else(|e| panic!("reading fixture output: {e}"));
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["CHILD", c] => children.push(
-                c.parse()
-                    .unwrap_or_else(|_| panic!("bad CHILD line {line}")),
-            ),
+            ["CHILD", c] => children.push(c.parse().unwrap_or_else(|_| panic!("bad CHILD line {line}"))),
             ["CHECKPOINT", ..] => {
                 checkpoints += 1;
                 compare(&mut agent, pid, &line);
@@ -83,9 +80,7 @@ fn oracle(stack_mode: StackMode) {
                     }
                 }
                 writeln!(stdin, "go").unwrap_or_else(|e| panic!("resuming fixture: {e}"));
-                stdin
-                    .flush()
-                    .unwrap_or_else(|e| panic!("resuming fixture: {e}"));
+                stdin.flush().unwrap_or_else(|e| panic!("resuming fixture: {e}"));
             }
             ["DONE"] => done = true,
             _ => {}
@@ -94,10 +89,7 @@ fn oracle(stack_mode: StackMode) {
     let status = child.wait().unwrap_or_else(|e| panic!("waiting: {e}"));
     assert!(status.success(), "fixture failed: {status}");
     assert!(done, "fixture did not finish");
-    assert!(
-        checkpoints >= 10,
-        "only {checkpoints} checkpoints were compared"
-    );
+    assert!(checkpoints >= 10, "only {checkpoints} checkpoints were compared");
     assert!(!children.is_empty(), "the fork phase was not compared");
     assert_eq!(
         agent.lost_events(),

@@ -52,21 +52,13 @@ fn watch_attaches_to_a_running_leaker_and_reports_each_interval() {
     );
     let before = sites(last, "outstanding")
         .into_iter()
-        .find(|s| {
-            s["before_attach"] == true
-                && s["kind"] == "file"
-                && s["count"].as_u64().is_some_and(|c| c >= 20)
-        })
+        .find(|s| s["before_attach"] == true && s["kind"] == "file" && s["count"].as_u64().is_some_and(|c| c >= 20))
         .cloned();
     assert!(
         before.is_some(),
         "fds leaked before the attach are reported without a stack:\n{last:#}"
     );
-    assert!(
-        sites(last, "suspects")
-            .iter()
-            .all(|s| s["before_attach"] == false)
-    );
+    assert!(sites(last, "suspects").iter().all(|s| s["before_attach"] == false));
 }
 
 #[test]
@@ -89,12 +81,7 @@ fn ctrl_c_prints_the_final_report() {
     let _ = leaker.kill();
     let _ = leaker.wait();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("final report"), "{text}");
     assert!(text.contains("load_config"), "{text}");
 }
@@ -106,10 +93,8 @@ fn losses_are_counted_and_reported_never_silent() {
     }
     // 1 MiB of ring buffer holds ~120 stack-carrying records; 20,000 fast opens overflow it.
     let churn = fixture("churn").to_string_lossy().into_owned();
-    let (report, code, stderr) = integration_tests::run_json(
-        &["--ring-buffer-size", "1"],
-        &[&churn, "open", "20000", "1"],
-    );
+    let (report, code, stderr) =
+        integration_tests::run_json(&["--ring-buffer-size", "1"], &[&churn, "open", "20000", "1"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         report["lost_events"].as_u64().is_some_and(|l| l > 0),

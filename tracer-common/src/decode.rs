@@ -123,9 +123,7 @@ mod tests {
 
     fn bytes_of<T>(v: &T) -> &[u8] {
         // SAFETY: reading the bytes of a repr(C) POD value for the duration of the borrow.
-        unsafe {
-            core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>())
-        }
+        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
     }
 
     #[test]
@@ -178,10 +176,7 @@ mod tests {
         ));
         let mut buf = buf;
         buf.0[0] = 99;
-        assert_eq!(
-            Record::try_from(&buf.0[..64]).err(),
-            Some(DecodeError::UnknownKind(99))
-        );
+        assert_eq!(Record::try_from(&buf.0[..64]).err(), Some(DecodeError::UnknownKind(99)));
         buf.0[0] = kind::SYSCALL_STACK as u8;
         assert!(matches!(
             Record::try_from(&buf.0[..200]),

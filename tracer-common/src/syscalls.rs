@@ -128,13 +128,7 @@ pub struct SyscallSpec {
     pub capture: Capture,
 }
 
-const fn alloc(
-    nr: u32,
-    name: &'static str,
-    effect: FdEffect,
-    kind: KindHint,
-    data: DataSource,
-) -> SyscallSpec {
+const fn alloc(nr: u32, name: &'static str, effect: FdEffect, kind: KindHint, data: DataSource) -> SyscallSpec {
     SyscallSpec {
         nr,
         name,
@@ -218,13 +212,7 @@ pub const X86_64: &[SyscallSpec] = &[
     alloc(430, "fsopen", E::NewFd, K::OtherAnon, D::Path(0)),
     alloc(432, "fsmount", E::NewFd, K::OtherAnon, D::None),
     alloc(433, "fspick", E::NewFd, K::OtherAnon, D::Path(1)),
-    alloc(
-        444,
-        "landlock_create_ruleset",
-        E::NewFd,
-        K::OtherAnon,
-        D::None,
-    ),
+    alloc(444, "landlock_create_ruleset", E::NewFd, K::OtherAnon, D::None),
     alloc(47, "recvmsg", E::ReceiveFds, K::FromSource, D::MsgHdr(1)),
     alloc(299, "recvmmsg", E::ReceiveFds, K::FromSource, D::MmsgHdr(1)),
     release(3, "close", E::Close),
@@ -257,11 +245,7 @@ mod tests {
     #[test]
     fn numbers_are_unique_and_in_range() {
         for (i, a) in X86_64.iter().enumerate() {
-            assert!(
-                a.nr < crate::config::MAX_SYSCALL_NR,
-                "{} out of range",
-                a.name
-            );
+            assert!(a.nr < crate::config::MAX_SYSCALL_NR, "{} out of range", a.name);
             for b in &X86_64[i + 1..] {
                 assert_ne!(a.nr, b.nr, "{} and {} share a number", a.name, b.name);
             }
@@ -272,10 +256,7 @@ mod tests {
     fn capture_bits_round_trip_fields() {
         let c = spec(53).map(|s| s.capture.bits()).unwrap_or(0);
         assert_eq!(c & bits::ENABLED, bits::ENABLED);
-        assert_eq!(
-            (c >> bits::DATA_SHIFT) & bits::DATA_MASK,
-            bits::DATA_FD_PAIR
-        );
+        assert_eq!((c >> bits::DATA_SHIFT) & bits::DATA_MASK, bits::DATA_FD_PAIR);
         assert_eq!((c >> bits::ARG_SHIFT) & bits::ARG_MASK, 3);
         assert_ne!(c & bits::STACK, 0);
         let close = spec(3).map(|s| s.capture.bits()).unwrap_or(0);

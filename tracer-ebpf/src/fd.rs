@@ -9,10 +9,7 @@ use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf,
-        bpf_probe_read_user_str_bytes,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf, bpf_probe_read_user_str_bytes},
     macros::raw_tracepoint,
     programs::{RawTracePointContext, tracing::StackIdContext},
 };
@@ -139,11 +136,9 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
 #[inline(always)]
 fn control_of(msghdr: u64) -> Result<(u64, u64), i64> {
     // SAFETY: user pointers are read with bpf_probe_read_user, which fails instead of faulting.
-    let ptr: u64 =
-        unsafe { bpf_probe_read_user((msghdr + MSG_CONTROL) as *const u64) }.map_err(i64::from)?;
+    let ptr: u64 = unsafe { bpf_probe_read_user((msghdr + MSG_CONTROL) as *const u64) }.map_err(i64::from)?;
     // SAFETY: as above.
-    let len: u64 = unsafe { bpf_probe_read_user((msghdr + MSG_CONTROLLEN) as *const u64) }
-        .map_err(i64::from)?;
+    let len: u64 = unsafe { bpf_probe_read_user((msghdr + MSG_CONTROLLEN) as *const u64) }.map_err(i64::from)?;
     Ok((ptr, len))
 }
 
@@ -161,12 +156,7 @@ fn emit_core(core: SyscallCore) -> Result<(), i64> {
 }
 
 #[inline(always)]
-fn emit_detail(
-    ctx: &RawTracePointContext,
-    regs_ptr: *const u8,
-    core: &SyscallCore,
-    extra: Extra,
-) -> Result<(), i64> {
+fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCore, extra: Extra) -> Result<(), i64> {
     let mode = STACK_MODE.load();
     if mode == StackMode::Dwarf as u32 {
         let Some(mut entry) = EVENTS.reserve::<SyscallStackRecord>(0) else {

@@ -132,9 +132,7 @@ impl HeldChild {
                     source: e,
                 }
             }),
-            Err(_) => Err(ChildError::Handshake(io::Error::other(
-                "spawn thread panicked",
-            ))),
+            Err(_) => Err(ChildError::Handshake(io::Error::other("spawn thread panicked"))),
         }
     }
 }
@@ -143,13 +141,7 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: reading into the unfilled tail of a valid buffer.
-        let n = unsafe {
-            libc::read(
-                fd.as_raw_fd(),
-                buf[got..].as_mut_ptr().cast(),
-                buf.len() - got,
-            )
-        };
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf[got..].as_mut_ptr().cast(), buf.len() - got) };
         if n > 0 {
             got += n as usize;
         } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -173,15 +165,11 @@ fn resolve(program: &OsString) -> Option<std::path::PathBuf> {
         return executable(p).then(|| p.to_path_buf());
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(p))
-        .find(|c| executable(c))
+    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| executable(c))
 }
 
 /// The exit code a shell would give: the status, or 128 + signal.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }

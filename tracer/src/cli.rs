@@ -117,17 +117,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"))?;
     if !v.is_finite() || v < 0.0 {
-        return Err(format!(
-            "'{s}' is not a duration (examples: 500ms, 10s, 2m)"
-        ));
+        return Err(format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"));
     }
     Ok(Duration::from_secs_f64(v * mult))
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {
-    let v: u32 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of MiB"))?;
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number of MiB"))?;
     if v == 0 || !v.is_power_of_two() || v > 1024 {
         return Err(format!(
             "ring buffer size must be a power of two between 1 and 1024 MiB, not {v}"
@@ -152,9 +148,7 @@ mod tests {
 
     #[test]
     fn watch_parses_interval_count_and_pids() {
-        let cli = Cli::try_parse_from([
-            "tracer", "watch", "-p", "1", "-p", "2", "5", "3", "--format", "json",
-        ]);
+        let cli = Cli::try_parse_from(["tracer", "watch", "-p", "1", "-p", "2", "5", "3", "--format", "json"]);
         match cli.map(|c| c.command) {
             Ok(Command::Watch(w)) => {
                 assert_eq!(w.pids, vec![1, 2]);
@@ -164,10 +158,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(
-            Cli::try_parse_from(["tracer", "watch"]).is_err(),
-            "a PID is required"
-        );
+        assert!(Cli::try_parse_from(["tracer", "watch"]).is_err(), "a PID is required");
     }
 
     #[test]
@@ -175,16 +166,11 @@ mod tests {
         let cli = Cli::try_parse_from(["tracer", "run", "--top", "3", "--", "ls", "-l", "--color"]);
         match cli.map(|c| c.command) {
             Ok(Command::Run(r)) => {
-                assert_eq!(
-                    r.command,
-                    vec![OsString::from("ls"), "-l".into(), "--color".into()]
-                );
+                assert_eq!(r.command, vec![OsString::from("ls"), "-l".into(), "--color".into()]);
                 assert_eq!(r.common.top, Some(3));
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(
-            Cli::try_parse_from(["tracer", "run", "--ring-buffer-size", "3", "--", "x"]).is_err()
-        );
+        assert!(Cli::try_parse_from(["tracer", "run", "--ring-buffer-size", "3", "--", "x"]).is_err());
     }
 }

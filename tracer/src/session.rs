@@ -50,10 +50,9 @@ struct Reporter {
 impl Reporter {
     fn new(common: &CommonArgs) -> anyhow::Result<Self> {
         let out: Box<dyn Write> = match &common.output {
-            Some(path) => Box::new(
-                File::create(path)
-                    .with_context(|| format!("cannot write the report to {}", path.display()))?,
-            ),
+            Some(path) => {
+                Box::new(File::create(path).with_context(|| format!("cannot write the report to {}", path.display()))?)
+            }
             None => Box::new(io::stdout()),
         };
         Ok(Reporter {
@@ -74,16 +73,13 @@ impl Reporter {
         let now = proc::monotonic_ns();
         let symbols = &mut self.symbols;
         let stacks = &agent.tracker.stacks;
-        let report = analysis::build(&agent.tracker.state, now, lost, &opts, |id| {
-            stacks.frames(symbols, id)
-        });
+        let report = analysis::build(&agent.tracker.state, now, lost, &opts, |id| stacks.frames(symbols, id));
         let heading = Heading {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             label,
             stack_mode: self.common.stack.as_str(),
         };
-        output::write(&mut self.out, self.common.format, &report, &heading)
-            .context("writing the report")?;
+        output::write(&mut self.out, self.common.format, &report, &heading).context("writing the report")?;
         self.out.flush().context("writing the report")?;
         Ok(())
     }
@@ -104,18 +100,13 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     }
     eprintln!(
         "tracer: tracing PID {} ({} stacks); report every {:.1}s, Ctrl-C for the final one",
-        args.pids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
+        args.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
         args.common.stack.as_str(),
         args.interval.as_secs_f64()
     );
     let mut reporter = Reporter::new(&args.common)?;
     let mut tick = tokio::time::interval(tick_period(Some(args.interval)));
-    let mut report_timer =
-        tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
+    let mut report_timer = tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
     let mut reports = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);

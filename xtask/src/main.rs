@@ -30,9 +30,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(),
         Some("build") => setup().and_then(|()| build()),
-        Some("demo") => setup()
-            .and_then(|()| build())
-            .and_then(|()| demo(&args[1..])),
+        Some("demo") => setup().and_then(|()| build()).and_then(|()| demo(&args[1..])),
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("fixtures") => build_fixtures().map(|dir| println!("{}", dir.display())),
         _ => {
@@ -104,21 +102,10 @@ fn setup() -> Result {
     }
     let toolchains = stdout_of(Command::new("rustup").args(["toolchain", "list"]));
     if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
-        run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            TOOLCHAIN,
-            "--profile",
-            "minimal",
-        ]))?;
+        run(Command::new("rustup").args(["toolchain", "install", TOOLCHAIN, "--profile", "minimal"]))?;
     }
-    let installed = stdout_of(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        TOOLCHAIN,
-    ]));
+    let installed =
+        stdout_of(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", TOOLCHAIN]));
     let want = ["rust-src", "clippy", "rustfmt"];
     let lacking: Vec<&str> = want
         .iter()
@@ -130,21 +117,14 @@ fn setup() -> Result {
             .args(["component", "add", "--toolchain", TOOLCHAIN])
             .args(&lacking))?;
     }
-    let linker_ok =
-        stdout_of(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION);
+    let linker_ok = stdout_of(Command::new("bpf-linker").arg("--version")).contains(BPF_LINKER_VERSION);
     if !linker_ok {
         let path = format!("{LLVM_PREFIX}/bin:{}", env::var("PATH").unwrap_or_default());
         run(Command::new("cargo")
             .env("RUSTUP_TOOLCHAIN", TOOLCHAIN)
             .env("LLVM_PREFIX", LLVM_PREFIX)
             .env("PATH", path)
-            .args([
-                "install",
-                "bpf-linker",
-                "--locked",
-                "--version",
-                BPF_LINKER_VERSION,
-            ])
+            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
             .args(["--no-default-features", "--features", "llvm-22"]))?;
     }
     mount_tracefs();
@@ -200,14 +180,7 @@ fn demo(extra: &[String]) -> Result {
 fn test(extra: &[String]) -> Result {
     build_fixtures()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     // The integration tests run the binary, which `cargo test` of another package does not build.
     run(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
     // One test thread: integration tests share kernel state (attached programs, the PID space).
@@ -229,10 +202,7 @@ fn run_counting(cmd: &mut Command) -> Result {
         .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out)
-            .lines()
-            .map_while(std::result::Result::ok)
-        {
+        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
             println!("{line}");
             if let Some(rest) = line.strip_prefix("test result: ") {
                 for part in rest.split(';') {
@@ -248,9 +218,7 @@ fn run_counting(cmd: &mut Command) -> Result {
             }
         }
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for cargo test: {e}"))?;
+    let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     if status.success() {
         Ok(())

@@ -136,8 +136,7 @@ impl Tracker {
         match record {
             Record::Syscall(v) => self.on_syscall(&v),
             Record::Fork(f) => {
-                self.state
-                    .on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
+                self.state.on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
             }
             Record::Exec(e) => {
                 let tgid = e.header.tgid;
@@ -149,8 +148,7 @@ impl Tracker {
                 } else {
                     comm
                 };
-                self.state
-                    .on_exec(tgid, &comm, proc::fd_numbers(tgid).as_deref());
+                self.state.on_exec(tgid, &comm, proc::fd_numbers(tgid).as_deref());
                 if let Some(p) = self.state.processes.get_mut(&tgid) {
                     p.limits = proc::limits(tgid);
                 }
@@ -224,10 +222,9 @@ impl Tracker {
                 }
                 let mut addrs = std::mem::take(&mut self.scratch);
                 match self.modules.get(&tgid) {
-                    Some(m) => {
-                        self.unwinder
-                            .unwind(tgid as i32, m, regs, v.stack, MAX_FRAMES, &mut addrs)
-                    }
+                    Some(m) => self
+                        .unwinder
+                        .unwind(tgid as i32, m, regs, v.stack, MAX_FRAMES, &mut addrs),
                     None => {
                         addrs.clear();
                         addrs.push(regs.ip);
@@ -244,26 +241,16 @@ impl Tracker {
     /// wrappers use rbp as a general register) reads data as return addresses: stop at the first
     /// address outside executable code, so one call site is one stack whatever the garbage.
     fn truncate_at_garbage(&mut self, tgid: u32, addrs: &mut Vec<u64>) {
-        let stale = self
-            .modules
-            .get(&tgid)
-            .is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
-        if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
-            self.modules.insert(tgid, m);
-        }
-        if let Some(m) = self.modules.get(&tgid)
+        if let Some(m) = self.modules_covering(tgid, addrs)
             && let Some(bad) = addrs.iter().position(|a| !m.covers(*a))
         {
             addrs.truncate(bad.max(1));
         }
     }
 
-    /// Interns a stack; reads the process's maps again if a frame falls outside the known modules
-    /// (a library loaded after the last read).
-    fn intern(&mut self, tgid: u32, addrs: &[u64]) -> StackId {
-        if let Some(id) = self.stacks.find(tgid, addrs) {
-            return id;
-        }
+    /// The process's module map, read again if a frame falls outside the known modules (a
+    /// library loaded after the last read).
+    fn modules_covering(&mut self, tgid: u32, addrs: &[u64]) -> Option<&ModuleMap> {
         let stale = self
             .modules
             .get(&tgid)
@@ -271,6 +258,15 @@ impl Tracker {
         if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
             self.modules.insert(tgid, m);
         }
+        self.modules.get(&tgid)
+    }
+
+    /// Interns a stack, normalizing it against the process's current modules.
+    fn intern(&mut self, tgid: u32, addrs: &[u64]) -> StackId {
+        if let Some(id) = self.stacks.find(tgid, addrs) {
+            return id;
+        }
+        self.modules_covering(tgid, addrs);
         self.stacks.insert(tgid, addrs, self.modules.get(&tgid))
     }
 
@@ -299,12 +295,7 @@ impl Tracker {
                 Some((kind, target)) => self.state.describe(tgid, fd, kind, &target),
                 None => {
                     // Closed meanwhile (its close record is on the way) or the process is gone.
-                    if let Some(o) = self
-                        .state
-                        .processes
-                        .get_mut(&tgid)
-                        .and_then(|p| p.fds.get_mut(fd))
-                    {
+                    if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {
                         o.described = true;
                     }
                 }

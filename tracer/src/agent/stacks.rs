@@ -43,10 +43,9 @@ impl StackStore {
             return Some(StackId::NONE);
         }
         let ids = self.by_hash.get(&self.hash(tgid, addrs))?;
-        ids.iter().copied().find(|id| {
-            self.get(*id)
-                .is_some_and(|s| s.tgid == tgid && &*s.addresses == addrs)
-        })
+        ids.iter()
+            .copied()
+            .find(|id| self.get(*id).is_some_and(|s| s.tgid == tgid && &*s.addresses == addrs))
     }
 
     /// Interns a new stack, normalizing its addresses with `modules` (a snapshot of the process's
@@ -144,17 +143,10 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(store.find(1, &[]), Some(StackId::NONE));
-        let s = store.get(a).map(|s| {
-            (
-                s.frames[0].as_ref().map(|f| f.file_offset),
-                s.frames[1].is_none(),
-            )
-        });
+        let s = store
+            .get(a)
+            .map(|s| (s.frames[0].as_ref().map(|f| f.file_offset), s.frames[1].is_none()));
         assert_eq!(s, Some((Some(0x1010), true)));
-        assert!(
-            store
-                .get(c)
-                .is_some_and(|s| s.frames.iter().all(Option::is_none))
-        );
+        assert!(store.get(c).is_some_and(|s| s.frames.iter().all(Option::is_none)));
     }
 }

@@ -38,11 +38,9 @@ fn scenario() -> State {
     for i in 0..8 {
         open_at(&mut s, MS, 10 + i, 3, b"/dev/pool");
     }
-    let mut fd = 100;
-    for tick in 1..=30u64 {
+    for (fd, tick) in (100..).zip(1..=30u64) {
         let now = tick * 100 * MS;
         open_at(&mut s, now, fd, 1, b"/etc/hostname");
-        fd += 1;
         s.sample(now);
     }
     s
@@ -69,11 +67,7 @@ fn the_growing_site_is_the_only_suspect() {
         (leak.count, leak.kind, leak.stack[0].function.as_deref()),
         (30, "file", Some("f1"))
     );
-    assert!(
-        (leak.growth_per_min - 600.0).abs() < 1.0,
-        "{}",
-        leak.growth_per_min
-    );
+    assert!((leak.growth_per_min - 600.0).abs() < 1.0, "{}", leak.growth_per_min);
     // 1024 - 39 open = 985 fds left at 10/s.
     assert_eq!(leak.time_to_limit_s, Some(98.5));
     assert_eq!(leak.example.as_deref(), Some("/etc/hostname"));
@@ -96,16 +90,8 @@ fn min_age_and_top_filter() {
         },
         frames,
     );
-    let leak = r
-        .outstanding
-        .iter()
-        .find(|o| o.stack_id == StackId(1))
-        .map(|o| o.count);
-    assert_eq!(
-        leak,
-        Some(5),
-        "only fds opened at 100..500 ms are 2.5 s old"
-    );
+    let leak = r.outstanding.iter().find(|o| o.stack_id == StackId(1)).map(|o| o.count);
+    assert_eq!(leak, Some(5), "only fds opened at 100..500 ms are 2.5 s old");
     let r = build(
         &s,
         3000 * MS,

@@ -32,11 +32,7 @@ fn slope_per_ns(samples: &[(u64, u32)]) -> f64 {
         sxy += x * y;
     }
     let den = n * sxx - sx * sx;
-    if den <= 0.0 {
-        0.0
-    } else {
-        (n * sxy - sx * sy) / den
-    }
+    if den <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / den }
 }
 
 /// Classifies a series of (time ns, open count) samples, oldest first.
@@ -90,9 +86,7 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn series(f: impl Fn(u64) -> u32, n: u64, step_ms: u64) -> Vec<(u64, u32)> {
-        (0..n)
-            .map(|i| (1_000 * MS + i * step_ms * MS, f(i)))
-            .collect()
+        (0..n).map(|i| (1_000 * MS + i * step_ms * MS, f(i))).collect()
     }
 
     #[test]
@@ -100,11 +94,7 @@ mod tests {
         // One fd per 10 ms, sampled every 100 ms for 2 s: 6000/min.
         let t = classify(&series(|i| (i * 10) as u32, 20, 100));
         assert!(t.growing);
-        assert!(
-            (t.growth_per_min - 6000.0).abs() < 1.0,
-            "{}",
-            t.growth_per_min
-        );
+        assert!((t.growth_per_min - 6000.0).abs() < 1.0, "{}", t.growth_per_min);
     }
 
     #[test]
@@ -140,11 +130,7 @@ mod tests {
 
     #[test]
     fn a_leak_that_started_late_is_growing() {
-        let t = classify(&series(
-            |i| if i < 10 { 2 } else { 2 + (i as u32 - 10) * 3 },
-            20,
-            100,
-        ));
+        let t = classify(&series(|i| if i < 10 { 2 } else { 2 + (i as u32 - 10) * 3 }, 20, 100));
         assert!(t.growing);
     }
 

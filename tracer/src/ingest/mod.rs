@@ -59,11 +59,8 @@ impl Ingest {
         if let Some(r) = self.plain.take() {
             // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for as long as it
             // lives; the AsyncFd owns the RingBuf, so the fd outlives the registration.
-            let registered =
-                unsafe { AsyncFd::register_with_interest(r, tokio::io::Interest::READABLE) }
-                    .map_err(|e| {
-                        std::io::Error::other(format!("registering the ring buffer: {e}"))
-                    })?;
+            let registered = unsafe { AsyncFd::register_with_interest(r, tokio::io::Interest::READABLE) }
+                .map_err(|e| std::io::Error::other(format!("registering the ring buffer: {e}")))?;
             self.registered = Some(registered);
         }
         if let Some(a) = &mut self.registered {

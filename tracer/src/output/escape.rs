@@ -47,10 +47,6 @@ mod tests {
             "a literal backslash cannot pass for an escape"
         );
         assert_eq!(escape_bytes("/tmp/caf\u{e9}".as_bytes()), "/tmp/caf\u{e9}");
-        assert_eq!(
-            escape_bytes("\u{85}".as_bytes()),
-            "\\xc2\\x85",
-            "C1 controls too"
-        );
+        assert_eq!(escape_bytes("\u{85}".as_bytes()), "\\xc2\\x85", "C1 controls too");
     }
 }

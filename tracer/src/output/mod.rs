@@ -24,12 +24,7 @@ pub struct Heading {
     pub stack_mode: &'static str,
 }
 
-pub fn write(
-    out: &mut dyn Write,
-    format: Format,
-    report: &Report,
-    heading: &Heading,
-) -> std::io::Result<()> {
+pub fn write(out: &mut dyn Write, format: Format, report: &Report, heading: &Heading) -> std::io::Result<()> {
     match format {
         Format::Text => text::write(out, report, heading),
         Format::Json => json::write(out, report),

@@ -126,13 +126,9 @@ fn check(name: &str, format: Format) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &out).unwrap_or_else(|e| panic!("{e}"));
     }
-    let golden = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
-    assert!(
-        golden == out,
-        "{name} changed:\n{}",
-        String::from_utf8_lossy(&out)
-    );
+    let golden =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    assert!(golden == out, "{name} changed:\n{}", String::from_utf8_lossy(&out));
 }
 
 #[test]
@@ -150,16 +146,9 @@ fn text_never_carries_raw_control_bytes() {
     let mut out = Vec::new();
     write(&mut out, Format::Text, &sample(), &Heading::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.contains(&0x1b), "raw escape");
-    assert!(
-        std::str::from_utf8(&out).is_ok(),
-        "text output is valid UTF-8"
-    );
+    assert!(std::str::from_utf8(&out).is_ok(), "text output is valid UTF-8");
     let text = String::from_utf8_lossy(&out);
-    assert!(
-        text.contains("/etc/new\\nline")
-            && text.contains("\\x1b[31mred\\xff\\\\")
-            && text.contains("svc\\xfe\\n")
-    );
+    assert!(text.contains("/etc/new\\nline") && text.contains("\\x1b[31mred\\xff\\\\") && text.contains("svc\\xfe\\n"));
 }
 
 #[test]
@@ -168,10 +157,7 @@ fn json_is_lossless_for_non_utf8() {
     write(&mut out, Format::Json, &sample(), &Heading::default()).unwrap_or_else(|e| panic!("{e}"));
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["outstanding"][0]["example"], "/etc/new\nline");
-    assert_eq!(
-        v["outstanding"][2]["example_hex"],
-        "2f746d702f1b5b33316d726564ff5c"
-    );
+    assert_eq!(v["outstanding"][2]["example_hex"], "2f746d702f1b5b33316d726564ff5c");
     assert_eq!(v["processes"][0]["comm_hex"], "737663fe0a");
     assert!(v["outstanding"][0].get("example_hex").is_none());
     assert_eq!(v["suspects"][0]["stack"][1]["function"], "load_config");

@@ -34,21 +34,13 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         )?;
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "{:<8} {:<16} {:>7} {:>9}  BY KIND",
-        "PID", "COMM", "FDS", "LIMIT"
-    )?;
+    writeln!(out, "{:<8} {:<16} {:>7} {:>9}  BY KIND", "PID", "COMM", "FDS", "LIMIT")?;
     for p in &r.processes {
         let limit = p
             .fd_soft_limit
             .map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
         let kinds: Vec<String> = p.by_kind.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-        let state = if p.exited {
-            " (exited; fds open at exit)"
-        } else {
-            ""
-        };
+        let state = if p.exited { " (exited; fds open at exit)" } else { "" };
         let failures = if p.limit_failures > 0 {
             format!(" [{} allocations failed: EMFILE/ENFILE]", p.limit_failures)
         } else {
@@ -70,10 +62,7 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
     if r.suspects.is_empty() {
         writeln!(out, "LEAK SUSPECTS: none (no allocation site kept growing)")?;
     } else {
-        writeln!(
-            out,
-            "LEAK SUSPECTS: allocation sites whose open count keeps growing"
-        )?;
+        writeln!(out, "LEAK SUSPECTS: allocation sites whose open count keeps growing")?;
         for (i, s) in r.suspects.iter().enumerate() {
             write_site(out, i + 1, s, true)?;
         }
@@ -121,11 +110,7 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
     if suspect {
         write!(out, ", growing {:.1}/min", s.growth_per_min)?;
         if let Some(t) = s.time_to_limit_s {
-            write!(
-                out,
-                ", reaches the fd limit (EMFILE) in ~{}",
-                age((t * 1000.0) as u64)
-            )?;
+            write!(out, ", reaches the fd limit (EMFILE) in ~{}", age((t * 1000.0) as u64))?;
         }
     }
     writeln!(out, " ({} allocated in total)", s.allocations)?;
@@ -133,10 +118,7 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
         writeln!(out, "    e.g. {}", escape_bytes(e))?;
     }
     if s.before_attach {
-        writeln!(
-            out,
-            "    opened before tracing started: no allocation stack"
-        )?;
+        writeln!(out, "    opened before tracing started: no allocation stack")?;
     } else if s.stack.is_empty() {
         writeln!(out, "    (no stack captured)")?;
     }
@@ -150,9 +132,7 @@ fn frame(f: &Frame) -> String {
     let mut s = format!(
         "{:<18} {}",
         f.address,
-        f.function
-            .as_deref()
-            .map_or_else(|| "??".to_owned(), escape_str)
+        f.function.as_deref().map_or_else(|| "??".to_owned(), escape_str)
     );
     if let Some(file) = &f.file {
         s.push_str(&format!(" at {}", escape_str(file)));

@@ -17,9 +17,7 @@ use tracer_common::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error(
-        "not permitted to load eBPF programs ({0}): run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
-    )]
+    #[error("not permitted to load eBPF programs ({0}): run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")]
     NoPrivileges(String),
     #[error(transparent)]
     Tracefs(#[from] tracefs::TracefsError),
@@ -74,9 +72,7 @@ fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io
-                .raw_os_error()
-                .is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
+            && io.raw_os_error().is_some_and(|c| c == libc::EPERM || c == libc::EACCES)
         {
             return true;
         }
@@ -148,19 +144,13 @@ impl Probes {
             .program_mut("sys_exit")
             .and_then(|p| p.try_into().ok())
             .ok_or(ProbeError::MissingMap("sys_exit program"))?;
-        prog.load()
-            .map_err(|source| program_error("sys_exit", source))?;
+        prog.load().map_err(|source| program_error("sys_exit", source))?;
         prog.attach("sys_exit")
             .map_err(|source| program_error("sys_exit", source))?;
         Ok(probes)
     }
 
-    fn attach_tracepoint(
-        &mut self,
-        prog: &'static str,
-        category: &str,
-        name: &str,
-    ) -> Result<(), ProbeError> {
+    fn attach_tracepoint(&mut self, prog: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
         let p: &mut TracePoint = self
             .ebpf
             .program_mut(prog)
@@ -169,19 +159,16 @@ impl Probes {
         if p.fd().is_err() {
             p.load().map_err(|source| program_error(prog, source))?;
         }
-        p.attach(category, name)
-            .map_err(|source| program_error(prog, source))?;
+        p.attach(category, name).map_err(|source| program_error(prog, source))?;
         Ok(())
     }
 
     /// Starts following a process (its threads and the children it forks from now on).
     pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
-        self.traced
-            .insert(&tgid, &1, 0)
-            .map_err(|source| ProbeError::Map {
-                name: config::TRACED_MAP,
-                source,
-            })
+        self.traced.insert(&tgid, &1, 0).map_err(|source| ProbeError::Map {
+            name: config::TRACED_MAP,
+            source,
+        })
     }
 
     pub fn untrace(&mut self, tgid: u32) {

@@ -13,9 +13,7 @@ pub enum TracefsError {
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 pub fn ensure_mounted() -> Result<(), TracefsError> {
-    if Path::new(TRACEFS).join("events").is_dir()
-        || Path::new("/sys/kernel/debug/tracing/events").is_dir()
-    {
+    if Path::new(TRACEFS).join("events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
         return Ok(());
     }
     let target = c"/sys/kernel/tracing";

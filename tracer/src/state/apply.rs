@@ -52,9 +52,7 @@ impl State {
                 // close() releases the fd even when it reports an error such as EINTR or EIO.
                 FdEffect::Close => self.close_fd(sc.tgid, sc.args[0] as i32),
                 FdEffect::CloseRange => {}
-                _ if sc.ret == -syscalls::EMFILE || sc.ret == -syscalls::ENFILE => {
-                    p.limit_failures += 1
-                }
+                _ if sc.ret == -syscalls::EMFILE || sc.ret == -syscalls::ENFILE => p.limit_failures += 1,
                 _ => {}
             }
             return;
@@ -142,12 +140,7 @@ impl State {
         }
     }
 
-    fn kind_of_new<'a>(
-        &self,
-        sc: &Syscall<'_>,
-        hint: KindHint,
-        path: Option<&'a [u8]>,
-    ) -> NewFd<'a> {
+    fn kind_of_new<'a>(&self, sc: &Syscall<'_>, hint: KindHint, path: Option<&'a [u8]>) -> NewFd<'a> {
         let plain = |kind| NewFd {
             kind,
             family: 0,

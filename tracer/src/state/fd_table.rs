@@ -67,11 +67,7 @@ impl FdTable {
     }
 
     /// Removes every fd for which `keep` is false, calling `removed` for each.
-    pub fn retain(
-        &mut self,
-        mut keep: impl FnMut(i32, &OpenFd) -> bool,
-        mut removed: impl FnMut(i32, OpenFd),
-    ) {
+    pub fn retain(&mut self, mut keep: impl FnMut(i32, &OpenFd) -> bool, mut removed: impl FnMut(i32, OpenFd)) {
         self.fds.retain(|fd, o| {
             let k = keep(*fd, o);
             if !k {

@@ -61,11 +61,7 @@ impl FdKind {
     pub fn is_path_kind(self) -> bool {
         matches!(
             self,
-            FdKind::File
-                | FdKind::Directory
-                | FdKind::CharDevice
-                | FdKind::BlockDevice
-                | FdKind::Fifo
+            FdKind::File | FdKind::Directory | FdKind::CharDevice | FdKind::BlockDevice | FdKind::Fifo
         )
     }
 
@@ -129,43 +125,31 @@ mod tests {
 
     #[test]
     fn parses_proc_link_targets() {
-        let none = || None;
-        assert_eq!(FdKind::from_link(b"socket:[123]", none), FdKind::Socket);
-        assert_eq!(FdKind::from_link(b"pipe:[9]", none), FdKind::Pipe);
-        assert_eq!(
-            FdKind::from_link(b"anon_inode:[eventfd]", none),
-            FdKind::EventFd
-        );
-        assert_eq!(
-            FdKind::from_link(b"anon_inode:[eventpoll]", none),
-            FdKind::Epoll
-        );
-        assert_eq!(
-            FdKind::from_link(b"anon_inode:inotify", none),
-            FdKind::Inotify
-        );
-        assert_eq!(
-            FdKind::from_link(b"anon_inode:[pidfd]", none),
-            FdKind::PidFd
-        );
-        assert_eq!(FdKind::from_link(b"pidfd:[4]", none), FdKind::PidFd);
-        assert_eq!(
-            FdKind::from_link(b"anon_inode:[io_uring]", none),
-            FdKind::IoUring
-        );
-        assert_eq!(
-            FdKind::from_link(b"anon_inode:bpf-map", none),
-            FdKind::OtherAnon
-        );
-        assert_eq!(
-            FdKind::from_link(b"/memfd:cache (deleted)", none),
-            FdKind::MemFd
-        );
-        assert_eq!(FdKind::from_link(b"/etc/passwd", none), FdKind::File);
+        let cases: &[(&[u8], FdKind)] = &[
+            (b"socket:[123]", FdKind::Socket),
+            (b"pipe:[9]", FdKind::Pipe),
+            (b"anon_inode:[eventfd]", FdKind::EventFd),
+            (b"anon_inode:[eventpoll]", FdKind::Epoll),
+            (b"anon_inode:inotify", FdKind::Inotify),
+            (b"anon_inode:[pidfd]", FdKind::PidFd),
+            (b"pidfd:[4]", FdKind::PidFd),
+            (b"anon_inode:[io_uring]", FdKind::IoUring),
+            (b"anon_inode:bpf-map", FdKind::OtherAnon),
+            (b"/memfd:cache (deleted)", FdKind::MemFd),
+            (b"/etc/passwd", FdKind::File),
+            (b"/tmp/odd\nname\xff", FdKind::File),
+        ];
+        for (link, kind) in cases {
+            assert_eq!(
+                FdKind::from_link(link, || None),
+                *kind,
+                "{}",
+                String::from_utf8_lossy(link)
+            );
+        }
         assert_eq!(
             FdKind::from_link(b"/dev/null", || Some(FdKind::CharDevice)),
             FdKind::CharDevice
         );
-        assert_eq!(FdKind::from_link(b"/tmp/odd\nname\xff", none), FdKind::File);
     }
 }

@@ -38,14 +38,7 @@ pub struct State {
 
 impl State {
     /// Starts tracking a process whose current fds are `existing` (from `/proc/PID/fd`).
-    pub fn attach(
-        &mut self,
-        tgid: u32,
-        comm: Vec<u8>,
-        limits: Limits,
-        existing: &[ProcFd],
-        now_ns: u64,
-    ) {
+    pub fn attach(&mut self, tgid: u32, comm: Vec<u8>, limits: Limits, existing: &[ProcFd], now_ns: u64) {
         let mut p = ProcessState::new(tgid, now_ns);
         p.comm = comm;
         p.limits = limits;
@@ -130,10 +123,8 @@ impl State {
         }
         let Some(open) = still_open else { return };
         let sites = &mut self.sites;
-        p.fds.retain(
-            |fd, _| open.binary_search(&fd).is_ok(),
-            |_, o| sites.closed(o.site),
-        );
+        p.fds
+            .retain(|fd, _| open.binary_search(&fd).is_ok(), |_, o| sites.closed(o.site));
     }
 
     /// The last thread exited. The table is kept as "open at exit" (what valgrind reports).

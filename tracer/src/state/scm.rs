@@ -11,16 +11,10 @@ pub fn for_each_received_fd(control: &[u8], mut f: impl FnMut(i32)) {
     let mut off = 0usize;
     while off + CMSG_HDR <= control.len() {
         let word = |at: usize, n: usize| -> Option<&[u8]> { control.get(at..at + n) };
-        let Some(len) = word(off, 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_ne_bytes)
-        else {
+        let Some(len) = word(off, 8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
             break;
         };
-        let Some(level) = word(off + 8, 4)
-            .and_then(|b| b.try_into().ok())
-            .map(i32::from_ne_bytes)
-        else {
+        let Some(level) = word(off + 8, 4).and_then(|b| b.try_into().ok()).map(i32::from_ne_bytes) else {
             break;
         };
         let Some(ty) = word(off + 12, 4)
@@ -37,10 +31,7 @@ pub fn for_each_received_fd(control: &[u8], mut f: impl FnMut(i32)) {
             let end = off.saturating_add(len).min(control.len());
             let mut p = off + CMSG_HDR;
             while p + 4 <= end {
-                if let Some(b) = control
-                    .get(p..p + 4)
-                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                {
+                if let Some(b) = control.get(p..p + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
                     f(i32::from_ne_bytes(b));
                 }
                 p += 4;

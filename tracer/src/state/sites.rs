@@ -126,17 +126,13 @@ impl SiteTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SiteId, &SiteStats)> {
-        self.stats
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (SiteId(i as u32), s))
+        self.stats.iter().enumerate().map(|(i, s)| (SiteId(i as u32), s))
     }
 
     /// Samples every site of `tgid` (or of every process when `None`).
     pub fn sample(&mut self, tgid: Option<u32>, now_ns: u64) {
         for s in &mut self.stats {
-            if tgid.is_none_or(|t| t == s.key.tgid) && (s.outstanding > 0 || !s.samples.is_empty())
-            {
+            if tgid.is_none_or(|t| t == s.key.tgid) && (s.outstanding > 0 || !s.samples.is_empty()) {
                 s.sample(now_ns);
             }
         }
@@ -168,13 +164,8 @@ mod tests {
         t.opened(a, Some(b"/etc/other"));
         t.closed(a);
         t.closed(b);
-        let s = t
-            .get(a)
-            .map(|s| (s.outstanding, s.allocations, s.example.clone()));
-        assert_eq!(
-            s,
-            Some((1, 2, Some(b"/etc/passwd".to_vec().into_boxed_slice())))
-        );
+        let s = t.get(a).map(|s| (s.outstanding, s.allocations, s.example.clone()));
+        assert_eq!(s, Some((1, 2, Some(b"/etc/passwd".to_vec().into_boxed_slice()))));
         assert_eq!(t.get(b).map(|s| s.outstanding), Some(0));
     }
 
@@ -189,10 +180,6 @@ mod tests {
         assert_eq!(s.samples.first().map(|x| x.0), Some(1));
         assert_eq!(s.samples.last().map(|x| x.0), Some(10_000));
         s.sample(5);
-        assert_eq!(
-            s.samples.last().map(|x| x.0),
-            Some(10_000),
-            "time never goes back"
-        );
+        assert_eq!(s.samples.last().map(|x| x.0), Some(10_000), "time never goes back");
     }
 }

@@ -73,9 +73,7 @@ fn open_then_close() {
     assert_eq!(fds(&s), vec![3]);
     assert_eq!(kind(&s, 3), Some(FdKind::File));
     let site = s.process(T).and_then(|p| p.fds.get(3)).map(|o| o.site);
-    let ex = site
-        .and_then(|id| s.sites.get(id))
-        .and_then(|st| st.example.clone());
+    let ex = site.and_then(|id| s.sites.get(id)).and_then(|st| st.example.clone());
     assert_eq!(ex.as_deref(), Some(&path[..]));
     s.on_syscall(&sc(3, 0, [3, 0, 0, 0, 0, 0]), StackId::NONE);
     assert!(fds(&s).is_empty());
@@ -96,9 +94,7 @@ fn failed_calls_change_nothing_but_counters() {
     let mut s = state();
     s.on_syscall(&sc(257, -24, [0; 6]), StackId(1));
     s.on_syscall(&sc(3, -9, [42, 0, 0, 0, 0, 0]), StackId::NONE);
-    let p = s
-        .process(T)
-        .map(|p| (p.limit_failures, p.bad_closes, p.fds.len()));
+    let p = s.process(T).map(|p| (p.limit_failures, p.bad_closes, p.fds.len()));
     assert_eq!(p, Some((1, 1, 0)));
 }
 
@@ -150,17 +146,12 @@ fn socketpair_and_accept_carry_the_family() {
     let mut s = state();
     s.on_syscall(&sc(53, 0, [1, 1, 0, 0, 0, 0]).with_pair(3, 4), StackId(1));
     assert_eq!(
-        s.process(T)
-            .and_then(|p| p.fds.get(4))
-            .map(|o| (o.kind, o.family)),
+        s.process(T).and_then(|p| p.fds.get(4)).map(|o| (o.kind, o.family)),
         Some((FdKind::Socket, 1))
     );
     s.on_syscall(&sc(41, 5, [10, 1, 0, 0, 0, 0]), StackId(2));
     s.on_syscall(&sc(288, 6, [5, 0, 0, 0, 0, 0]), StackId(3));
-    assert_eq!(
-        s.process(T).and_then(|p| p.fds.get(6)).map(|o| o.family),
-        Some(10)
-    );
+    assert_eq!(s.process(T).and_then(|p| p.fds.get(6)).map(|o| o.family), Some(10));
 }
 
 #[test]
@@ -205,10 +196,7 @@ fn scm_rights_receipt_adds_unknown_fds() {
     s.on_syscall(&rx, StackId(4));
     assert_eq!(fds(&s), vec![7, 8]);
     let o = s.process(T).and_then(|p| p.fds.get(7)).copied();
-    assert_eq!(
-        o.map(|o| (o.kind, o.origin)),
-        Some((FdKind::Unknown, Origin::Received))
-    );
+    assert_eq!(o.map(|o| (o.kind, o.origin)), Some((FdKind::Unknown, Origin::Received)));
     s.describe(T, 7, FdKind::Pipe, b"pipe:[5]");
     assert_eq!(kind(&s, 7), Some(FdKind::Pipe));
     let per_kind: Vec<(FdKind, u32, u64)> = s
@@ -291,10 +279,7 @@ fn exit_keeps_the_table_as_open_at_exit_and_ignores_later_records() {
     assert_eq!(s.process(T).and_then(|p| p.exited_ns), Some(50));
     s.on_syscall(&sc(3, 0, [3, 0, 0, 0, 0, 0]), StackId::NONE);
     assert_eq!(fds(&s), vec![3]);
-    let sampled = s
-        .sites
-        .iter()
-        .any(|(_, st)| st.samples.last() == Some(&(50, 1)));
+    let sampled = s.sites.iter().any(|(_, st)| st.samples.last() == Some(&(50, 1)));
     assert!(sampled, "exit takes a final sample");
 }
 

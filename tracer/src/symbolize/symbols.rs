@@ -91,10 +91,7 @@ impl Symbols {
             }])
         };
         let src = Source::Elf(Elf::new(module.to_path_buf()));
-        let resolved: Resolved = match self
-            .symbolizer
-            .symbolize_single(&src, Input::FileOffset(offset))
-        {
+        let resolved: Resolved = match self.symbolizer.symbolize_single(&src, Input::FileOffset(offset)) {
             Ok(Symbolized::Sym(sym)) => {
                 let mut v = Vec::with_capacity(1 + sym.inlined.len());
                 // blazesym lists inlined calls outermost first; a stack is innermost first.
@@ -122,8 +119,7 @@ impl Symbols {
             }
             _ => unknown(),
         };
-        self.cache
-            .insert((module.clone(), offset), resolved.clone());
+        self.cache.insert((module.clone(), offset), resolved.clone());
         resolved
     }
 }

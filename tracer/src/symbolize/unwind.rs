@@ -84,8 +84,7 @@ impl FileUnwindInfo {
 /// permissions match (lld, for one, puts `.text` at vaddr = file offset + a page).
 fn base_avma(loads: &[Load], m: &Mapping) -> Option<u64> {
     const PAGE: u64 = 4096;
-    let within =
-        |l: &&Load| m.offset >= l.offset & !(PAGE - 1) && m.offset < l.offset + l.size.max(1);
+    let within = |l: &&Load| m.offset >= l.offset & !(PAGE - 1) && m.offset < l.offset + l.size.max(1);
     let load = loads
         .iter()
         .filter(within)
@@ -246,9 +245,7 @@ mod tests {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
         for line in maps.lines() {
             let range = line.split_whitespace().next().unwrap_or("");
-            let mut it = range
-                .split('-')
-                .map(|h| u64::from_str_radix(h, 16).unwrap_or(0));
+            let mut it = range.split('-').map(|h| u64::from_str_radix(h, 16).unwrap_or(0));
             if let (Some(a), Some(b)) = (it.next(), it.next())
                 && a <= sp
                 && sp < b
@@ -283,16 +280,9 @@ mod tests {
         assert!(out.len() >= 3, "short stack: {out:x?}");
         let frames: Vec<_> = out.iter().filter_map(|a| maps.lookup(*a)).collect();
         let mut syms = super::super::Symbols::new();
-        let names: Vec<String> = syms
-            .symbolize(&frames)
-            .into_iter()
-            .filter_map(|f| f.function)
-            .collect();
+        let names: Vec<String> = syms.symbolize(&frames).into_iter().filter_map(|f| f.function).collect();
         let pos = |needle: &str| names.iter().position(|n| n.contains(needle));
-        let (one, test) = (
-            pos("unwind_here_level_one"),
-            pos("unwinds_its_own_stack_through_cfi"),
-        );
+        let (one, test) = (pos("unwind_here_level_one"), pos("unwinds_its_own_stack_through_cfi"));
         assert!(
             one.is_some() && test.is_some() && one < test,
             "caller order wrong: {names:?}"
