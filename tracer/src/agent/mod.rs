@@ -2,6 +2,7 @@
 //! decisions live in `state` (what a syscall does) and `analysis` (what is a leak).
 
 pub mod proc;
+pub mod sockets;
 pub mod stacks;
 
 use std::collections::HashMap;
@@ -215,20 +216,19 @@ impl Tracker {
                     sp: d.user_sp,
                     bp: d.user_bp,
                 };
-                if !self.modules.contains_key(&tgid)
-                    && let Ok(m) = ModuleMap::read(tgid as i32)
-                {
-                    self.modules.insert(tgid, m);
-                }
                 let mut addrs = std::mem::take(&mut self.scratch);
-                match self.modules.get(&tgid) {
-                    Some(m) => self
-                        .unwinder
-                        .unwind(tgid as i32, m, regs, v.stack, MAX_FRAMES, &mut addrs),
-                    None => {
-                        addrs.clear();
-                        addrs.push(regs.ip);
-                    }
+                // The map must know every module the stack runs through, or framehop has no CFI
+                // for it and falls back to frame pointers (skipping callers): read it again when
+                // the ip is outside it (libraries mapped since the last read, e.g. libc after
+                // ld.so's first opens), and unwind again once if a frame falls outside it.
+                self.modules_covering(tgid, &[regs.ip]);
+                self.unwind_into(tgid, regs, v.stack, &mut addrs);
+                let known = self
+                    .modules
+                    .get(&tgid)
+                    .is_some_and(|m| addrs.iter().all(|a| m.covers(*a)));
+                if !known && self.refresh_modules(tgid) {
+                    self.unwind_into(tgid, regs, v.stack, &mut addrs);
                 }
                 let id = self.intern(tgid, &addrs);
                 self.scratch = addrs;
@@ -245,6 +245,28 @@ impl Tracker {
             && let Some(bad) = addrs.iter().position(|a| !m.covers(*a))
         {
             addrs.truncate(bad.max(1));
+        }
+    }
+
+    fn unwind_into(&mut self, tgid: u32, regs: UserRegs, stack: &[u8], addrs: &mut Vec<u64>) {
+        match self.modules.get(&tgid) {
+            Some(m) => self.unwinder.unwind(tgid as i32, m, regs, stack, MAX_FRAMES, addrs),
+            None => {
+                addrs.clear();
+                addrs.push(regs.ip);
+            }
+        }
+    }
+
+    /// Reads the process's maps again; false if they did not change (or it is gone).
+    fn refresh_modules(&mut self, tgid: u32) -> bool {
+        match ModuleMap::read(tgid as i32) {
+            Ok(m) => {
+                let changed = self.modules.get(&tgid).is_none_or(|old| old.mappings != m.mappings);
+                self.modules.insert(tgid, m);
+                changed
+            }
+            Err(_) => false,
         }
     }
 
@@ -290,9 +312,23 @@ impl Tracker {
                 }
             }
         }
+        // One read of a process's socket tables per pass, and only if it has sockets to describe.
+        let mut tables: HashMap<u32, sockets::SocketTable> = HashMap::new();
         for (tgid, fd) in todo {
             match proc::describe_fd(tgid, fd) {
-                Some((kind, target)) => self.state.describe(tgid, fd, kind, &target),
+                Some((kind, target)) => {
+                    let info = sockets::socket_inode(&target).and_then(|ino| {
+                        tables
+                            .entry(tgid)
+                            .or_insert_with(|| sockets::SocketTable::read(tgid))
+                            .get(ino)
+                            .cloned()
+                    });
+                    match info {
+                        Some(i) => self.state.describe(tgid, fd, kind, Some(i.family), &i.description),
+                        None => self.state.describe(tgid, fd, kind, None, &target),
+                    }
+                }
                 None => {
                     // Closed meanwhile (its close record is on the way) or the process is gone.
                     if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {

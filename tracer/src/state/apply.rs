@@ -249,7 +249,7 @@ impl State {
             origin: new.origin,
             opened_ns: sc.ts_ns,
             // /proc can only add to path kinds and to fds of unknown kind.
-            described: !(new.kind.is_path_kind() || new.kind == FdKind::Unknown),
+            described: !(new.kind.is_path_kind() || new.kind == FdKind::Unknown || new.kind == FdKind::Socket),
         };
         if let Some(stale) = p.fds.insert(fd, open) {
             p.stale_replaced += 1;

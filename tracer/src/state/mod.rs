@@ -60,7 +60,7 @@ impl State {
                     family: 0,
                     origin: Origin::BeforeAttach,
                     opened_ns: now_ns,
-                    described: true,
+                    described: e.kind != FdKind::Socket,
                 },
             );
         }
@@ -146,16 +146,25 @@ impl State {
     }
 
     /// Refines what an fd is from `/proc` (kind and an example path), moving it to the right site.
-    pub fn describe(&mut self, tgid: u32, fd: i32, kind: FdKind, target: &[u8]) {
+    /// `family` is the socket family when `/proc/PID/net` knew the socket.
+    pub fn describe(&mut self, tgid: u32, fd: i32, kind: FdKind, family: Option<u16>, target: &[u8]) {
         let Some(p) = self.processes.get_mut(&tgid) else {
             return;
         };
         let Some(o) = p.fds.get_mut(fd) else { return };
         o.described = true;
         let refinable = o.kind == FdKind::Unknown || (o.kind.is_path_kind() && kind.is_path_kind());
-        if refinable && o.kind != kind {
+        let new_kind = if refinable { kind } else { o.kind };
+        // A socket's family is known from socket(); /proc fills it in for received or
+        // pre-existing sockets.
+        let new_family = match family {
+            Some(f) if new_kind == FdKind::Socket && o.family == 0 => f,
+            _ => o.family,
+        };
+        if (new_kind, new_family) != (o.kind, o.family) {
             if let Some(mut key) = self.sites.get(o.site).map(|s| s.key) {
-                key.kind = kind;
+                key.kind = new_kind;
+                key.family = new_family;
                 let new_site = self.sites.intern(key);
                 // The same allocation moves: its count and its open slot go to the refined site.
                 self.sites.closed(o.site);
@@ -165,7 +174,8 @@ impl State {
                 self.sites.opened(new_site, None);
                 o.site = new_site;
             }
-            o.kind = kind;
+            o.kind = new_kind;
+            o.family = new_family;
         }
         self.sites.set_example(o.site, target);
     }

@@ -197,7 +197,7 @@ fn scm_rights_receipt_adds_unknown_fds() {
     assert_eq!(fds(&s), vec![7, 8]);
     let o = s.process(T).and_then(|p| p.fds.get(7)).copied();
     assert_eq!(o.map(|o| (o.kind, o.origin)), Some((FdKind::Unknown, Origin::Received)));
-    s.describe(T, 7, FdKind::Pipe, b"pipe:[5]");
+    s.describe(T, 7, FdKind::Pipe, None, b"pipe:[5]");
     assert_eq!(kind(&s, 7), Some(FdKind::Pipe));
     let per_kind: Vec<(FdKind, u32, u64)> = s
         .sites
@@ -215,10 +215,13 @@ fn scm_rights_receipt_adds_unknown_fds() {
 fn describe_does_not_turn_a_socket_into_a_file() {
     let mut s = state();
     s.on_syscall(&sc(41, 3, [2, 1, 0, 0, 0, 0]), StackId(1));
-    s.describe(T, 3, FdKind::File, b"/x");
+    s.describe(T, 3, FdKind::File, None, b"/x");
     assert_eq!(kind(&s, 3), Some(FdKind::Socket));
     s.on_syscall(&sc(257, 4, [0; 6]), StackId(1));
-    s.describe(T, 4, FdKind::CharDevice, b"/dev/null");
+    s.describe(T, 4, FdKind::CharDevice, None, b"/dev/null");
+    s.describe(T, 3, FdKind::Socket, Some(1), b"unix /x");
+    let fam = s.process(T).and_then(|p| p.fds.get(3)).map(|o| o.family);
+    assert_eq!(fam, Some(2), "the family from socket() wins");
     assert_eq!(kind(&s, 4), Some(FdKind::CharDevice));
 }
 
