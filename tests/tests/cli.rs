@@ -123,3 +123,30 @@ fn hostile_file_names_survive_text_and_json() {
     assert!(!text.contains('\u{1b}'), "a raw escape sequence reached the terminal");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn missing_tracefs_is_mounted() {
+    // In a private mount namespace (the host's mounts are untouched): unmount tracefs, run.
+    if !can_trace("tracefs") {
+        return;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("tracefs: skipped: unshare is not installed");
+        return;
+    }
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         test -d /sys/kernel/tracing/events && {{ echo still mounted; exit 9; }}; \
+         {} run --format json -- true && test -d /sys/kernel/tracing/events",
+        tracer_bin().display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    no_panic(&stderr);
+    assert!(out.status.success(), "{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(report["processes"].is_array());
+}
