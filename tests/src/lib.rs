@@ -32,13 +32,39 @@ pub fn can_trace(test: &str) -> bool {
 
 static BUILD_FIXTURES: Once = Once::new();
 
+/// How a fixture is compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// `-O0 -g -fno-omit-frame-pointer`: frame pointers everywhere but libc.
+    FramePointers,
+    /// Plain `-O2 -g`, the way distro code is built: no frame pointers.
+    Optimized,
+    /// `Optimized`, then stripped, with its debug info in a `.gnu_debuglink` file beside it.
+    StrippedWithDebuglink,
+}
+
 /// Path of a compiled fixture from `tests/fixtures/NAME.c` (compiled on first use).
 pub fn fixture(name: &str) -> PathBuf {
+    fixture_built(name, Build::FramePointers)
+}
+
+fn run_tool(cmd: &mut Command) {
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed");
+}
+
+/// Path of a fixture compiled the given way.
+pub fn fixture_built(name: &str, build: Build) -> PathBuf {
     let out = workspace_root().join("target/fixtures");
     BUILD_FIXTURES.call_once(|| {
         let _ = std::fs::create_dir_all(&out);
     });
-    let bin = out.join(name);
+    let suffix = match build {
+        Build::FramePointers => "",
+        Build::Optimized => ".O2",
+        Build::StrippedWithDebuglink => ".stripped",
+    };
+    let bin = out.join(format!("{name}{suffix}"));
     let src = workspace_root().join("tests/fixtures").join(format!("{name}.c"));
     let fresh = match (
         bin.metadata().and_then(|m| m.modified()),
@@ -47,14 +73,33 @@ pub fn fixture(name: &str) -> PathBuf {
         (Ok(b), Ok(s)) => b >= s,
         _ => false,
     };
-    if !fresh {
-        let status = Command::new("cc")
-            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+    if fresh {
+        return bin;
+    }
+    let flags: &[&str] = match build {
+        Build::FramePointers => &["-O0", "-g", "-fno-omit-frame-pointer"],
+        Build::Optimized | Build::StrippedWithDebuglink => &["-O2", "-g"],
+    };
+    run_tool(
+        Command::new("cc")
+            .args(flags)
+            .args(["-pthread", "-o"])
             .arg(&bin)
-            .arg(&src)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cc for {name}: {e}"));
-        assert!(status.success(), "compiling fixture {name} failed");
+            .arg(&src),
+    );
+    if build == Build::StrippedWithDebuglink {
+        let debug = out.join(format!("{name}{suffix}.debug"));
+        run_tool(Command::new("objcopy").arg("--only-keep-debug").arg(&bin).arg(&debug));
+        run_tool(
+            Command::new("strip")
+                .args(["--strip-debug", "--strip-unneeded"])
+                .arg(&bin),
+        );
+        run_tool(
+            Command::new("objcopy")
+                .arg(format!("--add-gnu-debuglink={}", debug.display()))
+                .arg(&bin),
+        );
     }
     bin
 }

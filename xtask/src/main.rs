@@ -21,6 +21,12 @@ const APT_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "gcc",
     "libc6-dev",
+    // Tests: valgrind is the reference for stacks, binutils strips fixtures, libc6-dbg names
+    // libc's frames, util-linux has setpriv and unshare.
+    "valgrind",
+    "binutils",
+    "libc6-dbg",
+    "util-linux",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

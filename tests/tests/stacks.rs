@@ -1,0 +1,172 @@
+//! Stacks that name the leaking function in ordinary binaries: no frame pointers (plain -O2 -g),
+//! stripped with a debuglink, a process that exited before the report, and valgrind's view of the
+//! same binary as the reference.
+
+use std::process::Command;
+
+use integration_tests::{Build, can_trace, fixture_built, run_json, sites, workspace_root};
+
+/// Line of the "LEAK:<marker>" comment in the fixture source.
+fn marked_line(marker: &str) -> u64 {
+    let src = std::fs::read_to_string(workspace_root().join("tests/fixtures/nofp_leaks.c")).unwrap_or_default();
+    let tag = format!("LEAK:{marker} ");
+    src.lines()
+        .position(|l| l.contains(&tag))
+        .map(|i| i as u64 + 1)
+        .unwrap_or_else(|| panic!("no {tag} in source"))
+}
+
+/// (function, file, line, module) of each frame.
+fn frames(site: &serde_json::Value) -> Vec<(String, String, u64, String)> {
+    site["stack"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .map(|f| {
+                    (
+                        f["function"].as_str().unwrap_or("").to_owned(),
+                        f["file"].as_str().unwrap_or("").to_owned(),
+                        f["line"].as_u64().unwrap_or(0),
+                        f["module"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The suspect whose stack has `function`.
+fn suspect_with<'a>(report: &'a serde_json::Value, function: &str) -> &'a serde_json::Value {
+    sites(report, "suspects")
+        .into_iter()
+        .find(|s| frames(s).iter().any(|f| f.0 == function))
+        .unwrap_or_else(|| panic!("no suspect with {function}:\n{report:#}"))
+}
+
+/// libc wrapper (or syscall site) first, then the leaking function at the marked line, then its caller.
+fn check_site(report: &serde_json::Value, leak_fn: &str, caller: &str, marker: &str) {
+    let site = suspect_with(report, leak_fn);
+    let fs = frames(site);
+    let at = fs.iter().position(|f| f.0 == leak_fn).unwrap_or(usize::MAX);
+    assert!(at >= 1, "{leak_fn} must follow the libc frame: {fs:#?}");
+    assert!(
+        fs[..at].iter().all(|f| f.3.contains("libc")),
+        "frames before {leak_fn} are libc's: {fs:#?}"
+    );
+    let (_, file, line, _) = &fs[at];
+    assert!(file.ends_with("nofp_leaks.c"), "{file}");
+    assert_eq!(*line, marked_line(marker), "{leak_fn} line");
+    assert_eq!(
+        fs.get(at + 1).map(|f| f.0.as_str()),
+        Some(caller),
+        "caller of {leak_fn}: {fs:#?}"
+    );
+}
+
+fn leaks_named(build: Build) {
+    let bin = fixture_built("nofp_leaks", build).to_string_lossy().into_owned();
+    let (report, code, stderr) = run_json(&[], &[&bin, "40", "20"]);
+    assert_eq!(code, 0, "{stderr}");
+    check_site(&report, "leak_open", "serve_files", "open");
+    check_site(&report, "leak_socket", "serve_sockets", "socket");
+    check_site(&report, "leak_accept", "serve_connections", "accept");
+    check_site(&report, "leak_received", "serve_messages", "scm");
+    // The process exited before the report: it was still symbolized (run reports at exit).
+    assert!(report["processes"][0]["exited"] == true);
+}
+
+#[test]
+fn without_frame_pointers_the_leaking_function_and_line_are_named() {
+    if can_trace("nofp") {
+        leaks_named(Build::Optimized);
+    }
+}
+
+#[test]
+fn stripped_binary_is_symbolized_from_its_debuglink() {
+    if can_trace("debuglink") {
+        let bin = fixture_built("nofp_leaks", Build::StrippedWithDebuglink);
+        let syms = Command::new("nm")
+            .arg(&bin)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        assert!(
+            !syms.unwrap_or_default().contains("leak_open"),
+            "the fixture must really be stripped"
+        );
+        leaks_named(Build::StrippedWithDebuglink);
+    }
+}
+
+/// valgrind --track-fds=yes stacks: for each leaked fd, the function names of its frames.
+fn valgrind_stacks(bin: &str) -> Option<Vec<Vec<String>>> {
+    let out = Command::new("valgrind")
+        .args(["--track-fds=yes", "--num-callers=12", bin, "3", "1"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut stacks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in text.lines() {
+        let body = line.split_once("== ").map(|(_, b)| b.trim()).unwrap_or("");
+        if body.starts_with("Open file descriptor") || (body.starts_with("Open ") && body.contains(" socket ")) {
+            current = Some(Vec::new());
+        } else if let (Some(st), Some(rest)) = (
+            current.as_mut(),
+            body.strip_prefix("at ").or_else(|| body.strip_prefix("by ")),
+        ) {
+            // "0x109393: leak_open (nofp_leaks.c:18)"
+            if let Some(name) = rest
+                .split_once(": ")
+                .map(|(_, r)| r.split(' ').next().unwrap_or("").to_owned())
+            {
+                st.push(name);
+            }
+        } else if let Some(st) = current.take()
+            && !st.is_empty()
+        {
+            stacks.push(st);
+        }
+    }
+    Some(stacks)
+}
+
+#[test]
+fn our_stacks_match_valgrind_track_fds() {
+    if !can_trace("valgrind") {
+        return;
+    }
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("valgrind: skipped: valgrind is not installed");
+        return;
+    }
+    let bin = fixture_built("nofp_leaks", Build::Optimized)
+        .to_string_lossy()
+        .into_owned();
+    let theirs = valgrind_stacks(&bin).unwrap_or_default();
+    assert!(!theirs.is_empty(), "valgrind reported no open fds");
+    let (report, _, _) = run_json(&[], &[&bin, "3", "1"]);
+    for leak_fn in ["leak_open", "leak_socket", "leak_accept", "leak_received"] {
+        let vg = theirs
+            .iter()
+            .find(|s| s.iter().any(|f| f == leak_fn))
+            .unwrap_or_else(|| panic!("valgrind has no stack with {leak_fn}: {theirs:?}"));
+        let ours_site = sites(&report, "outstanding")
+            .into_iter()
+            .find(|s| frames(s).iter().any(|f| f.0 == leak_fn))
+            .unwrap_or_else(|| panic!("we have no stack with {leak_fn}:\n{report:#}"));
+        let ours: Vec<String> = frames(ours_site).into_iter().map(|f| f.0).collect();
+        // Frames of the program itself (from the leaking function up to main) must be identical;
+        // libc's frames carry aliases (valgrind says `open`, the debug info `__libc_open64`).
+        let tail = |s: &[String]| -> Vec<String> {
+            let start = s.iter().position(|f| f == leak_fn).unwrap_or(s.len());
+            let end = s.iter().position(|f| f == "main").map_or(s.len(), |m| m + 1);
+            s[start..end.max(start)].to_vec()
+        };
+        assert_eq!(tail(&ours), tail(vg), "{leak_fn}: ours {ours:?} vs valgrind {vg:?}");
+        assert!(
+            ours.iter().position(|f| f == leak_fn) >= Some(1),
+            "a libc frame precedes {leak_fn}"
+        );
+    }
+}
