@@ -173,3 +173,19 @@ pub fn stack_functions(site: &serde_json::Value) -> Vec<String> {
 pub fn sites<'a>(report: &'a serde_json::Value, list: &str) -> Vec<&'a serde_json::Value> {
     report[list].as_array().map(|v| v.iter().collect()).unwrap_or_default()
 }
+
+/// Path of a Rust fixture `tests/fixtures/NAME.rs`, built as a release binary with debug info
+/// (`-C opt-level=2 -g`: no frame pointers), with the toolchain running the tests.
+pub fn rust_fixture(name: &str) -> PathBuf {
+    let out = workspace_root().join("target/fixtures");
+    let _ = std::fs::create_dir_all(&out);
+    let bin = out.join(name);
+    let src = workspace_root().join("tests/fixtures").join(format!("{name}.rs"));
+    run_tool(
+        Command::new("rustc")
+            .args(["-C", "opt-level=2", "-g", "--edition", "2021", "-o"])
+            .arg(&bin)
+            .arg(&src),
+    );
+    bin
+}

@@ -170,3 +170,29 @@ fn our_stacks_match_valgrind_track_fds() {
         );
     }
 }
+
+#[test]
+fn rust_release_binary_names_the_leaking_function() {
+    if !can_trace("rust") {
+        return;
+    }
+    let bin = integration_tests::rust_fixture("rust_leak")
+        .to_string_lossy()
+        .into_owned();
+    let (report, code, stderr) = run_json(&[], &[&bin, "40", "20"]);
+    assert_eq!(code, 0, "{stderr}");
+    let site = suspect_with(&report, "rust_leak::leak_config");
+    let fs = frames(site);
+    let at = fs.iter().position(|f| f.0 == "rust_leak::leak_config").unwrap_or(0);
+    assert!(fs[0].3.contains("libc"), "innermost frame is libc's open: {fs:#?}");
+    assert!(
+        fs[..at]
+            .iter()
+            .any(|f| f.0.contains("std::fs::File") && f.0.contains("open")),
+        "std frames: {fs:#?}"
+    );
+    let src = std::fs::read_to_string(workspace_root().join("tests/fixtures/rust_leak.rs")).unwrap_or_default();
+    let line = src.lines().position(|l| l.contains("LEAK:rust")).map(|i| i as u64 + 1);
+    assert_eq!(Some(fs[at].2), line);
+    assert_eq!(fs.get(at + 1).map(|f| f.0.as_str()), Some("rust_leak::serve"));
+}
