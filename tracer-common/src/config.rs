@@ -13,6 +13,8 @@ pub const STACKS_MAP: &str = "STACKS";
 
 /// Global (`aya_ebpf::Global<u32>`) selecting how user stacks are captured: a [`StackMode`] value.
 pub const STACK_MODE_GLOBAL: &str = "STACK_MODE";
+/// Global (`aya_ebpf::Global<u64>`): unread ring-buffer bytes that make a submit wake the agent.
+pub const WAKEUP_BYTES_GLOBAL: &str = "WAKEUP_BYTES";
 /// Global (`aya_ebpf::Global<u32>`): non-zero traces every process (production mode).
 pub const TRACE_ALL_GLOBAL: &str = "TRACE_ALL";
 

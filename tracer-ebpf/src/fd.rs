@@ -21,7 +21,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, STACK_MODE, STACKS, count_loss, is_traced, now},
+    maps::{CAPTURE, EVENTS, STACK_MODE, STACKS, count_loss, is_traced, now, submit_flags},
     regs,
 };
 
@@ -52,7 +52,7 @@ enum Extra {
 fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let regs_ptr: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let nr = regs::read(regs_ptr, regs::ORIG_AX)?;
+    let nr = regs::syscall_nr(regs_ptr)?;
     // Fast path for every syscall on the host: one array lookup.
     if nr >= u64::from(tracer_common::config::MAX_SYSCALL_NR) {
         return Ok(());
@@ -77,7 +77,8 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
             return Ok(());
         }
     }
-    let args = regs::args(regs_ptr)?;
+    let regs = regs::Regs::read(regs_ptr)?;
+    let args = regs.args();
     if capture & bits::FCNTL_DUP_ONLY != 0 && args[1] != F_DUPFD && args[1] != F_DUPFD_CLOEXEC {
         return Ok(());
     }
@@ -86,7 +87,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         tgid,
         tid: pid_tgid as u32,
         _pad: 0,
-        ts_ns: 0,
+        ts_ns: now(),
     };
     let core = SyscallCore {
         header,
@@ -102,18 +103,18 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let arg = ((capture >> bits::ARG_SHIFT) & bits::ARG_MASK) as usize;
     let arg_val = if arg < 6 { args[arg] } else { 0 };
     if ret < 0 {
-        return emit_detail(ctx, regs_ptr, &core, Extra::None);
+        return emit_detail(ctx, &regs, &core, Extra::None);
     }
     match data {
-        bits::DATA_PATH => emit_detail(ctx, regs_ptr, &core, Extra::Path(arg_val)),
-        bits::DATA_FD_PAIR => emit_detail(ctx, regs_ptr, &core, Extra::FdPair(arg_val)),
+        bits::DATA_PATH => emit_detail(ctx, &regs, &core, Extra::Path(arg_val)),
+        bits::DATA_FD_PAIR => emit_detail(ctx, &regs, &core, Extra::FdPair(arg_val)),
         bits::DATA_MSGHDR => {
             let (ptr, len) = control_of(arg_val)?;
             // Most received messages carry no control data: no record, no stack.
             if ptr == 0 || len < CMSGHDR_SIZE {
                 return Ok(());
             }
-            emit_detail(ctx, regs_ptr, &core, Extra::Control { ptr, len, index: 0 })
+            emit_detail(ctx, &regs, &core, Extra::Control { ptr, len, index: 0 })
         }
         bits::DATA_MMSGHDR => {
             let received = ret as u32;
@@ -123,12 +124,12 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 }
                 let (ptr, len) = control_of(arg_val + u64::from(i) * MMSGHDR_SIZE)?;
                 if ptr != 0 && len >= CMSGHDR_SIZE {
-                    emit_detail(ctx, regs_ptr, &core, Extra::Control { ptr, len, index: i })?;
+                    emit_detail(ctx, &regs, &core, Extra::Control { ptr, len, index: i })?;
                 }
             }
             Ok(())
         }
-        _ => emit_detail(ctx, regs_ptr, &core, Extra::None),
+        _ => emit_detail(ctx, &regs, &core, Extra::None),
     }
 }
 
@@ -148,15 +149,13 @@ fn emit_core(core: SyscallCore) -> Result<(), i64> {
         count_loss(LossCounter::RingBufFull);
         return Ok(());
     };
-    let mut core = core;
-    core.header.ts_ns = now();
     entry.write(core);
-    entry.submit(0);
+    entry.submit(submit_flags());
     Ok(())
 }
 
 #[inline(always)]
-fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCore, extra: Extra) -> Result<(), i64> {
+fn emit_detail(ctx: &RawTracePointContext, regs: &regs::Regs, core: &SyscallCore, extra: Extra) -> Result<(), i64> {
     let mode = STACK_MODE.load();
     if mode == StackMode::Dwarf as u32 {
         let Some(mut entry) = EVENTS.reserve::<SyscallStackRecord>(0) else {
@@ -168,11 +167,11 @@ fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCo
         // are written in place (the record is far larger than the 512-byte BPF stack).
         unsafe {
             let rec = addr_of_mut!((*p).record);
-            fill(ctx, regs_ptr, rec, core, extra, kind::SYSCALL_STACK);
+            fill(ctx, regs, rec, core, extra, kind::SYSCALL_STACK);
             let sp = (*rec).user_sp;
             (*rec).stack_len = copy_stack(sp, &mut (*p).stack);
         }
-        entry.submit(0);
+        entry.submit(submit_flags());
     } else {
         let Some(mut entry) = EVENTS.reserve::<SyscallRecord>(0) else {
             count_loss(LossCounter::RingBufFull);
@@ -181,7 +180,7 @@ fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCo
         let p = entry.as_mut_ptr();
         // SAFETY: as above, an exclusive reservation written in place.
         unsafe {
-            fill(ctx, regs_ptr, p, core, extra, kind::SYSCALL);
+            fill(ctx, regs, p, core, extra, kind::SYSCALL);
             if mode == StackMode::FramePointer as u32 {
                 (*p).stack_id = match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
                     Ok(id) => id,
@@ -192,7 +191,7 @@ fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCo
                 };
             }
         }
-        entry.submit(0);
+        entry.submit(submit_flags());
     }
     Ok(())
 }
@@ -204,7 +203,7 @@ fn emit_detail(ctx: &RawTracePointContext, regs_ptr: *const u8, core: &SyscallCo
 #[inline(always)]
 unsafe fn fill(
     _ctx: &RawTracePointContext,
-    regs_ptr: *const u8,
+    regs: &regs::Regs,
     rec: *mut SyscallRecord,
     core: &SyscallCore,
     extra: Extra,
@@ -214,12 +213,11 @@ unsafe fn fill(
     unsafe {
         let mut c = *core;
         c.header.kind = record_kind;
-        c.header.ts_ns = now();
         (*rec).core = c;
         (*rec).stack_id = -1;
-        (*rec).user_ip = regs::read(regs_ptr, regs::IP).unwrap_or(0);
-        (*rec).user_sp = regs::read(regs_ptr, regs::SP).unwrap_or(0);
-        (*rec).user_bp = regs::read(regs_ptr, regs::BP).unwrap_or(0);
+        (*rec).user_ip = regs.ip();
+        (*rec).user_sp = regs.sp();
+        (*rec).user_bp = regs.bp();
         (*rec).data_kind = data_kind::NONE;
         (*rec).data_len = 0;
         (*rec).stack_len = 0;

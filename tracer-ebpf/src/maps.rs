@@ -33,6 +33,22 @@ pub static STACK_MODE: Global<u32> = Global::new(StackMode::FramePointer as u32)
 #[unsafe(no_mangle)]
 pub static TRACE_ALL: Global<u32> = Global::new(0);
 
+/// Unread bytes in the ring buffer above which a submit wakes the agent. Below it the agent
+/// finds records on its periodic drain: a wakeup per record would cost more than the tracing.
+#[unsafe(no_mangle)]
+pub static WAKEUP_BYTES: Global<u64> = Global::new(1 << 20);
+
+/// Flags for `bpf_ringbuf_submit`: wake the agent only when enough is waiting.
+#[inline(always)]
+pub fn submit_flags() -> u64 {
+    use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
+    if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES.load() {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
+}
+
 #[inline(always)]
 pub fn is_traced(tgid: u32) -> bool {
     // SAFETY: the value is a plain u8 and is only read.

@@ -14,7 +14,7 @@ use tracer_common::{
     syscalls::CLONE_THREAD,
 };
 
-use crate::maps::{CLONE_FLAGS, EVENTS, TRACE_ALL, TRACED, count_loss, is_traced, now};
+use crate::maps::{CLONE_FLAGS, EVENTS, TRACE_ALL, TRACED, count_loss, is_traced, now, submit_flags};
 
 /// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
 #[tracepoint]
@@ -96,7 +96,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         _pad: 0,
         clone_flags: flags,
     });
-    entry.submit(0);
+    entry.submit(submit_flags());
     0
 }
 
@@ -133,7 +133,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             (*p).filename_len = s.len() as u32;
         }
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
     0
 }
 
@@ -162,6 +162,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             ts_ns: now(),
         },
     });
-    entry.submit(0);
+    entry.submit(submit_flags());
     0
 }

@@ -1,36 +1,63 @@
 //! x86_64 `struct pt_regs` (arch/x86/include/asm/ptrace.h): the user registers saved at syscall
 //! entry. The syscall leaves them untouched except `ax`, so arguments are still there at exit.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
 
-pub const BP: usize = 32;
-pub const R10: usize = 56;
-pub const R9: usize = 64;
-pub const R8: usize = 72;
-pub const DX: usize = 96;
-pub const SI: usize = 104;
-pub const DI: usize = 112;
-pub const ORIG_AX: usize = 120;
-pub const IP: usize = 128;
-pub const SP: usize = 152;
+/// Offsets, in u64 words.
+const BP: usize = 4;
+const R10: usize = 7;
+const R9: usize = 8;
+const R8: usize = 9;
+const DX: usize = 12;
+const SI: usize = 13;
+const DI: usize = 14;
+const ORIG_AX: usize = 15;
+const IP: usize = 16;
+const SP: usize = 19;
+/// Words up to and including `sp`.
+const WORDS: usize = 20;
 
-/// Reads one saved register.
+/// The syscall number alone: the one read every syscall on the host pays.
 #[inline(always)]
-pub fn read(regs: *const u8, offset: usize) -> Result<u64, i64> {
+pub fn syscall_nr(regs: *const u8) -> Result<u64, i64> {
     // SAFETY: `regs` is the `struct pt_regs *` the tracepoint passes; bpf_probe_read_kernel
     // checks the access and fails instead of faulting.
-    unsafe { bpf_probe_read_kernel(regs.add(offset).cast::<u64>()) }.map_err(i64::from)
+    unsafe { bpf_probe_read_kernel(regs.add(ORIG_AX * 8).cast::<u64>()) }.map_err(i64::from)
 }
 
-/// The six syscall arguments in order (x86_64 passes the fourth in r10, not rcx).
-#[inline(always)]
-pub fn args(regs: *const u8) -> Result<[u64; 6], i64> {
-    Ok([
-        read(regs, DI)?,
-        read(regs, SI)?,
-        read(regs, DX)?,
-        read(regs, R10)?,
-        read(regs, R8)?,
-        read(regs, R9)?,
-    ])
+/// All the registers a record needs, in one helper call.
+#[derive(Clone, Copy)]
+pub struct Regs([u64; WORDS]);
+
+impl Regs {
+    #[inline(always)]
+    pub fn read(regs: *const u8) -> Result<Self, i64> {
+        let mut r = Regs([0; WORDS]);
+        // SAFETY: as above; the destination is a local array of exactly WORDS * 8 bytes.
+        let dst = unsafe { core::slice::from_raw_parts_mut(r.0.as_mut_ptr().cast::<u8>(), WORDS * 8) };
+        // SAFETY: the kernel-side pointer is checked by the helper.
+        unsafe { bpf_probe_read_kernel_buf(regs, dst) }.map_err(i64::from)?;
+        Ok(r)
+    }
+
+    /// The six syscall arguments in order (x86_64 passes the fourth in r10, not rcx).
+    #[inline(always)]
+    pub fn args(&self) -> [u64; 6] {
+        [self.0[DI], self.0[SI], self.0[DX], self.0[R10], self.0[R8], self.0[R9]]
+    }
+
+    #[inline(always)]
+    pub fn ip(&self) -> u64 {
+        self.0[IP]
+    }
+
+    #[inline(always)]
+    pub fn sp(&self) -> u64 {
+        self.0[SP]
+    }
+
+    #[inline(always)]
+    pub fn bp(&self) -> u64 {
+        self.0[BP]
+    }
 }

@@ -76,6 +76,9 @@ pub struct CommonArgs {
     /// works without frame pointers), fp (kernel frame-pointer walk; cheapest), none.
     #[arg(long, value_enum, default_value_t = StackArg::Dwarf)]
     pub stack: StackArg,
+    /// At exit, print the agent's own cost to stderr: records processed, lost, CPU, peak memory.
+    #[arg(long)]
+    pub stats: bool,
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,

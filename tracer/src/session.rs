@@ -85,6 +85,27 @@ impl Reporter {
     }
 }
 
+/// The agent's own cost, for `--stats` (and the benchmark, which parses this line).
+fn print_stats(agent: &Agent) {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    let fds: usize = agent.tracker.state.processes.values().map(|p| p.fds.len()).sum();
+    eprintln!(
+        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} tracked_fds={} stacks={}",
+        agent.records(),
+        agent.lost_events(),
+        ms(usage.ru_utime) + ms(usage.ru_stime),
+        usage.ru_maxrss,
+        fds,
+        agent.tracker.stacks.len()
+    );
+}
+
 /// `tracer watch -p PID.. [INTERVAL [COUNT]]`. Returns the process exit code.
 pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     for pid in &args.pids {
@@ -120,6 +141,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
                 let all_gone = agent.tracker.targets.iter().all(|p| agent.tracker.state.process(*p).is_none_or(|s| !s.is_alive()));
                 if all_gone {
                     reporter.report(&mut agent, "final")?;
+                    if args.common.stats { print_stats(&agent); }
                     let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
                     eprintln!("tracer: PID {} exited; the final report shows what was open at exit", pids.join(", "));
                     return Ok(1);
@@ -130,7 +152,10 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
                 reports += 1;
                 let last = args.count.is_some_and(|c| reports >= c);
                 reporter.report(&mut agent, if last { "final" } else { "interval" })?;
-                if last { return Ok(0); }
+                if last {
+                    if args.common.stats { print_stats(&agent); }
+                    return Ok(0);
+                }
             }
             _ = &mut ctrl_c => { break; }
             _ = sigterm.recv() => { break; }
@@ -139,6 +164,9 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     agent.drain();
     agent.tracker.tick();
     reporter.report(&mut agent, "final")?;
+    if args.common.stats {
+        print_stats(&agent);
+    }
     Ok(0)
 }
 
@@ -174,5 +202,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     while agent.drain() > 0 {}
     agent.tracker.tick();
     reporter.report(&mut agent, "final")?;
+    if args.common.stats {
+        print_stats(&agent);
+    }
     Ok(status.map_or(1, child::exit_code))
 }

@@ -95,9 +95,12 @@ impl Probes {
         })?;
         let mode = opts.stack_mode as u32;
         let all = u32::from(opts.trace_all);
+        // Wake the agent when an eighth of the buffer is waiting; its tick drains the rest.
+        let wakeup = u64::from(opts.ring_buffer_bytes / 8).max(64 * 1024);
         let mut ebpf = EbpfLoader::new()
             .override_global(config::STACK_MODE_GLOBAL, &mode, true)
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
+            .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(|e| {
