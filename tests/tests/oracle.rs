@@ -18,7 +18,7 @@ use tracer_common::config::StackMode;
 
 fn compare(agent: &mut Agent, pid: u32, at: &str) {
     agent.drain();
-    agent.tracker.describe_pending(usize::MAX);
+    agent.tracker.describe_pending(usize::MAX, 0);
     let Ok(actual) = proc::scan_fds(pid) else {
         return;
     };
@@ -46,12 +46,12 @@ fn compare(agent: &mut Agent, pid: u32, at: &str) {
 }
 
 fn oracle(stack_mode: StackMode) {
-    let mut agent = Agent::new(ProbeOptions {
+    let opts = ProbeOptions {
         stack_mode,
         ring_buffer_bytes: 16 << 20,
-        trace_all: false,
-    })
-    .unwrap_or_else(|e| panic!("loading probes: {e}"));
+        ..ProbeOptions::default()
+    };
+    let mut agent = Agent::new(opts).unwrap_or_else(|e| panic!("loading probes: {e}"));
     let mut cmd = Command::new(fixture("fd_oracle"));
     cmd.arg("--checkpoints")
         .stdin(Stdio::piped())

@@ -196,3 +196,18 @@ fn rust_release_binary_names_the_leaking_function() {
     assert_eq!(Some(fs[at].2), line);
     assert_eq!(fs.get(at + 1).map(|f| f.0.as_str()), Some("rust_leak::serve"));
 }
+
+#[test]
+fn every_stack_copy_size_unwinds() {
+    if !can_trace("stack sizes") {
+        return;
+    }
+    let bin = fixture_built("nofp_leaks", Build::Optimized)
+        .to_string_lossy()
+        .into_owned();
+    for size in ["4", "16"] {
+        let (report, code, stderr) = run_json(&["--stack-size", size], &[&bin, "40", "20"]);
+        assert_eq!(code, 0, "{stderr}");
+        check_site(&report, "leak_open", "serve_files", "open");
+    }
+}

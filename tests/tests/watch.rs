@@ -91,10 +91,13 @@ fn losses_are_counted_and_reported_never_silent() {
     if !can_trace("losses") {
         return;
     }
-    // 1 MiB of ring buffer holds ~120 stack-carrying records; 20,000 fast opens overflow it.
+    // 1 MiB of ring buffer holds ~60 records with 16 KiB stack copies; two threads opening as
+    // fast as they can overflow it: every lost record must be counted and reported.
     let churn = fixture("churn").to_string_lossy().into_owned();
-    let (report, code, stderr) =
-        integration_tests::run_json(&["--ring-buffer-size", "1"], &[&churn, "open", "20000", "1"]);
+    let (report, code, stderr) = integration_tests::run_json(
+        &["--ring-buffer-size", "1", "--stack-size", "16"],
+        &[&churn, "open", "200000", "2"],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(
         report["lost_events"].as_u64().is_some_and(|l| l > 0),

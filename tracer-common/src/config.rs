@@ -2,8 +2,13 @@
 
 /// Ring buffer that carries every record (one buffer keeps the order of an fd's open and close).
 pub const EVENTS_MAP: &str = "EVENTS";
-/// `HashMap<u32 tgid, u8>`: the traced processes. The agent fills it; fork adds children.
+/// `HashMap<u32 tgid, u8>`: the traced processes. The agent fills it; fork adds children. The
+/// value is [`TRACED_NEEDS_MAPS`] until the agent has read the process's memory maps.
 pub const TRACED_MAP: &str = "TRACED";
+/// `TRACED` value: the agent has not read the process's maps yet: allocation records wake it.
+pub const TRACED_NEEDS_MAPS: u8 = 1;
+/// `TRACED` value: the agent has the maps; records are batched.
+pub const TRACED_HAS_MAPS: u8 = 2;
 /// `Array<u32>` indexed by syscall number: the capture spec (see [`crate::syscalls::Capture`]).
 pub const CAPTURE_MAP: &str = "CAPTURE";
 /// `PerCpuArray<u64>` of loss counters, indexed by [`LossCounter`].
@@ -22,8 +27,13 @@ pub const TRACE_ALL_GLOBAL: &str = "TRACE_ALL";
 pub const MAX_SYSCALL_NR: u32 = 512;
 /// Bytes of path or control-message data copied with a syscall record.
 pub const DATA_MAX: usize = 256;
-/// Bytes of user stack copied from the stack pointer for DWARF unwinding.
-pub const STACK_COPY_MAX: usize = 8192;
+/// Bytes of user stack copied from the stack pointer for DWARF unwinding: one of these
+/// (`--stack-size`); deeper stacks unwind until the copy ends.
+pub const STACK_COPY_SIZES: [usize; 3] = [4096, 8192, 16384];
+pub const STACK_COPY_DEFAULT: usize = 8192;
+pub const STACK_COPY_MAX: usize = 16384;
+/// Global (`aya_ebpf::Global<u32>`): bytes of user stack to copy, one of [`STACK_COPY_SIZES`].
+pub const STACK_BYTES_GLOBAL: &str = "STACK_BYTES";
 /// Messages of one `recvmmsg` whose control data is captured.
 pub const RECVMMSG_MAX: u32 = 4;
 

@@ -3,7 +3,7 @@
 
 use crate::{
     config::{DATA_MAX, STACK_COPY_MAX},
-    fd::{SyscallCore, SyscallRecord, SyscallStackRecord},
+    fd::{StackRecord, SyscallCore, SyscallRecord},
     process::{EXEC_FILENAME_MAX, ExecRecord, ExitRecord, ForkRecord},
     record::{RecordHeader, kind},
 };
@@ -76,6 +76,16 @@ fn cast<T>(bytes: &[u8], kind: u32) -> Result<&T, DecodeError> {
     Ok(unsafe { &*bytes.as_ptr().cast::<T>() })
 }
 
+fn stack_view<const N: usize>(bytes: &[u8], kind: u32) -> Result<Record<'_>, DecodeError> {
+    let r: &StackRecord<N> = cast(bytes, kind)?;
+    let n = (r.record.stack_len as usize).min(N).min(STACK_COPY_MAX);
+    Ok(Record::Syscall(SyscallView {
+        core: &r.record.core,
+        detail: Some(&r.record),
+        stack: &r.stack[..n],
+    }))
+}
+
 impl<'a> TryFrom<&'a [u8]> for Record<'a> {
     type Error = DecodeError;
 
@@ -96,15 +106,9 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
                     stack: &[],
                 })
             }
-            kind::SYSCALL_STACK => {
-                let r: &SyscallStackRecord = cast(bytes, k)?;
-                let n = (r.record.stack_len as usize).min(STACK_COPY_MAX);
-                Record::Syscall(SyscallView {
-                    core: &r.record.core,
-                    detail: Some(&r.record),
-                    stack: &r.stack[..n],
-                })
-            }
+            kind::SYSCALL_STACK_4K => stack_view::<4096>(bytes, k)?,
+            kind::SYSCALL_STACK => stack_view::<8192>(bytes, k)?,
+            kind::SYSCALL_STACK_16K => stack_view::<16384>(bytes, k)?,
             kind::FORK => Record::Fork(cast(bytes, k)?),
             kind::EXEC => Record::Exec(cast(bytes, k)?),
             kind::EXIT => Record::Exit(cast(bytes, k)?),
@@ -186,20 +190,35 @@ mod tests {
 
     #[test]
     fn stack_length_is_bounded_by_the_record() {
-        let mut buf = Box::new(Aligned([0; 16384]));
-        let hdr = RecordHeader {
-            kind: kind::SYSCALL_STACK,
-            ..Default::default()
-        };
-        let hb = bytes_of(&hdr);
-        buf.0[..hb.len()].copy_from_slice(hb);
-        let size = core::mem::size_of::<SyscallStackRecord>();
-        // stack_len is at a fixed offset; write a huge value and check it is clamped.
-        let off = core::mem::offset_of!(SyscallRecord, stack_len);
-        buf.0[off..off + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        match Record::try_from(&buf.0[..size]) {
-            Ok(Record::Syscall(v)) => assert_eq!(v.stack.len(), STACK_COPY_MAX),
-            other => panic!("unexpected {other:?}"),
+        // Records are bigger than 16 KiB: use a heap buffer with room for the largest.
+        let mut buf = vec![0u64; 4096];
+        for (k, n) in [
+            (kind::SYSCALL_STACK_4K, 4096usize),
+            (kind::SYSCALL_STACK, 8192),
+            (kind::SYSCALL_STACK_16K, 16384),
+        ] {
+            let bytes: &mut [u8] =
+                // SAFETY: viewing a u64 buffer as bytes (8-byte aligned, as the ring buffer is).
+                unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), buf.len() * 8) };
+            bytes.fill(0);
+            let hdr = RecordHeader {
+                kind: k,
+                ..Default::default()
+            };
+            let hb = bytes_of(&hdr);
+            bytes[..hb.len()].copy_from_slice(hb);
+            // stack_len is at a fixed offset; write a huge value and check it is clamped.
+            let off = core::mem::offset_of!(SyscallRecord, stack_len);
+            bytes[off..off + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+            let size = core::mem::size_of::<SyscallRecord>() + n;
+            match Record::try_from(&bytes[..size]) {
+                Ok(Record::Syscall(v)) => assert_eq!(v.stack.len(), n),
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(matches!(
+                Record::try_from(&bytes[..size - 1]),
+                Err(DecodeError::TooShort { .. })
+            ));
         }
     }
 }

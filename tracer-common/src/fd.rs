@@ -3,7 +3,7 @@
 //! The kernel stays generic: it copies the syscall number, the six argument registers, the return
 //! value and the data the capture table asks for. The agent knows what each syscall means.
 
-use crate::{config::DATA_MAX, config::STACK_COPY_MAX, record::RecordHeader};
+use crate::{config::DATA_MAX, record::RecordHeader};
 
 /// A syscall result. Arguments come from the saved user registers (`pt_regs`), which the syscall
 /// does not modify, so they are still valid at exit.
@@ -49,10 +49,14 @@ pub struct SyscallRecord {
     pub data: [u8; DATA_MAX],
 }
 
+/// A [`SyscallRecord`] plus `N` bytes of user stack (one record size per `--stack-size`, since
+/// a ring-buffer reservation has a size fixed when the program is verified).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyscallStackRecord {
+pub struct StackRecord<const N: usize> {
     pub record: SyscallRecord,
     /// User memory from `user_sp` upwards; `record.stack_len` bytes are valid.
-    pub stack: [u8; STACK_COPY_MAX],
+    pub stack: [u8; N],
 }
+
+pub type SyscallStackRecord = StackRecord<8192>;

@@ -6,8 +6,21 @@ pub mod kind {
     pub const SYSCALL_CORE: u32 = 1;
     /// [`crate::fd::SyscallRecord`]: a syscall result with data and an fp stack id or registers.
     pub const SYSCALL: u32 = 2;
-    /// [`crate::fd::SyscallStackRecord`]: [`SYSCALL`] plus a copy of the user stack.
+    /// [`crate::fd::StackRecord`]: [`SYSCALL`] plus a copy of 8 KiB of user stack.
     pub const SYSCALL_STACK: u32 = 3;
+    /// The same with 4 KiB of stack.
+    pub const SYSCALL_STACK_4K: u32 = 4;
+    /// The same with 16 KiB of stack.
+    pub const SYSCALL_STACK_16K: u32 = 5;
+
+    /// The record kind carrying `bytes` of stack.
+    pub const fn stack_kind(bytes: usize) -> u32 {
+        match bytes {
+            4096 => SYSCALL_STACK_4K,
+            16384 => SYSCALL_STACK_16K,
+            _ => SYSCALL_STACK,
+        }
+    }
     /// [`crate::process::ForkRecord`].
     pub const FORK: u32 = 10;
     /// [`crate::process::ExecRecord`].

@@ -15,13 +15,13 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::{DATA_MAX, LossCounter, RECVMMSG_MAX, StackMode},
-    fd::{SyscallCore, SyscallRecord, SyscallStackRecord, data_kind},
+    fd::{StackRecord, SyscallCore, SyscallRecord, data_kind},
     record::{RecordHeader, kind},
     syscalls::{EMFILE, ENFILE, F_DUPFD, F_DUPFD_CLOEXEC, bits},
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, STACK_MODE, STACKS, count_loss, is_traced, now, submit_flags},
+    maps::{CAPTURE, EVENTS, NEEDS_MAPS, STACK_BYTES, STACK_MODE, STACKS, count_loss, now, submit_flags, traced_state},
     regs,
 };
 
@@ -64,9 +64,11 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     };
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if !is_traced(tgid) {
+    let traced = traced_state(tgid);
+    if traced == 0 {
         return Ok(());
     }
+    let urgent = traced == NEEDS_MAPS;
     let wants_stack = capture & bits::STACK != 0;
     if ret < 0 {
         if capture & bits::FAILURES == 0 {
@@ -103,18 +105,18 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let arg = ((capture >> bits::ARG_SHIFT) & bits::ARG_MASK) as usize;
     let arg_val = if arg < 6 { args[arg] } else { 0 };
     if ret < 0 {
-        return emit_detail(ctx, &regs, &core, Extra::None);
+        return emit_detail(ctx, &regs, urgent, &core, Extra::None);
     }
     match data {
-        bits::DATA_PATH => emit_detail(ctx, &regs, &core, Extra::Path(arg_val)),
-        bits::DATA_FD_PAIR => emit_detail(ctx, &regs, &core, Extra::FdPair(arg_val)),
+        bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val)),
+        bits::DATA_FD_PAIR => emit_detail(ctx, &regs, urgent, &core, Extra::FdPair(arg_val)),
         bits::DATA_MSGHDR => {
             let (ptr, len) = control_of(arg_val)?;
             // Most received messages carry no control data: no record, no stack.
             if ptr == 0 || len < CMSGHDR_SIZE {
                 return Ok(());
             }
-            emit_detail(ctx, &regs, &core, Extra::Control { ptr, len, index: 0 })
+            emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: 0 })
         }
         bits::DATA_MMSGHDR => {
             let received = ret as u32;
@@ -124,12 +126,12 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 }
                 let (ptr, len) = control_of(arg_val + u64::from(i) * MMSGHDR_SIZE)?;
                 if ptr != 0 && len >= CMSGHDR_SIZE {
-                    emit_detail(ctx, &regs, &core, Extra::Control { ptr, len, index: i })?;
+                    emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: i })?;
                 }
             }
             Ok(())
         }
-        _ => emit_detail(ctx, &regs, &core, Extra::None),
+        _ => emit_detail(ctx, &regs, urgent, &core, Extra::None),
     }
 }
 
@@ -150,28 +152,25 @@ fn emit_core(core: SyscallCore) -> Result<(), i64> {
         return Ok(());
     };
     entry.write(core);
-    entry.submit(submit_flags());
+    entry.submit(submit_flags(false));
     Ok(())
 }
 
 #[inline(always)]
-fn emit_detail(ctx: &RawTracePointContext, regs: &regs::Regs, core: &SyscallCore, extra: Extra) -> Result<(), i64> {
+fn emit_detail(
+    ctx: &RawTracePointContext,
+    regs: &regs::Regs,
+    urgent: bool,
+    core: &SyscallCore,
+    extra: Extra,
+) -> Result<(), i64> {
     let mode = STACK_MODE.load();
     if mode == StackMode::Dwarf as u32 {
-        let Some(mut entry) = EVENTS.reserve::<SyscallStackRecord>(0) else {
-            count_loss(LossCounter::RingBufFull);
-            return Ok(());
-        };
-        let p = entry.as_mut_ptr();
-        // SAFETY: `p` points at an exclusive ring-buffer reservation of the right size; fields
-        // are written in place (the record is far larger than the 512-byte BPF stack).
-        unsafe {
-            let rec = addr_of_mut!((*p).record);
-            fill(ctx, regs, rec, core, extra, kind::SYSCALL_STACK);
-            let sp = (*rec).user_sp;
-            (*rec).stack_len = copy_stack(sp, &mut (*p).stack);
+        match STACK_BYTES.load() {
+            4096 => emit_with_stack::<4096>(ctx, regs, urgent, core, extra),
+            16384 => emit_with_stack::<16384>(ctx, regs, urgent, core, extra),
+            _ => emit_with_stack::<8192>(ctx, regs, urgent, core, extra),
         }
-        entry.submit(submit_flags());
     } else {
         let Some(mut entry) = EVENTS.reserve::<SyscallRecord>(0) else {
             count_loss(LossCounter::RingBufFull);
@@ -191,9 +190,34 @@ fn emit_detail(ctx: &RawTracePointContext, regs: &regs::Regs, core: &SyscallCore
                 };
             }
         }
-        entry.submit(submit_flags());
+        entry.submit(submit_flags(urgent));
     }
     Ok(())
+}
+
+/// A record with `N` bytes of user stack for DWARF unwinding in the agent.
+#[inline(always)]
+fn emit_with_stack<const N: usize>(
+    ctx: &RawTracePointContext,
+    regs: &regs::Regs,
+    urgent: bool,
+    core: &SyscallCore,
+    extra: Extra,
+) {
+    let Some(mut entry) = EVENTS.reserve::<StackRecord<N>>(0) else {
+        count_loss(LossCounter::RingBufFull);
+        return;
+    };
+    let p = entry.as_mut_ptr();
+    // SAFETY: `p` points at an exclusive ring-buffer reservation of the right size; fields are
+    // written in place (the record is far larger than the 512-byte BPF stack).
+    unsafe {
+        let rec = addr_of_mut!((*p).record);
+        fill(ctx, regs, rec, core, extra, kind::stack_kind(N));
+        let sp = (*rec).user_sp;
+        (*rec).stack_len = copy_stack(sp, &mut (*p).stack);
+    }
+    entry.submit(submit_flags(urgent));
 }
 
 /// Writes the header, registers and extra data of a record in place.
@@ -272,11 +296,11 @@ fn copy_control(ptr: u64, len: u64, data: &mut [u8; DATA_MAX]) -> usize {
 /// Copies the user stack from `sp` upwards, as much as is mapped, halving on failure (the top of
 /// a thread stack may be closer than the maximum).
 #[inline(always)]
-fn copy_stack(sp: u64, stack: &mut [u8; tracer_common::config::STACK_COPY_MAX]) -> u32 {
+fn copy_stack<const N: usize>(sp: u64, stack: &mut [u8; N]) -> u32 {
     let src = sp as *const u8;
-    let sizes: [usize; 6] = [8192, 4096, 2048, 1024, 512, 256];
+    let sizes: [usize; 7] = [N, N / 2, N / 4, N / 8, N / 16, N / 32, N / 64];
     let mut i = 0;
-    while i < 6 {
+    while i < 7 {
         let n = sizes[i];
         // SAFETY: bpf_probe_read_user fails instead of faulting on unmapped user memory.
         if unsafe { bpf_probe_read_user_buf(src, &mut stack[..n]) }.is_ok() {

@@ -33,26 +33,44 @@ pub static STACK_MODE: Global<u32> = Global::new(StackMode::FramePointer as u32)
 #[unsafe(no_mangle)]
 pub static TRACE_ALL: Global<u32> = Global::new(0);
 
+/// Bytes of user stack a DWARF-mode record copies: 4096, 8192 or 16384.
+#[unsafe(no_mangle)]
+pub static STACK_BYTES: Global<u32> = Global::new(8192);
+
 /// Unread bytes in the ring buffer above which a submit wakes the agent. Below it the agent
 /// finds records on its periodic drain: a wakeup per record would cost more than the tracing.
 #[unsafe(no_mangle)]
 pub static WAKEUP_BYTES: Global<u64> = Global::new(1 << 20);
 
-/// Flags for `bpf_ringbuf_submit`: wake the agent only when enough is waiting.
+/// Flags for `bpf_ringbuf_submit`: wake the agent only when enough is waiting, or when the
+/// record is `urgent` (the agent has not read the process's memory maps yet: a short-lived
+/// process must be looked at before it exits, or its stacks cannot be symbolized).
 #[inline(always)]
-pub fn submit_flags() -> u64 {
+pub fn submit_flags(urgent: bool) -> u64 {
     use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
-    if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES.load() {
+    if urgent || EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES.load() {
         u64::from(BPF_RB_FORCE_WAKEUP)
     } else {
         u64::from(BPF_RB_NO_WAKEUP)
     }
 }
 
+/// `TRACED` value: traced, the agent has no memory map of it yet (after fork or exec).
+pub const NEEDS_MAPS: u8 = tracer_common::config::TRACED_NEEDS_MAPS;
+
+/// 0: not traced; otherwise the `TRACED` value (see `tracer_common::config`).
+#[inline(always)]
+pub fn traced_state(tgid: u32) -> u8 {
+    if TRACE_ALL.load() != 0 {
+        return tracer_common::config::TRACED_HAS_MAPS;
+    }
+    // SAFETY: the value is a plain u8 and is only read.
+    unsafe { TRACED.get(&tgid) }.copied().unwrap_or(0)
+}
+
 #[inline(always)]
 pub fn is_traced(tgid: u32) -> bool {
-    // SAFETY: the value is a plain u8 and is only read.
-    TRACE_ALL.load() != 0 || unsafe { TRACED.get(&tgid) }.is_some()
+    traced_state(tgid) != 0
 }
 
 #[inline(always)]

@@ -14,7 +14,7 @@ use tracer_common::{
     syscalls::CLONE_THREAD,
 };
 
-use crate::maps::{CLONE_FLAGS, EVENTS, TRACE_ALL, TRACED, count_loss, is_traced, now, submit_flags};
+use crate::maps::{CLONE_FLAGS, EVENTS, NEEDS_MAPS, TRACE_ALL, TRACED, count_loss, is_traced, now, submit_flags};
 
 /// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
 #[tracepoint]
@@ -77,7 +77,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         Ok(c) if c > 0 => c as u32,
         _ => return 0,
     };
-    if TRACE_ALL.load() == 0 && TRACED.insert(&child, &1, 0).is_err() {
+    if TRACE_ALL.load() == 0 && TRACED.insert(&child, &NEEDS_MAPS, 0).is_err() {
         count_loss(LossCounter::TracedMapFull);
     }
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
@@ -96,7 +96,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         _pad: 0,
         clone_flags: flags,
     });
-    entry.submit(submit_flags());
+    entry.submit(submit_flags(true));
     0
 }
 
@@ -108,6 +108,10 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let tgid = (pid_tgid >> 32) as u32;
     if !is_traced(tgid) {
         return 0;
+    }
+    // A new image: the agent must read the maps again before symbolizing its stacks.
+    if TRACE_ALL.load() == 0 {
+        let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
     }
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         count_loss(LossCounter::RingBufFull);
@@ -133,7 +137,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             (*p).filename_len = s.len() as u32;
         }
     }
-    entry.submit(submit_flags());
+    entry.submit(submit_flags(true));
     0
 }
 
@@ -162,6 +166,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             ts_ns: now(),
         },
     });
-    entry.submit(submit_flags());
+    entry.submit(submit_flags(false));
     0
 }

@@ -79,6 +79,10 @@ pub struct CommonArgs {
     /// At exit, print the agent's own cost to stderr: records processed, lost, CPU, peak memory.
     #[arg(long)]
     pub stats: bool,
+    /// KiB of user stack copied per allocation for --stack dwarf: 4, 8 or 16. Deeper stacks
+    /// unwind until the copy ends; bigger copies cost more per allocation.
+    #[arg(long, value_name = "KIB", default_value_t = 8, value_parser = parse_stack_size)]
+    pub stack_size: u32,
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
@@ -123,6 +127,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"));
     }
     Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn parse_stack_size(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(k @ (4 | 8 | 16)) => Ok(k),
+        _ => Err(format!("stack size must be 4, 8 or 16 (KiB), not {s}")),
+    }
 }
 
 fn parse_ring_size(s: &str) -> Result<u32, String> {

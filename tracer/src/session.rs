@@ -35,6 +35,7 @@ fn probe_options(c: &CommonArgs) -> ProbeOptions {
             StackArg::Fp => StackMode::FramePointer,
             StackArg::None => StackMode::None,
         },
+        stack_bytes: c.stack_size * 1024,
         ring_buffer_bytes: c.ring_buffer_size.saturating_mul(1024 * 1024),
         trace_all: false,
     }
@@ -95,12 +96,19 @@ fn print_stats(agent: &Agent) {
     };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
     let fds: usize = agent.tracker.state.processes.values().map(|p| p.fds.len()).sum();
+    // Anonymous memory: the agent's own heap, without the ring buffer's shared pages.
+    let rss_anon = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .ok()
+        .and_then(|s| s.rssanon)
+        .unwrap_or(0);
     eprintln!(
-        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} tracked_fds={} stacks={}",
+        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={}",
         agent.records(),
         agent.lost_events(),
         ms(usage.ru_utime) + ms(usage.ru_stime),
         usage.ru_maxrss,
+        rss_anon,
         fds,
         agent.tracker.stacks.len()
     );

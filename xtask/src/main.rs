@@ -3,6 +3,8 @@
 //! Runs on the machine's default (stable) toolchain and has no dependencies, so it works on a
 //! fresh machine; everything else is built with the pinned toolchain below.
 
+mod bench;
+
 use std::{
     env,
     path::{Path, PathBuf},
@@ -38,10 +40,11 @@ fn main() -> ExitCode {
         Some("build") => setup().and_then(|()| build()),
         Some("demo") => setup().and_then(|()| build()).and_then(|()| demo(&args[1..])),
         Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("bench") => bench::Options::parse(&args[1..], &root()).and_then(|o| bench(&o)),
         Some("fixtures") => build_fixtures().map(|dir| println!("{}", dir.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      formatting, clippy, unit and integration tests (integration tests need root)\n  fixtures  compile the C fixture programs"
+                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      formatting, clippy, unit and integration tests (integration tests need root),\n            then the benchmark once in quick mode so it cannot rot\n  bench     overhead, ingest and memory against bpftrace, strace, valgrind [--quick] [--runs N] [--out FILE]\n  fixtures  compile the C fixture programs"
             );
             return ExitCode::from(2);
         }
@@ -183,6 +186,25 @@ fn demo(extra: &[String]) -> Result {
         .arg(fixtures.join("demo_leaky_server")))
 }
 
+fn bench(o: &bench::Options) -> Result {
+    setup()?;
+    if !o.quick {
+        // The tools compared against (quick mode uses whichever are present).
+        let missing: Vec<&str> = ["bpftrace", "strace", "valgrind"]
+            .into_iter()
+            .filter(|p| !succeeds(Command::new("dpkg").args(["-s", p])))
+            .collect();
+        if !missing.is_empty() {
+            run(Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(&missing))?;
+        }
+    }
+    build()?;
+    let fixtures = build_fixtures()?;
+    bench::run(root().join("target/release/tracer"), fixtures.join("churn"), o)
+}
+
 fn test(extra: &[String]) -> Result {
     build_fixtures()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -195,7 +217,20 @@ fn test(extra: &[String]) -> Result {
     cmd.args(["test", "--workspace", "--release", "--all-targets"])
         .args(extra)
         .args(["--", "--test-threads=1"]);
-    run_counting(&mut cmd)
+    run_counting(&mut cmd)?;
+    // The benchmark's figures never decide pass or fail, but a broken harness does.
+    let quick = bench::Options {
+        quick: true,
+        only: None,
+        runs: 1,
+        out: root().join("target/bench/quick.json"),
+    };
+    bench::run(
+        root().join("target/release/tracer"),
+        root().join("target/fixtures/churn"),
+        &quick,
+    )
+    .map_err(|e| format!("the benchmark harness is broken (quick mode): {e}"))
 }
 
 /// Runs cargo test, echoing its output, and closes with the totals over every test binary.

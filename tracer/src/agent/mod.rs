@@ -32,7 +32,10 @@ pub enum AgentError {
 /// Frames kept per stack.
 const MAX_FRAMES: usize = 64;
 /// `/proc` descriptions per tick, so a process with a huge table cannot stall ingest.
-const DESCRIBE_BUDGET: usize = 4096;
+const DESCRIBE_BUDGET: usize = 1024;
+/// Only fds that lived this long are looked up in /proc: leaks are long-lived, and churning fds
+/// would otherwise cost a readlink each.
+const DESCRIBE_MIN_AGE_NS: u64 = 250_000_000;
 
 /// The agent: the ring buffer's reader and everything records update, kept apart so a record
 /// borrowed from the ring buffer can be handed to the tracker.
@@ -138,6 +141,11 @@ impl Tracker {
             Record::Syscall(v) => self.on_syscall(&v),
             Record::Fork(f) => {
                 self.state.on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
+                // Until it execs, the child has its parent's memory layout.
+                if let Some(m) = self.modules.get(&f.header.tgid).cloned() {
+                    self.modules.insert(f.child_tgid, m);
+                    self.probes.maps_known(f.child_tgid);
+                }
             }
             Record::Exec(e) => {
                 let tgid = e.header.tgid;
@@ -187,6 +195,9 @@ impl Tracker {
             data,
         };
         self.state.on_syscall(&sc, stack);
+        if core.ret >= 0 {
+            self.describe_unknown_now(&sc);
+        }
     }
 
     fn stack_of(&mut self, tgid: u32, v: &SyscallView<'_>) -> StackId {
@@ -289,22 +300,74 @@ impl Tracker {
             return id;
         }
         self.modules_covering(tgid, addrs);
-        self.stacks.insert(tgid, addrs, self.modules.get(&tgid))
+        let id = self.stacks.insert(tgid, addrs, self.modules.get(&tgid));
+        self.note_maps_known(tgid, addrs);
+        id
+    }
+
+    /// Once a stack from the program itself (not only the dynamic loader's, which runs before
+    /// the libraries are mapped) is covered by the maps read, the kernel may batch this
+    /// process's records again instead of waking the agent for each.
+    fn note_maps_known(&mut self, tgid: u32, addrs: &[u64]) {
+        let Some(m) = self.modules.get(&tgid) else { return };
+        let frames: Vec<_> = addrs.iter().map(|a| m.lookup(*a)).collect();
+        let covered = frames.iter().all(Option::is_some);
+        let beyond_loader = frames
+            .iter()
+            .flatten()
+            .any(|f| !f.module.to_string_lossy().contains("/ld-linux"));
+        if covered && beyond_loader {
+            self.probes.maps_known(tgid);
+        }
     }
 
     /// Periodic work: sample site counts, describe long-lived fds from /proc.
     pub fn tick(&mut self) {
         let now = proc::monotonic_ns();
         self.state.sample(now);
-        self.describe_pending(DESCRIBE_BUDGET);
+        self.describe_pending(DESCRIBE_BUDGET, DESCRIBE_MIN_AGE_NS);
     }
 
     /// Reads `/proc/PID/fd/N` for fds whose kind or path only /proc can tell.
-    pub fn describe_pending(&mut self, budget: usize) {
+    /// Fds whose kind the syscall cannot tell (received over a socket, taken from another
+    /// process, dup of an unknown) are read from /proc at once, so their site has the right kind
+    /// from the start. They are rare: one readlink each.
+    fn describe_unknown_now(&mut self, sc: &Syscall<'_>) {
+        let Some(p) = self.state.processes.get(&sc.tgid) else {
+            return;
+        };
+        let mut unknown = [0i32; 64];
+        let mut n = 0;
+        let mut note = |fd: i32| {
+            if p.fds
+                .get(fd)
+                .is_some_and(|o| o.kind == crate::state::FdKind::Unknown && !o.described)
+                && let Some(slot) = unknown.get_mut(n)
+            {
+                *slot = fd;
+                n += 1;
+            }
+        };
+        if sc.data_kind == tracer_common::fd::data_kind::CONTROL {
+            crate::state::scm::for_each_received_fd(sc.data, &mut note);
+        } else if let Ok(fd) = i32::try_from(sc.ret) {
+            note(fd);
+        }
+        for fd in &unknown[..n] {
+            self.describe_one(sc.tgid, *fd, &mut HashMap::new());
+        }
+    }
+
+    /// At most `budget` fds, each at least `min_age_ns` old.
+    pub fn describe_pending(&mut self, budget: usize, min_age_ns: u64) {
+        let now = proc::monotonic_ns();
         let mut todo: Vec<(u32, i32)> = Vec::new();
         for p in self.state.processes.values().filter(|p| p.is_alive()) {
+            if todo.len() >= budget {
+                break;
+            }
             for (fd, o) in p.fds.iter() {
-                if !o.described {
+                if !o.described && now.saturating_sub(o.opened_ns) >= min_age_ns {
                     todo.push((p.tgid, fd));
                     if todo.len() >= budget {
                         break;
@@ -315,25 +378,30 @@ impl Tracker {
         // One read of a process's socket tables per pass, and only if it has sockets to describe.
         let mut tables: HashMap<u32, sockets::SocketTable> = HashMap::new();
         for (tgid, fd) in todo {
-            match proc::describe_fd(tgid, fd) {
-                Some((kind, target)) => {
-                    let info = sockets::socket_inode(&target).and_then(|ino| {
-                        tables
-                            .entry(tgid)
-                            .or_insert_with(|| sockets::SocketTable::read(tgid))
-                            .get(ino)
-                            .cloned()
-                    });
-                    match info {
-                        Some(i) => self.state.describe(tgid, fd, kind, Some(i.family), &i.description),
-                        None => self.state.describe(tgid, fd, kind, None, &target),
-                    }
+            self.describe_one(tgid, fd, &mut tables);
+        }
+    }
+
+    /// Reads one fd's kind and description (a socket's peer) from /proc.
+    fn describe_one(&mut self, tgid: u32, fd: i32, tables: &mut HashMap<u32, sockets::SocketTable>) {
+        match proc::describe_fd(tgid, fd) {
+            Some((kind, target)) => {
+                let info = sockets::socket_inode(&target).and_then(|ino| {
+                    tables
+                        .entry(tgid)
+                        .or_insert_with(|| sockets::SocketTable::read(tgid))
+                        .get(ino)
+                        .cloned()
+                });
+                match info {
+                    Some(i) => self.state.describe(tgid, fd, kind, Some(i.family), &i.description),
+                    None => self.state.describe(tgid, fd, kind, None, &target),
                 }
-                None => {
-                    // Closed meanwhile (its close record is on the way) or the process is gone.
-                    if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {
-                        o.described = true;
-                    }
+            }
+            None => {
+                // Closed meanwhile (its close record is on the way) or the process is gone.
+                if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {
+                    o.described = true;
                 }
             }
         }

@@ -168,7 +168,7 @@ pub fn build(
         let site = SiteReport {
             pid: st.key.tgid,
             resource: "fd",
-            kind: st.key.kind.as_str(),
+            kind: st.display_kind.unwrap_or(st.key.kind).as_str(),
             family: (st.key.family != 0).then(|| family_name(st.key.family)),
             count,
             allocations: st.allocations,

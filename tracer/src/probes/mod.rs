@@ -42,6 +42,8 @@ pub enum ProbeError {
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeOptions {
     pub stack_mode: StackMode,
+    /// Bytes of user stack copied per allocation in DWARF mode (4096, 8192 or 16384).
+    pub stack_bytes: u32,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_buffer_bytes: u32,
     /// Trace every process on the host instead of a set.
@@ -52,6 +54,7 @@ impl Default for ProbeOptions {
     fn default() -> Self {
         ProbeOptions {
             stack_mode: StackMode::Dwarf,
+            stack_bytes: config::STACK_COPY_DEFAULT as u32,
             ring_buffer_bytes: 64 * 1024 * 1024,
             trace_all: false,
         }
@@ -101,6 +104,7 @@ impl Probes {
             .override_global(config::STACK_MODE_GLOBAL, &mode, true)
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
+            .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(|e| {
@@ -168,10 +172,20 @@ impl Probes {
 
     /// Starts following a process (its threads and the children it forks from now on).
     pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
-        self.traced.insert(&tgid, &1, 0).map_err(|source| ProbeError::Map {
-            name: config::TRACED_MAP,
-            source,
-        })
+        self.traced
+            .insert(&tgid, &config::TRACED_NEEDS_MAPS, 0)
+            .map_err(|source| ProbeError::Map {
+                name: config::TRACED_MAP,
+                source,
+            })
+    }
+
+    /// The agent has read the process's memory maps: its records no longer need to wake it.
+    pub fn maps_known(&mut self, tgid: u32) {
+        // Only if still traced: never re-add a process that exited.
+        if self.traced.get(&tgid, 0).is_ok() {
+            let _ = self.traced.insert(&tgid, &config::TRACED_HAS_MAPS, 0);
+        }
     }
 
     pub fn untrace(&mut self, tgid: u32) {

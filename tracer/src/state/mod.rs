@@ -161,7 +161,18 @@ impl State {
             Some(f) if new_kind == FdKind::Socket && o.family == 0 => f,
             _ => o.family,
         };
-        if (new_kind, new_family) != (o.kind, o.family) {
+        // A path open is one allocation site whatever the path turns out to be (file, device,
+        // directory): the fd stays in its site, which learns what it holds. Moving it would
+        // distort both sites' trends.
+        if o.kind.is_path_kind() && new_kind.is_path_kind() {
+            o.kind = new_kind;
+            if let Some(site) = self.sites.get_mut(o.site)
+                && site.display_kind.is_none()
+            {
+                site.display_kind = Some(new_kind);
+            }
+        } else if (new_kind, new_family) != (o.kind, o.family) {
+            // Unknown kinds (received fds) are described as they arrive, before any sample.
             if let Some(mut key) = self.sites.get(o.site).map(|s| s.key) {
                 key.kind = new_kind;
                 key.family = new_family;

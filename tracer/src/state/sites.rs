@@ -38,6 +38,8 @@ pub struct SiteStats {
     pub allocations: u64,
     /// One path (or other description) of an fd from this site: raw bytes, may be any encoding.
     pub example: Option<Box<[u8]>>,
+    /// What the site's fds turned out to be when /proc was read (a path open may be a device).
+    pub display_kind: Option<FdKind>,
     /// (CLOCK_MONOTONIC ns, outstanding) samples.
     pub samples: Vec<(u64, u32)>,
 }
@@ -46,6 +48,7 @@ impl SiteStats {
     fn new(key: SiteKey) -> Self {
         SiteStats {
             key,
+            display_kind: None,
             outstanding: 0,
             allocations: 0,
             example: None,

@@ -312,3 +312,19 @@ impl WithPair for Syscall<'static> {
         }
     }
 }
+
+#[test]
+fn a_path_refined_by_proc_stays_in_its_site() {
+    let mut s = state();
+    s.on_syscall(&sc(257, 3, [0; 6]), StackId(1));
+    s.sample(20);
+    let before = s.process(T).and_then(|p| p.fds.get(3)).map(|o| o.site);
+    s.describe(T, 3, FdKind::CharDevice, None, b"/dev/null");
+    let o = s.process(T).and_then(|p| p.fds.get(3)).copied();
+    assert_eq!(o.map(|o| o.site), before, "the trend of the site must not be split");
+    assert_eq!(o.map(|o| o.kind), Some(FdKind::CharDevice), "the fd knows what it is");
+    let site = before
+        .and_then(|id| s.sites.get(id))
+        .map(|st| (st.display_kind, st.outstanding, st.allocations));
+    assert_eq!(site, Some((Some(FdKind::CharDevice), 1, 1)));
+}
