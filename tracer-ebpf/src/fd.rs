@@ -68,7 +68,8 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     if traced == 0 {
         return Ok(());
     }
-    let urgent = traced == NEEDS_MAPS;
+    // Without stacks there are no maps to read: nothing is urgent.
+    let urgent = traced == NEEDS_MAPS && STACK_MODE.load() != StackMode::None as u32;
     let wants_stack = capture & bits::STACK != 0;
     if ret < 0 {
         if capture & bits::FAILURES == 0 {

@@ -131,6 +131,8 @@ impl Tracker {
             .attach(pid, proc::comm(pid), proc::limits(pid), &existing, now);
         if let Ok(m) = ModuleMap::read(pid as i32) {
             self.modules.insert(pid, m);
+            // A running process has its libraries mapped: its records can be batched.
+            self.probes.maps_known(pid);
         }
         self.targets.push(pid);
         Ok(())
