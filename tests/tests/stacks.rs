@@ -211,3 +211,25 @@ fn every_stack_copy_size_unwinds() {
         check_site(&report, "leak_open", "serve_files", "open");
     }
 }
+
+#[test]
+fn a_binary_deleted_while_running_is_still_symbolized() {
+    // Like a package upgrade under a running service: the file is gone by the time of the report.
+    if !can_trace("deleted binary") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tracer-deleted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let bin = dir.join("deleted_leaker");
+    std::fs::copy(fixture_built("nofp_leaks", Build::Optimized), &bin).unwrap_or_else(|e| panic!("{e}"));
+    let bin = bin.to_string_lossy().into_owned();
+    let script = "\"$0\" 40 20 & sleep 0.3; rm -f \"$0\"; wait";
+    let (report, code, stderr) = run_json(&[], &["sh", "-c", script, &bin]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !std::path::Path::new(&bin).exists(),
+        "the binary must be gone before the report"
+    );
+    check_site(&report, "leak_open", "serve_files", "open");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,14 +12,34 @@ use procfs::{
     process::{MMPermissions, MMapPath, MemoryMaps},
 };
 
-use super::SymbolizeError;
+use super::{SymbolizeError, module_file::ModuleFile};
 
 /// An address resolved to a module file and an offset in it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct NormalizedFrame {
     pub address: u64,
     pub module: Arc<Path>,
     pub file_offset: u64,
+    /// The module file held open while the process lived (None for snapshots parsed from text).
+    pub file: Option<Arc<ModuleFile>>,
+}
+
+impl PartialEq for NormalizedFrame {
+    fn eq(&self, other: &Self) -> bool {
+        (self.address, &self.module, self.file_offset) == (other.address, &other.module, other.file_offset)
+    }
+}
+
+impl Eq for NormalizedFrame {}
+
+impl NormalizedFrame {
+    /// Where to read the module from for symbolization.
+    pub fn source(&self) -> Arc<Path> {
+        match &self.file {
+            Some(f) => f.path_for(&self.module),
+            None => self.module.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +61,8 @@ pub struct ModuleMap {
     /// Where module files are read from while the process lives (`/proc/PID/root`, for
     /// processes in other mount namespaces).
     pub root: Option<PathBuf>,
+    /// Executable modules, held open (see [`ModuleFile`]).
+    pub files: std::collections::HashMap<Arc<Path>, Arc<ModuleFile>>,
 }
 
 impl ModuleMap {
@@ -57,6 +79,13 @@ impl ModuleMap {
         let mut m = Self::parse(&text);
         m.pid = pid;
         m.root = Some(PathBuf::from(format!("/proc/{pid}/root")));
+        for map in m.mappings.iter().filter(|x| x.executable) {
+            if !m.files.contains_key(&map.path)
+                && let Some(f) = ModuleFile::open(pid, map)
+            {
+                m.files.insert(map.path.clone(), f);
+            }
+        }
         Ok(m)
     }
 
@@ -95,6 +124,7 @@ impl ModuleMap {
             pid: 0,
             mappings,
             root: None,
+            files: Default::default(),
         }
     }
 
@@ -111,6 +141,7 @@ impl ModuleMap {
             address: addr,
             module: m.path.clone(),
             file_offset: addr - m.start + m.offset,
+            file: self.files.get(&m.path).cloned(),
         })
     }
 

@@ -5,6 +5,7 @@
 //! the module files later, so processes that exited before the report are still symbolized.
 
 mod maps;
+mod module_file;
 mod symbols;
 mod unwind;
 

@@ -64,7 +64,7 @@ impl Symbols {
             } else {
                 f.file_offset.saturating_sub(1)
             };
-            let resolved = self.resolve(&f.module, lookup);
+            let resolved = self.resolve(&f.module, &f.source(), lookup);
             for r in resolved.iter() {
                 out.push(SymbolizedFrame {
                     address: f.address,
@@ -75,8 +75,9 @@ impl Symbols {
         out
     }
 
-    fn resolve(&mut self, module: &Arc<Path>, offset: u64) -> Resolved {
-        if let Some(r) = self.cache.get(&(module.clone(), offset)) {
+    /// `module` names the frame; `source` is where its bytes are read (see `NormalizedFrame::source`).
+    fn resolve(&mut self, module: &Arc<Path>, source: &Arc<Path>, offset: u64) -> Resolved {
+        if let Some(r) = self.cache.get(&(source.clone(), offset)) {
             return r.clone();
         }
         let module_name = Some(module.display().to_string());
@@ -90,7 +91,7 @@ impl Symbols {
                 inlined: false,
             }])
         };
-        let src = Source::Elf(Elf::new(module.to_path_buf()));
+        let src = Source::Elf(Elf::new(source.to_path_buf()));
         let resolved: Resolved = match self.symbolizer.symbolize_single(&src, Input::FileOffset(offset)) {
             Ok(Symbolized::Sym(sym)) => {
                 let mut v = Vec::with_capacity(1 + sym.inlined.len());
@@ -119,7 +120,7 @@ impl Symbols {
             }
             _ => unknown(),
         };
-        self.cache.insert((module.clone(), offset), resolved.clone());
+        self.cache.insert((source.clone(), offset), resolved.clone());
         resolved
     }
 }
