@@ -217,7 +217,7 @@ fn test(extra: &[String]) -> Result {
     cmd.args(["test", "--workspace", "--release", "--all-targets"])
         .args(extra)
         .args(["--", "--test-threads=1"]);
-    run_counting(&mut cmd)?;
+    let totals = run_counting(&mut cmd)?;
     // The benchmark's figures never decide pass or fail, but a broken harness does.
     let quick = bench::Options {
         quick: true,
@@ -230,11 +230,14 @@ fn test(extra: &[String]) -> Result {
         root().join("target/fixtures/churn"),
         &quick,
     )
-    .map_err(|e| format!("the benchmark harness is broken (quick mode): {e}"))
+    .map_err(|e| format!("the benchmark harness is broken (quick mode): {e}"))?;
+    // The totals close the output, after the benchmark's table.
+    println!("{totals}");
+    Ok(())
 }
 
-/// Runs cargo test, echoing its output, and closes with the totals over every test binary.
-fn run_counting(cmd: &mut Command) -> Result {
+/// Runs cargo test, echoing its output; returns the totals line over every test binary.
+fn run_counting(cmd: &mut Command) -> Result<String> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: running {cmd:?}");
     let mut child = cmd
@@ -260,10 +263,11 @@ fn run_counting(cmd: &mut Command) -> Result {
         }
     }
     let status = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
-    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    let totals = format!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    println!("{totals}");
     if status.success() {
-        Ok(())
+        Ok(totals)
     } else {
-        Err(format!("cargo test failed with {status}"))
+        Err(format!("cargo test failed with {status}; {totals}"))
     }
 }
