@@ -32,6 +32,12 @@ impl PartialEq for NormalizedFrame {
 
 impl Eq for NormalizedFrame {}
 
+impl std::hash::Hash for NormalizedFrame {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.address, &self.module, self.file_offset).hash(state);
+    }
+}
+
 impl NormalizedFrame {
     /// Where to read the module from for symbolization.
     pub fn source(&self) -> Arc<Path> {
@@ -68,8 +74,9 @@ pub struct ModuleMap {
 impl ModuleMap {
     pub fn read(pid: i32) -> Result<Self, SymbolizeError> {
         let path = format!("/proc/{pid}/maps");
-        let text = std::fs::read(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => SymbolizeError::ProcessGone(pid),
+        // ESRCH: the process exited between open and read.
+        let text = std::fs::read(&path).map_err(|source| match source.raw_os_error() {
+            Some(libc::ENOENT | libc::ESRCH) => SymbolizeError::ProcessGone(pid),
             _ => SymbolizeError::Maps { pid, source },
         })?;
         // A zombie's maps are empty: nothing to normalize with.

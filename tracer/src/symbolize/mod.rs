@@ -7,17 +7,20 @@
 mod maps;
 mod module_file;
 mod symbols;
+#[cfg(test)]
+mod tests;
 mod unwind;
+mod unwind_info;
 
-pub use maps::{ModuleMap, NormalizedFrame};
+pub use maps::{Mapping, ModuleMap, NormalizedFrame};
 pub use symbols::{SymbolizedFrame, Symbols};
 pub use unwind::{DwarfUnwinder, UserRegs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolizeError {
-    #[error("process {0} is gone")]
+    #[error("PID {0} exited")]
     ProcessGone(i32),
-    #[error("reading /proc/{pid}/maps")]
+    #[error("cannot read /proc/{pid}/maps (another user's process needs root or CAP_SYS_PTRACE)")]
     Maps {
         pid: i32,
         #[source]

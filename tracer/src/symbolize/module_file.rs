@@ -63,6 +63,11 @@ impl ModuleFile {
         Some(mf)
     }
 
+    /// (device, inode): which file this is, whatever path reaches it.
+    pub fn id(&self) -> (u64, u64) {
+        (self.dev, self.inode)
+    }
+
     /// The path to read the module from: its own path while that is still the same file (so
     /// `.gnu_debuglink` files beside it are found), else the open file.
     pub fn path_for(&self, module: &Arc<Path>) -> Arc<Path> {

@@ -23,9 +23,14 @@ pub struct SymbolizedFrame {
 /// One symbolized location (without the address), innermost inlined function first.
 type Resolved = Arc<[SymbolizedFrame]>;
 
+/// A location in a module file: its path, which file it was ((device, inode) when the process was
+/// alive: the same path may hold another file by now), and the file offset looked up.
+type CacheKey = (Arc<Path>, Option<(u64, u64)>, u64);
+
+/// Symbolizer with a cache of resolved locations (never evicted: bounded by the code sites seen).
 pub struct Symbols {
     symbolizer: Symbolizer,
-    cache: HashMap<(Arc<Path>, u64), Resolved>,
+    cache: HashMap<CacheKey, Resolved>,
 }
 
 impl Default for Symbols {
@@ -64,7 +69,7 @@ impl Symbols {
             } else {
                 f.file_offset.saturating_sub(1)
             };
-            let resolved = self.resolve(&f.module, &f.source(), lookup);
+            let resolved = self.resolve(f, lookup);
             for r in resolved.iter() {
                 out.push(SymbolizedFrame {
                     address: f.address,
@@ -75,11 +80,13 @@ impl Symbols {
         out
     }
 
-    /// `module` names the frame; `source` is where its bytes are read (see `NormalizedFrame::source`).
-    fn resolve(&mut self, module: &Arc<Path>, source: &Arc<Path>, offset: u64) -> Resolved {
-        if let Some(r) = self.cache.get(&(source.clone(), offset)) {
+    /// Resolves `offset` in the frame's module, innermost inlined function first.
+    fn resolve(&mut self, frame: &NormalizedFrame, offset: u64) -> Resolved {
+        let key: CacheKey = (frame.module.clone(), frame.file.as_ref().map(|f| f.id()), offset);
+        if let Some(r) = self.cache.get(&key) {
             return r.clone();
         }
+        let module = &frame.module;
         let module_name = Some(module.display().to_string());
         let unknown = || -> Resolved {
             Arc::from(vec![SymbolizedFrame {
@@ -91,7 +98,7 @@ impl Symbols {
                 inlined: false,
             }])
         };
-        let src = Source::Elf(Elf::new(source.to_path_buf()));
+        let src = Source::Elf(Elf::new(frame.source().to_path_buf()));
         let resolved: Resolved = match self.symbolizer.symbolize_single(&src, Input::FileOffset(offset)) {
             Ok(Symbolized::Sym(sym)) => {
                 let mut v = Vec::with_capacity(1 + sym.inlined.len());
@@ -120,7 +127,7 @@ impl Symbols {
             }
             _ => unknown(),
         };
-        self.cache.insert((source.clone(), offset), resolved.clone());
+        self.cache.insert(key, resolved.clone());
         resolved
     }
 }

@@ -3,15 +3,23 @@
 //! Unwind tables are parsed once per module file and shared by every process mapping it; each
 //! process gets a framehop unwinder describing its own address layout, rebuilt when its maps change.
 
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    hash::{Hash, Hasher},
+    ops::Range,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use framehop::{
-    ExplicitModuleSectionInfo, Module, Unwinder,
+    Module, Unwinder,
     x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
 };
-use object::{Object, ObjectSection, ObjectSegment};
 
-use super::maps::{Mapping, ModuleMap};
+use super::{
+    maps::{Mapping, ModuleMap},
+    unwind_info::{Data, FileUnwindInfo},
+};
 
 /// User registers at syscall entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,89 +29,22 @@ pub struct UserRegs {
     pub bp: u64,
 }
 
-type Data = Arc<[u8]>;
-
-/// What one module file contributes to unwinding, parsed once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Load {
-    offset: u64,
-    size: u64,
-    vaddr: u64,
-    executable: bool,
-}
-
-struct FileUnwindInfo {
-    sections: ExplicitModuleSectionInfo<Data>,
-    /// PT_LOAD segments.
-    loads: Vec<Load>,
-}
-
-/// `.text` bigger than this is not kept (it only helps at function prologues and epilogues,
-/// which a syscall site never is).
-const MAX_TEXT: u64 = 32 << 20;
-
-impl FileUnwindInfo {
-    fn parse(path: &Path) -> Option<Self> {
-        let bytes = std::fs::read(path).ok()?;
-        let file = object::File::parse(&*bytes).ok()?;
-        let section = |name: &str| file.section_by_name(name);
-        let range = |name: &str| section(name).map(|s| s.address()..s.address() + s.size());
-        let data = |name: &str| section(name).and_then(|s| s.data().ok()).map(Data::from);
-        let text_small = section(".text").is_some_and(|s| s.size() <= MAX_TEXT);
-        let sections = ExplicitModuleSectionInfo {
-            base_svma: 0,
-            text_svma: range(".text"),
-            text: if text_small { data(".text") } else { None },
-            got_svma: range(".got"),
-            eh_frame_svma: range(".eh_frame"),
-            eh_frame: data(".eh_frame"),
-            eh_frame_hdr_svma: range(".eh_frame_hdr"),
-            eh_frame_hdr: data(".eh_frame_hdr"),
-            debug_frame: data(".debug_frame"),
-            ..Default::default()
-        };
-        let loads = file
-            .segments()
-            .map(|s| {
-                let (offset, size) = s.file_range();
-                let executable = matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0);
-                Load { offset, size, vaddr: s.address(), executable }
-            })
-            .collect();
-        Some(FileUnwindInfo { sections, loads })
-    }
-
-    /// Load bias: where virtual address 0 of the file lands, given one mapping of it.
-    fn base_avma(&self, m: &Mapping) -> Option<u64> {
-        base_avma(&self.loads, m)
-    }
-}
-
-/// The segment a mapping comes from: mmap offsets are page-aligned down, so the aligned start
-/// of a segment's file range can fall inside the previous segment's; prefer the segment whose
-/// permissions match (lld, for one, puts `.text` at vaddr = file offset + a page).
-fn base_avma(loads: &[Load], m: &Mapping) -> Option<u64> {
-    const PAGE: u64 = 4096;
-    let within = |l: &&Load| m.offset >= l.offset & !(PAGE - 1) && m.offset < l.offset + l.size.max(1);
-    let load = loads
-        .iter()
-        .filter(within)
-        .find(|l| l.executable == m.executable)
-        .or_else(|| loads.iter().find(within))?;
-    // The mapping's first byte is file offset m.offset, i.e. vaddr load.vaddr - (load.offset - m.offset).
-    let svma = (load.vaddr + m.offset).checked_sub(load.offset)?;
-    m.start.checked_sub(svma)
-}
+/// A module file: the same path can name different files over time (upgrades, containers).
+type FileKey = (i32, i32, u64, Arc<Path>);
 
 struct ProcessUnwinder {
+    /// Of the maps the unwinder was built from.
     fingerprint: u64,
     unwinder: UnwinderX86_64<Data>,
     cache: CacheX86_64,
+    /// Keeps the files' entries in [`DwarfUnwinder::files`] alive (see `forget`).
+    _files: Vec<Arc<FileUnwindInfo>>,
 }
 
 /// DWARF unwinder with per-file and per-process caches.
 pub struct DwarfUnwinder {
-    files: FileCache,
+    /// Parsed files; None for files that could not be read or parsed (retried after `forget`).
+    files: HashMap<FileKey, Option<Arc<FileUnwindInfo>>>,
     processes: HashMap<i32, ProcessUnwinder>,
 }
 
@@ -113,68 +54,11 @@ impl Default for DwarfUnwinder {
     }
 }
 
-type FileCache = HashMap<(i32, i32, u64, Arc<Path>), Option<Arc<FileUnwindInfo>>>;
-
-fn file_info(files: &mut FileCache, maps: &ModuleMap, m: &Mapping) -> Option<Arc<FileUnwindInfo>> {
-    let key = (m.dev.0, m.dev.1, m.inode, m.path.clone());
-    files
-        .entry(key)
-        .or_insert_with(|| FileUnwindInfo::parse(&maps.open_path(&m.path)).map(Arc::new))
-        .clone()
-}
-
-/// A framehop unwinder describing one process's executable mappings.
-fn build_process(files: &mut FileCache, maps: &ModuleMap, fingerprint: u64) -> ProcessUnwinder {
-    let mut unwinder = UnwinderX86_64::new();
-    for m in maps.mappings.iter().filter(|m| m.executable) {
-        let Some(info) = file_info(files, maps, m) else {
-            continue;
-        };
-        let Some(base) = info.base_avma(m) else {
-            continue;
-        };
-        unwinder.add_module(Module::new(
-            m.path.display().to_string(),
-            m.start..m.end,
-            base,
-            info.sections.clone(),
-        ));
-    }
-    ProcessUnwinder {
-        fingerprint,
-        unwinder,
-        cache: CacheX86_64::new(),
-    }
-}
-
-fn fingerprint(maps: &ModuleMap) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for m in maps.mappings.iter().filter(|m| m.executable) {
-        (m.start, m.end, m.offset, m.inode).hash(&mut h);
-    }
-    h.finish()
-}
-
 impl DwarfUnwinder {
     pub fn new() -> Self {
         DwarfUnwinder {
             files: HashMap::new(),
             processes: HashMap::new(),
-        }
-    }
-
-    fn process(&mut self, pid: i32, maps: &ModuleMap) -> &mut ProcessUnwinder {
-        use std::collections::hash_map::Entry;
-        let fp = fingerprint(maps);
-        let files = &mut self.files;
-        match self.processes.entry(pid) {
-            Entry::Occupied(e) if e.get().fingerprint == fp => e.into_mut(),
-            Entry::Occupied(mut e) => {
-                *e.get_mut() = build_process(files, maps, fp);
-                e.into_mut()
-            }
-            Entry::Vacant(v) => v.insert(build_process(files, maps, fp)),
         }
     }
 
@@ -195,6 +79,7 @@ impl DwarfUnwinder {
         }
         let p = self.process(pid, maps);
         let sp = regs.sp;
+        // Only the copied bytes are readable: anything else ends the walk (framehop stops on Err).
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
             let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
             let bytes = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
@@ -209,164 +94,192 @@ impl DwarfUnwinder {
         while out.len() < max_frames {
             match frames.next() {
                 Ok(Some(f)) => out.push(f.address()),
+                // Err also ends normal walks (framehop cannot always tell the root frame).
                 Ok(None) | Err(_) => break,
             }
         }
     }
 
-    /// Drops a process's unwinder (it exited or exec'd).
+    /// Drops a process's unwinder (it exited or exec'd), and the parsed files no process uses.
     pub fn forget(&mut self, pid: i32) {
         self.processes.remove(&pid);
+        self.files
+            .retain(|_, info| info.as_ref().is_some_and(|i| Arc::strong_count(i) > 1));
     }
+
+    fn process(&mut self, pid: i32, maps: &ModuleMap) -> &mut ProcessUnwinder {
+        let fp = fingerprint(maps);
+        let files = &mut self.files;
+        match self.processes.entry(pid) {
+            Entry::Occupied(e) if e.get().fingerprint == fp => e.into_mut(),
+            Entry::Occupied(mut e) => {
+                *e.get_mut() = build_process(files, maps, fp);
+                e.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(build_process(files, maps, fp)),
+        }
+    }
+}
+
+/// Each loaded module instance with code: its executable mapping (which gives the load bias) and
+/// the span of all its mappings. An instance is a run of consecutive mappings of one file at
+/// increasing offsets (the loader reserves a module's whole span, so nothing else sits between);
+/// runs without code (a file the program mmaps) are left out.
+fn modules(mappings: &[Mapping]) -> impl Iterator<Item = (&Mapping, Range<u64>)> {
+    mappings
+        .chunk_by(|a, b| a.path == b.path && a.inode == b.inode && a.dev == b.dev && b.offset >= a.offset)
+        .filter_map(|run| Some((run.iter().find(|m| m.executable)?, run.first()?.start..run.last()?.end)))
+}
+
+/// A framehop unwinder describing one process's modules.
+fn build_process(
+    files: &mut HashMap<FileKey, Option<Arc<FileUnwindInfo>>>,
+    maps: &ModuleMap,
+    fingerprint: u64,
+) -> ProcessUnwinder {
+    let mut unwinder = UnwinderX86_64::new();
+    let mut used = Vec::new();
+    for (code, span) in modules(&maps.mappings) {
+        let key = (code.dev.0, code.dev.1, code.inode, code.path.clone());
+        let info = files
+            .entry(key)
+            .or_insert_with(|| FileUnwindInfo::parse(&read_path(maps, code)).map(Arc::new));
+        let Some(info) = info.clone() else {
+            continue;
+        };
+        let Some(base) = info.base_avma(code) else {
+            continue;
+        };
+        unwinder.add_module(Module::new(
+            code.path.display().to_string(),
+            span,
+            base,
+            info.sections.clone(),
+        ));
+        used.push(info);
+    }
+    ProcessUnwinder {
+        fingerprint,
+        unwinder,
+        cache: CacheX86_64::new(),
+        _files: used,
+    }
+}
+
+/// Where to read a module from: the file the process has mapped, held open since the maps were
+/// read (right even if the path was deleted or replaced since), else the path through its root.
+fn read_path(maps: &ModuleMap, m: &Mapping) -> PathBuf {
+    match maps.files.get(&m.path) {
+        Some(f) => f.path_for(&m.path).to_path_buf(),
+        None => maps.open_path(&m.path),
+    }
+}
+
+/// What the process's unwinder is built from (so maps that change only by data mappings, as a
+/// program mmaps files, reuse the unwinder).
+fn fingerprint(maps: &ModuleMap) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (code, span) in modules(&maps.mappings) {
+        (span, code.start, code.offset, code.inode, &code.path).hash(&mut h);
+    }
+    h.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Registers of the caller, read from inside a non-inlined function.
-    #[inline(never)]
-    fn capture(stack: &mut Vec<u8>) -> UserRegs {
-        let (ip, sp, bp): (u64, u64, u64);
-        // SAFETY: reads rip (via lea), rsp and rbp into registers; no memory is written.
-        unsafe {
-            std::arch::asm!("lea {ip}, [rip]", "mov {sp}, rsp", "mov {bp}, rbp", ip = out(reg) ip, sp = out(reg) sp, bp = out(reg) bp);
-        }
-        stack.clear();
-        let len = stack_room(sp).min(16 * 1024);
-        // SAFETY: `len` bytes above rsp are inside this thread's stack mapping (see stack_room).
-        let live = unsafe { std::slice::from_raw_parts(sp as *const u8, len) };
-        stack.extend_from_slice(live);
-        UserRegs { ip, sp, bp }
-    }
-
-    /// Bytes from `sp` to the end of the mapping that holds it.
-    fn stack_room(sp: u64) -> usize {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        for line in maps.lines() {
-            let range = line.split_whitespace().next().unwrap_or("");
-            let mut it = range.split('-').map(|h| u64::from_str_radix(h, 16).unwrap_or(0));
-            if let (Some(a), Some(b)) = (it.next(), it.next())
-                && a <= sp
-                && sp < b
-            {
-                return (b - sp) as usize;
-            }
-        }
-        0
-    }
-
-    #[inline(never)]
-    fn unwind_here_level_two(stack: &mut Vec<u8>) -> UserRegs {
-        let r = capture(stack);
-        std::hint::black_box(r)
-    }
-
-    #[inline(never)]
-    fn unwind_here_level_one(stack: &mut Vec<u8>) -> UserRegs {
-        let r = unwind_here_level_two(stack);
-        std::hint::black_box(r)
-    }
-
     #[test]
-    fn unwinds_its_own_stack_through_cfi() {
-        let mut stack = Vec::new();
-        let regs = unwind_here_level_one(&mut stack);
-        let pid = std::process::id() as i32;
-        let maps = ModuleMap::read(pid).unwrap_or_else(|e| panic!("{e}"));
-        let mut u = DwarfUnwinder::new();
-        let mut out = Vec::new();
-        u.unwind(pid, &maps, regs, &stack, 32, &mut out);
-        assert!(out.len() >= 3, "short stack: {out:x?}");
-        let frames: Vec<_> = out.iter().filter_map(|a| maps.lookup(*a)).collect();
-        let mut syms = super::super::Symbols::new();
-        let names: Vec<String> = syms.symbolize(&frames).into_iter().filter_map(|f| f.function).collect();
-        let pos = |needle: &str| names.iter().position(|n| n.contains(needle));
-        let (one, test) = (pos("unwind_here_level_one"), pos("unwinds_its_own_stack_through_cfi"));
-        assert!(
-            one.is_some() && test.is_some() && one < test,
-            "caller order wrong: {names:?}"
+    fn modules_span_all_mappings_of_one_instance() {
+        let maps = ModuleMap::from_maps_text(
+            "\
+1000-2000 r--p 00000000 08:01 100 /usr/bin/demo
+2000-3000 r-xp 00001000 08:01 100 /usr/bin/demo
+3000-4000 rw-p 00002000 08:01 100 /usr/bin/demo
+5000-6000 r--p 00000000 08:01 100 /usr/bin/demo
+7000-8000 r-xp 00000000 08:01 200 /lib/libc.so.6
+8000-9000 r-xp 00000000 08:01 300 /lib/libc.so.6
+",
         );
-    }
-
-    #[test]
-    fn load_bias_uses_the_segment_of_the_mapping() {
-        // lld layout: R at offset 0/vaddr 0, RX at offset 0x5f1a0/vaddr 0x601a0.
-        let loads = [
-            Load {
-                offset: 0,
-                size: 0x5f1a0,
-                vaddr: 0,
-                executable: false,
-            },
-            Load {
-                offset: 0x5f1a0,
-                size: 0x10_0000,
-                vaddr: 0x60_1a0,
-                executable: true,
-            },
-        ];
-        let path: Arc<Path> = Arc::from(Path::new("/bin/x"));
-        let m = Mapping {
-            start: 0x5555_0006_0000,
-            end: 0x5555_0016_0000,
-            offset: 0x5f000,
-            executable: true,
-            dev: (0, 0),
-            inode: 1,
-            path,
-        };
-        assert_eq!(base_avma(&loads, &m), Some(0x5555_0000_0000));
-        // GNU ld layout: vaddr == offset.
-        let gnu = [Load {
-            offset: 0x1000,
-            size: 0x2000,
-            vaddr: 0x1000,
-            executable: true,
-        }];
-        let m2 = Mapping {
-            start: 0x5600_0000_1000,
-            offset: 0x1000,
-            ..m
-        };
-        assert_eq!(base_avma(&gnu, &m2), Some(0x5600_0000_0000));
+        let got: Vec<(u64, Range<u64>)> = modules(&maps.mappings).map(|(code, span)| (code.start, span)).collect();
+        assert_eq!(
+            got,
+            [
+                (0x2000, 0x1000..0x4000),
+                (0x7000, 0x7000..0x8000),
+                (0x8000, 0x8000..0x9000)
+            ],
+            "one module per loaded instance; a remap from offset 0 without code, or another inode, is not the same"
+        );
     }
 
     #[test]
     fn garbage_does_not_panic() {
-        let maps = ModuleMap::read(std::process::id() as i32).unwrap_or_default();
+        let maps = ModuleMap::read(std::process::id() as i32).unwrap_or_else(|e| panic!("{e}"));
         let mut u = DwarfUnwinder::new();
         let mut out = Vec::new();
-        let garbage: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        // A deterministic pseudo-random stack, also salted with addresses inside real code so
+        // the walk gets past the first frame and into CFI evaluation of nonsense.
+        let code: Vec<(u64, u64)> = maps
+            .mappings
+            .iter()
+            .filter(|m| m.executable)
+            .map(|m| (m.start, m.end))
             .collect();
-        for ip in [1u64, 0xdead_beef, u64::MAX, 0x7fff_0000_0000] {
-            u.unwind(
-                1,
-                &maps,
-                UserRegs {
-                    ip,
-                    sp: 0x1000,
-                    bp: 0x2000,
-                },
-                &garbage,
-                64,
-                &mut out,
-            );
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2000 {
+            let mut stack = Vec::with_capacity(4096);
+            for _ in 0..512 {
+                let r = next();
+                let word = match (r % 3, code.get(r as usize % code.len().max(1))) {
+                    (0, Some((s, e))) => s + next() % (e - s),
+                    _ => next(),
+                };
+                stack.extend_from_slice(&word.to_le_bytes());
+            }
+            stack.truncate(next() as usize % 4097);
+            let ip = match code.get(round % code.len().max(1)) {
+                Some((s, e)) if round % 2 == 0 => s + next() % (e - s),
+                _ => next(),
+            };
+            let regs = UserRegs {
+                ip,
+                sp: next() & !7,
+                bp: next(),
+            };
+            u.unwind(1, &maps, regs, &stack, 64, &mut out);
             assert!(out.len() <= 64);
+            assert!(
+                out.len() <= 1 + stack.len() / 8,
+                "every caller frame reads one word at least"
+            );
         }
-        u.unwind(
-            1,
-            &ModuleMap::default(),
-            UserRegs {
-                ip: 0x1000,
-                sp: u64::MAX - 4,
-                bp: 0,
-            },
-            &garbage,
-            64,
-            &mut out,
-        );
-        assert!(out.len() <= 64);
+        let regs = UserRegs {
+            ip: 0x1000,
+            sp: u64::MAX - 4,
+            bp: 0,
+        };
+        u.unwind(2, &ModuleMap::default(), regs, &[0xff; 64], 64, &mut out);
+        assert!(out.len() <= 2);
+        u.unwind(2, &maps, UserRegs::default(), &[], 64, &mut out);
+        assert!(out.is_empty(), "no ip, no stack");
+    }
+
+    #[test]
+    fn forget_drops_unused_files() {
+        let maps = ModuleMap::read(std::process::id() as i32).unwrap_or_else(|e| panic!("{e}"));
+        let mut u = DwarfUnwinder::new();
+        let mut out = Vec::new();
+        let regs = UserRegs { ip: 1, sp: 0, bp: 0 };
+        u.unwind(7, &maps, regs, &[], 8, &mut out);
+        assert!(u.files.values().any(Option::is_some), "this test binary parses");
+        u.forget(7);
+        assert!(u.files.is_empty() && u.processes.is_empty());
     }
 }
