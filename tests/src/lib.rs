@@ -133,6 +133,21 @@ pub fn tracer(args: &[&str]) -> Output {
 
 /// Runs `tracer run --format json ARGS -- CMD`, returning (report, exit code, stderr).
 pub fn run_json(extra: &[&str], cmd: &[&str]) -> (serde_json::Value, i32, String) {
+    let r = run_traced(extra, cmd);
+    (r.report, r.code, r.stderr)
+}
+
+/// What `tracer run --format json` produced, with the command's own output.
+pub struct Traced {
+    pub report: serde_json::Value,
+    pub code: i32,
+    /// The traced command's standard output (the report goes to a file).
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `tracer run --format json ARGS -- CMD`, keeping the command's standard output.
+pub fn run_traced(extra: &[&str], cmd: &[&str]) -> Traced {
     let dir = std::env::temp_dir().join(format!("tracer-test-{}-{}", std::process::id(), unique()));
     let _ = std::fs::create_dir_all(&dir);
     let out_file = dir.join("report.json");
@@ -147,7 +162,12 @@ pub fn run_json(extra: &[&str], cmd: &[&str]) -> (serde_json::Value, i32, String
         .unwrap_or_else(|e| panic!("no report written ({e}); tracer stderr:\n{stderr}"));
     let report = serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
     let _ = std::fs::remove_dir_all(&dir);
-    (report, out.status.code().unwrap_or(-1), stderr)
+    Traced {
+        report,
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    }
 }
 
 fn unique() -> u64 {

@@ -20,6 +20,14 @@ pub const STACKS_MAP: &str = "STACKS";
 pub const STACK_MODE_GLOBAL: &str = "STACK_MODE";
 /// Global (`aya_ebpf::Global<u64>`): unread ring-buffer bytes that make a submit wake the agent.
 pub const WAKEUP_BYTES_GLOBAL: &str = "WAKEUP_BYTES";
+/// Global (`aya_ebpf::Global<u32>`): non-zero reports any syscall of a traced process failing
+/// with EBADF, with its stack (use of a closed or never-opened descriptor).
+pub const BADF_GLOBAL: &str = "REPORT_EBADF";
+/// `LruHashMap<u64 owner, u8>`: lock owners (open files, fd tables) that a traced process used
+/// to take a lock, so their release is seen whoever releases them (a child, the last close).
+pub const LOCK_OWNERS_MAP: &str = "LOCK_OWNERS";
+/// `LruHashMap<u32 tgid, u8>`: traced processes that exited and were not released yet (zombies).
+pub const EXITED_MAP: &str = "EXITED";
 /// Global (`aya_ebpf::Global<u32>`): non-zero traces every process (production mode).
 pub const TRACE_ALL_GLOBAL: &str = "TRACE_ALL";
 

@@ -4,8 +4,10 @@
 use crate::{
     config::{DATA_MAX, STACK_COPY_MAX},
     fd::{StackRecord, SyscallCore, SyscallRecord},
-    process::{EXEC_FILENAME_MAX, ExecRecord, ExitRecord, ForkRecord},
+    lock::LockRecord,
+    process::{EXEC_FILENAME_MAX, ExecRecord, ExitRecord, ForkRecord, ReapRecord},
     record::{RecordHeader, kind},
+    signal::SignalRecord,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub enum Record<'a> {
     Fork(&'a ForkRecord),
     Exec(&'a ExecRecord),
     Exit(&'a ExitRecord),
+    Reap(&'a ReapRecord),
+    Lock(&'a LockRecord),
+    Signal(&'a SignalRecord),
 }
 
 /// A syscall record of any of the three sizes.
@@ -112,6 +117,9 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
             kind::FORK => Record::Fork(cast(bytes, k)?),
             kind::EXEC => Record::Exec(cast(bytes, k)?),
             kind::EXIT => Record::Exit(cast(bytes, k)?),
+            kind::REAP => Record::Reap(cast(bytes, k)?),
+            kind::LOCK => Record::Lock(cast(bytes, k)?),
+            kind::SIGNAL => Record::Signal(cast(bytes, k)?),
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -169,6 +177,53 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn decodes_lock_signal_and_reap_records() {
+        let mut buf = Box::new(Aligned([0; 16384]));
+        let lock = LockRecord {
+            header: RecordHeader {
+                kind: kind::LOCK,
+                tgid: 3,
+                ..Default::default()
+            },
+            family: crate::lock::family::FLOCK,
+            ino: 42,
+            ret: crate::lock::FILE_LOCK_DEFERRED,
+            lock_type: crate::lock::lock_type::WRITE,
+            ..Default::default()
+        };
+        let b = bytes_of(&lock);
+        buf.0[..b.len()].copy_from_slice(b);
+        assert!(matches!(Record::try_from(&buf.0[..b.len()]), Ok(Record::Lock(l)) if *l == lock));
+        let sig = SignalRecord {
+            header: RecordHeader {
+                kind: kind::SIGNAL,
+                ..Default::default()
+            },
+            event: crate::signal::event::GENERATE,
+            sig: 17,
+            result: crate::signal::result::ALREADY_PENDING,
+            ..Default::default()
+        };
+        let b = bytes_of(&sig);
+        buf.0[..b.len()].copy_from_slice(b);
+        assert!(matches!(Record::try_from(&buf.0[..b.len()]), Ok(Record::Signal(s)) if *s == sig));
+        let reap = ReapRecord {
+            header: RecordHeader {
+                kind: kind::REAP,
+                tgid: 77,
+                ..Default::default()
+            },
+        };
+        let b = bytes_of(&reap);
+        buf.0[..b.len()].copy_from_slice(b);
+        assert!(matches!(Record::try_from(&buf.0[..b.len()]), Ok(Record::Reap(r)) if r.header.tgid == 77));
+        assert!(matches!(
+            Record::try_from(&buf.0[..b.len() - 8]),
+            Err(DecodeError::TooShort { .. })
+        ));
     }
 
     #[test]

@@ -31,3 +31,11 @@ pub struct ExecRecord {
 pub struct ExitRecord {
     pub header: RecordHeader,
 }
+
+/// A process that exited was released by the kernel (`sched/sched_process_free`): its parent
+/// reaped it (or it was never a zombie). `header.tgid` is the released process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReapRecord {
+    pub header: RecordHeader,
+}

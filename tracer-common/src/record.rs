@@ -27,6 +27,12 @@ pub mod kind {
     pub const EXEC: u32 = 11;
     /// [`crate::process::ExitRecord`].
     pub const EXIT: u32 = 12;
+    /// [`crate::process::ReapRecord`].
+    pub const REAP: u32 = 13;
+    /// [`crate::lock::LockRecord`].
+    pub const LOCK: u32 = 20;
+    /// [`crate::signal::SignalRecord`].
+    pub const SIGNAL: u32 = 30;
 }
 
 #[repr(C)]

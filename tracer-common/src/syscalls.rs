@@ -1,5 +1,6 @@
-//! The x86_64 syscall table: what the kernel captures for each syscall and what it means for an fd
-//! table. Numbers are from `arch/x86/entry/syscalls/syscall_64.tbl`.
+//! The x86_64 syscall table: what the kernel captures for each syscall and what it means for the
+//! traced process's state (fd table, SysV IPC objects, locks, limits). Numbers are from
+//! `arch/x86/entry/syscalls/syscall_64.tbl`.
 //!
 //! The agent writes [`Capture::bits`] for every entry into the `CAPTURE` array; a zero entry means
 //! "not interesting" and costs the kernel one array lookup.
@@ -12,8 +13,37 @@ pub struct Capture {
     pub stack: bool,
     /// Emit failed calls too (closes: EBADF shows misuse; allocations: EMFILE/ENFILE only).
     pub failures: bool,
-    /// Only `fcntl(fd, F_DUPFD|F_DUPFD_CLOEXEC, ..)`: other fcntl commands are frequent noise.
-    pub fcntl_dup_only: bool,
+    /// Only `fcntl` commands that duplicate or lock: other fcntl commands are frequent noise.
+    pub fcntl_filter: bool,
+    /// Emit only failed calls (fork: only EAGAIN matters).
+    pub failures_only: bool,
+    /// Which failures are worth a stack (see [`FailClass`]).
+    pub fail_class: FailClass,
+    /// Emit only calls whose argument passes this test.
+    pub filter: ArgFilter,
+}
+
+/// Failures of a stack-capturing syscall that the kernel reports (others are dropped there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailClass {
+    /// EMFILE or ENFILE: the fd limits.
+    FdLimits = 0,
+    /// ENOSPC: a SysV IPC table is full (SEMMNI, SHMMNI, MSGMNI).
+    NoSpace = 1,
+    /// EAGAIN: fork hit the process limit.
+    Again = 2,
+    /// Every failure (locks: ENOLCK, EWOULDBLOCK, EINTR, EDEADLK all matter).
+    Any = 3,
+}
+
+/// A test on one argument, applied in the kernel before anything is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgFilter {
+    None,
+    /// `(arg[N] & 0xff) == IPC_RMID`: `*ctl` removals (glibc ORs IPC_64 into the command).
+    IpcRmid(u8),
+    /// `arg[N] > FD_SETSIZE`: `select` given descriptors its fd_set cannot hold.
+    AboveFdSetSize(u8),
 }
 
 /// Where the kernel finds the extra bytes of a record.
@@ -34,7 +64,14 @@ pub mod bits {
     pub const ENABLED: u32 = 1 << 0;
     pub const STACK: u32 = 1 << 1;
     pub const FAILURES: u32 = 1 << 2;
-    pub const FCNTL_DUP_ONLY: u32 = 1 << 3;
+    pub const FCNTL_FILTER: u32 = 1 << 3;
+    pub const FAILURES_ONLY: u32 = 1 << 4;
+    pub const FAIL_CLASS_SHIFT: u32 = 5;
+    pub const FAIL_CLASS_MASK: u32 = 0x3;
+    pub const FAIL_FD_LIMITS: u32 = 0;
+    pub const FAIL_NO_SPACE: u32 = 1;
+    pub const FAIL_AGAIN: u32 = 2;
+    pub const FAIL_ANY: u32 = 3;
     pub const DATA_SHIFT: u32 = 8;
     pub const DATA_MASK: u32 = 0xf;
     pub const ARG_SHIFT: u32 = 12;
@@ -43,6 +80,11 @@ pub mod bits {
     pub const DATA_FD_PAIR: u32 = 2;
     pub const DATA_MSGHDR: u32 = 3;
     pub const DATA_MMSGHDR: u32 = 4;
+    pub const FILTER_SHIFT: u32 = 16;
+    pub const FILTER_MASK: u32 = 0x3;
+    pub const FILTER_IPC_RMID: u32 = 1;
+    pub const FILTER_ABOVE_FD_SETSIZE: u32 = 2;
+    pub const FILTER_ARG_SHIFT: u32 = 18;
 }
 
 impl Capture {
@@ -54,9 +96,19 @@ impl Capture {
         if self.failures {
             b |= bits::FAILURES;
         }
-        if self.fcntl_dup_only {
-            b |= bits::FCNTL_DUP_ONLY;
+        if self.fcntl_filter {
+            b |= bits::FCNTL_FILTER;
         }
+        if self.failures_only {
+            b |= bits::FAILURES_ONLY;
+        }
+        b |= (self.fail_class as u32) << bits::FAIL_CLASS_SHIFT;
+        let (f, fa) = match self.filter {
+            ArgFilter::None => (0, 0),
+            ArgFilter::IpcRmid(a) => (bits::FILTER_IPC_RMID, a),
+            ArgFilter::AboveFdSetSize(a) => (bits::FILTER_ABOVE_FD_SETSIZE, a),
+        };
+        b |= (f << bits::FILTER_SHIFT) | (((fa as u32) & bits::ARG_MASK) << bits::FILTER_ARG_SHIFT);
         let (d, a) = match self.data {
             DataSource::None => (0, 0),
             DataSource::Path(a) => (bits::DATA_PATH, a),
@@ -68,9 +120,17 @@ impl Capture {
     }
 }
 
-/// What a successful syscall does to the caller's fd table.
+/// SysV IPC object types (`ipc/sem.c`, `ipc/shm.c`, `ipc/msg.c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpcKind {
+    Sem,
+    Shm,
+    Msg,
+}
+
+/// What a successful syscall does to the caller's state (fd table, IPC objects, locks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FdEffect {
+pub enum Effect {
     /// The return value is a new fd.
     NewFd,
     /// Two new fds in the captured `int[2]`.
@@ -87,6 +147,16 @@ pub enum FdEffect {
     CloseRange,
     /// Fds arrive in SCM_RIGHTS control messages.
     ReceiveFds,
+    /// `semget`/`shmget`/`msgget(key, .., flags)`: the return value is an IPC id.
+    IpcGet(IpcKind),
+    /// `semctl`/`shmctl`/`msgctl(id, .., IPC_RMID)` (filtered to removals in the kernel).
+    IpcRemove(IpcKind),
+    /// `flock(fd, op)`.
+    Flock,
+    /// `select`/`pselect6` with more descriptors than an `fd_set` holds (filtered in the kernel).
+    SelectBeyondFdSetSize,
+    /// fork, vfork, clone, clone3: only failures are recorded.
+    Fork,
 }
 
 /// How the agent should describe a new fd before it can look at `/proc` (the syscall tells a lot).
@@ -123,46 +193,85 @@ pub enum KindHint {
 pub struct SyscallSpec {
     pub nr: u32,
     pub name: &'static str,
-    pub effect: FdEffect,
+    pub effect: Effect,
     pub kind: KindHint,
     pub capture: Capture,
 }
 
-const fn alloc(nr: u32, name: &'static str, effect: FdEffect, kind: KindHint, data: DataSource) -> SyscallSpec {
+const PLAIN: Capture = Capture {
+    data: DataSource::None,
+    stack: true,
+    failures: true,
+    fcntl_filter: false,
+    failures_only: false,
+    fail_class: FailClass::FdLimits,
+    filter: ArgFilter::None,
+};
+
+const fn alloc(nr: u32, name: &'static str, effect: Effect, kind: KindHint, data: DataSource) -> SyscallSpec {
     SyscallSpec {
         nr,
         name,
         effect,
         kind,
-        capture: Capture {
-            data,
-            stack: true,
-            failures: true,
-            fcntl_dup_only: false,
-        },
+        capture: Capture { data, ..PLAIN },
     }
 }
 
-const fn release(nr: u32, name: &'static str, effect: FdEffect) -> SyscallSpec {
+const fn release(nr: u32, name: &'static str, effect: Effect) -> SyscallSpec {
     SyscallSpec {
         nr,
         name,
         effect,
         kind: KindHint::FromSource,
-        capture: Capture {
-            data: DataSource::None,
-            stack: false,
-            failures: true,
-            fcntl_dup_only: false,
-        },
+        capture: Capture { stack: false, ..PLAIN },
     }
 }
 
+/// A syscall that is not about fds: no kind, its own capture.
+const fn other(nr: u32, name: &'static str, effect: Effect, capture: Capture) -> SyscallSpec {
+    SyscallSpec {
+        nr,
+        name,
+        effect,
+        kind: KindHint::FromSource,
+        capture,
+    }
+}
+
+const IPC_GET: Capture = Capture {
+    fail_class: FailClass::NoSpace,
+    ..PLAIN
+};
+const fn ipc_remove(cmd_arg: u8) -> Capture {
+    Capture {
+        stack: false,
+        failures: false,
+        filter: ArgFilter::IpcRmid(cmd_arg),
+        ..PLAIN
+    }
+}
+const LOCK: Capture = Capture {
+    fail_class: FailClass::Any,
+    ..PLAIN
+};
+const SELECT: Capture = Capture {
+    fail_class: FailClass::Any,
+    filter: ArgFilter::AboveFdSetSize(0),
+    ..PLAIN
+};
+const FORK: Capture = Capture {
+    failures_only: true,
+    fail_class: FailClass::Again,
+    ..PLAIN
+};
+
 use DataSource as D;
-use FdEffect as E;
+use Effect as E;
 use KindHint as K;
 
-/// Every syscall that creates or closes a descriptor on x86_64.
+/// Every syscall on x86_64 that creates or closes a descriptor, creates or removes a SysV IPC
+/// object, takes a lock, or shows limit pressure.
 pub const X86_64: &[SyscallSpec] = &[
     alloc(2, "open", E::NewFd, K::Path, D::Path(0)),
     alloc(257, "openat", E::NewFd, K::Path, D::Path(1)),
@@ -184,10 +293,8 @@ pub const X86_64: &[SyscallSpec] = &[
         effect: E::Dup,
         kind: K::FromSource,
         capture: Capture {
-            data: D::None,
-            stack: true,
-            failures: true,
-            fcntl_dup_only: true,
+            fcntl_filter: true,
+            ..PLAIN
         },
     },
     alloc(284, "eventfd", E::NewFd, K::EventFd, D::None),
@@ -217,19 +324,108 @@ pub const X86_64: &[SyscallSpec] = &[
     alloc(299, "recvmmsg", E::ReceiveFds, K::FromSource, D::MmsgHdr(1)),
     release(3, "close", E::Close),
     release(436, "close_range", E::CloseRange),
+    other(64, "semget", E::IpcGet(IpcKind::Sem), IPC_GET),
+    other(29, "shmget", E::IpcGet(IpcKind::Shm), IPC_GET),
+    other(68, "msgget", E::IpcGet(IpcKind::Msg), IPC_GET),
+    other(66, "semctl", E::IpcRemove(IpcKind::Sem), ipc_remove(2)),
+    other(31, "shmctl", E::IpcRemove(IpcKind::Shm), ipc_remove(1)),
+    other(71, "msgctl", E::IpcRemove(IpcKind::Msg), ipc_remove(1)),
+    other(73, "flock", E::Flock, LOCK),
+    other(23, "select", E::SelectBeyondFdSetSize, SELECT),
+    other(270, "pselect6", E::SelectBeyondFdSetSize, SELECT),
+    other(57, "fork", E::Fork, FORK),
+    other(58, "vfork", E::Fork, FORK),
+    other(56, "clone", E::Fork, FORK),
+    other(435, "clone3", E::Fork, FORK),
 ];
 
-/// The spec of a syscall number, if it touches fds.
+/// The spec of a syscall number, if the tracer follows it.
 pub fn spec(nr: u32) -> Option<&'static SyscallSpec> {
     X86_64.iter().find(|s| s.nr == nr)
+}
+
+/// Other syscalls that take a descriptor, by number: names for "failed with EBADF" reports.
+const FD_USERS: &[(u32, &str)] = &[
+    (0, "read"),
+    (1, "write"),
+    (5, "fstat"),
+    (8, "lseek"),
+    (9, "mmap"),
+    (16, "ioctl"),
+    (17, "pread64"),
+    (18, "pwrite64"),
+    (19, "readv"),
+    (20, "writev"),
+    (40, "sendfile"),
+    (42, "connect"),
+    (44, "sendto"),
+    (45, "recvfrom"),
+    (46, "sendmsg"),
+    (48, "shutdown"),
+    (49, "bind"),
+    (50, "listen"),
+    (51, "getsockname"),
+    (52, "getpeername"),
+    (54, "setsockopt"),
+    (55, "getsockopt"),
+    (74, "fsync"),
+    (75, "fdatasync"),
+    (77, "ftruncate"),
+    (78, "getdents"),
+    (81, "fchdir"),
+    (91, "fchmod"),
+    (93, "fchown"),
+    (138, "fstatfs"),
+    (217, "getdents64"),
+    (221, "fadvise64"),
+    (232, "epoll_wait"),
+    (233, "epoll_ctl"),
+    (262, "newfstatat"),
+    (281, "epoll_pwait"),
+    (285, "fallocate"),
+    (295, "preadv"),
+    (296, "pwritev"),
+    (306, "syncfs"),
+    (307, "sendmmsg"),
+    (332, "statx"),
+    (441, "epoll_pwait2"),
+];
+
+/// The name of a syscall number, for reports (`None` for ones the tracer never names).
+pub fn name(nr: u32) -> Option<&'static str> {
+    spec(nr)
+        .map(|s| s.name)
+        .or_else(|| FD_USERS.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name))
 }
 
 /// `fcntl` commands that duplicate (`include/uapi/linux/fcntl.h`).
 pub const F_DUPFD: u64 = 0;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
-/// Errors for which a failed allocation is still reported (limit pressure).
-pub const EMFILE: i64 = 24;
+/// `fcntl` commands that take a lock (`include/uapi/asm-generic/fcntl.h`): POSIX and OFD locks.
+pub const F_SETLK: u64 = 6;
+pub const F_SETLKW: u64 = 7;
+pub const F_OFD_SETLK: u64 = 37;
+pub const F_OFD_SETLKW: u64 = 38;
+
+/// True for the fcntl commands the kernel reports.
+pub const fn fcntl_is_lock(cmd: u64) -> bool {
+    cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW
+}
+pub const fn fcntl_is_dup(cmd: u64) -> bool {
+    cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC
+}
+
+/// `IPC_RMID` (include/uapi/linux/ipc.h); glibc ORs `IPC_64` (0x100) into `*ctl` commands.
+pub const IPC_RMID: u64 = 0;
+/// `FD_SETSIZE`: bits in an `fd_set` (glibc).
+pub const FD_SETSIZE: u64 = 1024;
+
+/// Errors the kernel side tests (include/uapi/asm-generic/errno-base.h, errno.h).
+pub const EBADF: i64 = 9;
+pub const EAGAIN: i64 = 11;
 pub const ENFILE: i64 = 23;
+pub const EMFILE: i64 = 24;
+pub const ENOSPC: i64 = 28;
 
 /// Clone flags the kernel side inspects (`include/uapi/linux/sched.h`).
 pub const CLONE_FILES: u64 = 0x0000_0400;
@@ -262,6 +458,33 @@ mod tests {
         let close = spec(3).map(|s| s.capture.bits()).unwrap_or(0);
         assert_eq!(close & bits::STACK, 0);
         let fcntl = spec(72).map(|s| s.capture.bits()).unwrap_or(0);
-        assert_ne!(fcntl & bits::FCNTL_DUP_ONLY, 0);
+        assert_ne!(fcntl & bits::FCNTL_FILTER, 0);
+        let semctl = spec(66).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!(
+            (semctl >> bits::FILTER_SHIFT) & bits::FILTER_MASK,
+            bits::FILTER_IPC_RMID
+        );
+        assert_eq!((semctl >> bits::FILTER_ARG_SHIFT) & bits::ARG_MASK, 2);
+        assert_eq!(semctl & bits::STACK, 0);
+        let select = spec(23).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!(
+            (select >> bits::FILTER_SHIFT) & bits::FILTER_MASK,
+            bits::FILTER_ABOVE_FD_SETSIZE
+        );
+        assert_eq!(
+            (select >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK,
+            bits::FAIL_ANY
+        );
+        let fork = spec(57).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_ne!(fork & bits::FAILURES_ONLY, 0);
+        assert_eq!(
+            (fork >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK,
+            bits::FAIL_AGAIN
+        );
+        let semget = spec(64).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!(
+            (semget >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK,
+            bits::FAIL_NO_SPACE
+        );
     }
 }

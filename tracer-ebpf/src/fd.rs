@@ -17,11 +17,14 @@ use tracer_common::{
     config::{DATA_MAX, LossCounter, RECVMMSG_MAX, StackMode},
     fd::{StackRecord, SyscallCore, SyscallRecord, data_kind},
     record::{RecordHeader, kind},
-    syscalls::{EMFILE, ENFILE, F_DUPFD, F_DUPFD_CLOEXEC, bits},
+    syscalls::{EAGAIN, EBADF, EMFILE, ENFILE, ENOSPC, FD_SETSIZE, IPC_RMID, bits, fcntl_is_dup, fcntl_is_lock},
 };
 
 use crate::{
-    maps::{CAPTURE, EVENTS, NEEDS_MAPS, STACK_BYTES, STACK_MODE, STACKS, count_loss, now, submit_flags, traced_state},
+    maps::{
+        CAPTURE, EVENTS, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACKS, count_loss, now, submit_flags,
+        traced_state,
+    },
     regs,
 };
 
@@ -37,6 +40,47 @@ const CMSGHDR_SIZE: u64 = 16;
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let _ = try_sys_exit(&ctx);
     0
+}
+
+/// The capture used for a syscall outside the table that failed with EBADF: a stack, no data.
+const BADF_CAPTURE: u32 = bits::ENABLED | bits::STACK | bits::FAILURES | (bits::FAIL_ANY << bits::FAIL_CLASS_SHIFT);
+
+/// The argument and failure tests of a capture spec: whether this call is worth a record.
+#[inline(always)]
+fn passes_filters(capture: u32, args: &[u64; 6], ret: i64, wants_stack: bool) -> bool {
+    let mut class = (capture >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK;
+    if capture & bits::FCNTL_FILTER != 0 {
+        let cmd = args[1];
+        if fcntl_is_lock(cmd) {
+            class = bits::FAIL_ANY;
+        } else if !fcntl_is_dup(cmd) {
+            return false;
+        }
+    }
+    let filter = (capture >> bits::FILTER_SHIFT) & bits::FILTER_MASK;
+    if filter != 0 {
+        let i = ((capture >> bits::FILTER_ARG_SHIFT) & bits::ARG_MASK) as usize;
+        let v = if i < 6 { args[i] } else { 0 };
+        let pass = if filter == bits::FILTER_IPC_RMID {
+            v & 0xff == IPC_RMID
+        } else {
+            v > FD_SETSIZE
+        };
+        if !pass {
+            return false;
+        }
+    }
+    // A failed call that captures a stack is reported only for the errors of its class (limit
+    // pressure); failures without a stack (closes) are always reported.
+    if ret < 0 && wants_stack {
+        return match class {
+            bits::FAIL_FD_LIMITS => ret == -EMFILE || ret == -ENFILE,
+            bits::FAIL_NO_SPACE => ret == -ENOSPC,
+            bits::FAIL_AGAIN => ret == -EAGAIN,
+            _ => true,
+        };
+    }
+    true
 }
 
 /// What a record carries besides the core fields.
@@ -59,30 +103,36 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let nr = nr as u32;
     let capture = match CAPTURE.get(nr) {
-        Some(c) if *c != 0 => *c,
-        _ => return Ok(()),
+        Some(c) => *c,
+        None => return Ok(()),
     };
+    // Any syscall failing with EBADF is misuse of a descriptor (closed, never opened).
+    let badf = ret == -EBADF && REPORT_EBADF.load() != 0;
+    if capture == 0 && !badf {
+        return Ok(());
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let traced = traced_state(tgid);
     if traced == 0 {
         return Ok(());
     }
+    let capture = if capture == 0 { BADF_CAPTURE } else { capture };
     // Without stacks there are no maps to read: nothing is urgent.
     let urgent = traced == NEEDS_MAPS && STACK_MODE.load() != StackMode::None as u32;
-    let wants_stack = capture & bits::STACK != 0;
+    let mut wants_stack = capture & bits::STACK != 0;
     if ret < 0 {
-        if capture & bits::FAILURES == 0 {
+        if badf {
+            wants_stack = true;
+        } else if capture & bits::FAILURES == 0 {
             return Ok(());
         }
-        // Failed allocations matter only when a limit was hit.
-        if wants_stack && ret != -EMFILE && ret != -ENFILE {
-            return Ok(());
-        }
+    } else if capture & bits::FAILURES_ONLY != 0 {
+        return Ok(());
     }
     let regs = regs::Regs::read(regs_ptr)?;
     let args = regs.args();
-    if capture & bits::FCNTL_DUP_ONLY != 0 && args[1] != F_DUPFD && args[1] != F_DUPFD_CLOEXEC {
+    if !badf && !passes_filters(capture, &args, ret, wants_stack) {
         return Ok(());
     }
     let header = RecordHeader {

@@ -4,18 +4,24 @@
 //! Hooks (all load on kernels without kprobes or BPF trampolines):
 //! - `raw_tracepoint/sys_exit` ([`fd`]): results of fd-creating and fd-closing syscalls.
 //! - `syscalls/sys_enter_{clone,clone3,fork,vfork}` and `sched/sched_process_{fork,exec,exit}`
-//!   ([`process`]): follow children, exec and exit.
+//!   ([`process`]): follow children, exec and exit; `sched/sched_process_free`: zombies reaped.
+//! - `filelock/{flock,posix}_lock_inode` ([`lock`]): lock attempts, waits and releases.
+//! - `signal/signal_{generate,deliver}` ([`signal`]): signals sent, merged, ignored, handled.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod fd;
 #[cfg(target_arch = "bpf")]
+mod lock;
+#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod process;
 #[cfg(target_arch = "bpf")]
 mod regs;
+#[cfg(target_arch = "bpf")]
+mod signal;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use tracer_common::config::{LOSS_COUNTERS, LossCounter, MAX_SYSCALL_NR, StackMode};
 
@@ -26,6 +26,19 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 /// Clone flags of an in-flight clone/clone3, by thread id, read by `sched_process_fork`.
 #[map]
 pub static CLONE_FLAGS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
+
+/// Lock owners (`fl_owner`: an open file or an fd table) a traced process took a lock with, so
+/// their release is seen whoever releases them (a forked child, the last close, exit).
+#[map]
+pub static LOCK_OWNERS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// Traced processes that exited and have not been released yet (zombies until reaped).
+#[map]
+pub static EXITED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// Non-zero: report any syscall of a traced process that fails with EBADF.
+#[unsafe(no_mangle)]
+pub static REPORT_EBADF: Global<u32> = Global::new(0);
 
 #[unsafe(no_mangle)]
 pub static STACK_MODE: Global<u32> = Global::new(StackMode::FramePointer as u32);

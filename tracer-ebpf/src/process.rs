@@ -1,5 +1,5 @@
-//! Following processes: children join the traced set at fork, exec drops close-on-exec fds, and
-//! exit releases everything.
+//! Following processes: children join the traced set at fork, exec drops close-on-exec fds, exit
+//! releases everything, and the release of the exited task ends its zombie state.
 
 use aya_ebpf::{
     EbpfContext,
@@ -9,12 +9,14 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::LossCounter,
-    process::{ExecRecord, ExitRecord, ForkRecord},
+    process::{ExecRecord, ExitRecord, ForkRecord, ReapRecord},
     record::{RecordHeader, kind},
     syscalls::CLONE_THREAD,
 };
 
-use crate::maps::{CLONE_FLAGS, EVENTS, NEEDS_MAPS, TRACE_ALL, TRACED, count_loss, is_traced, now, submit_flags};
+use crate::maps::{
+    CLONE_FLAGS, EVENTS, EXITED, NEEDS_MAPS, TRACE_ALL, TRACED, count_loss, is_traced, now, submit_flags,
+};
 
 /// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
 #[tracepoint]
@@ -153,6 +155,8 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let _ = TRACED.remove(&tgid);
+    // A zombie from now until its parent reaps it (see `sched_process_free`).
+    let _ = EXITED.insert(&tgid, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
         count_loss(LossCounter::RingBufFull);
         return 0;
@@ -162,6 +166,38 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             kind: kind::EXIT,
             tgid,
             tid: pid_tgid as u32,
+            _pad: 0,
+            ts_ns: now(),
+        },
+    });
+    entry.submit(submit_flags(false));
+    0
+}
+
+/// `sched/sched_process_free` (kernel/exit.c `delayed_put_task_struct`, an RCU grace period after
+/// `release_task`): `pid_t pid` at offset 12. For a process's leader this is the end of its
+/// zombie state: the parent reaped it (or it was auto-reaped).
+#[tracepoint]
+pub fn sched_process_free(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset from the tracepoint's format file.
+    let pid: i32 = unsafe { ctx.read_at(12) }.unwrap_or(0);
+    if pid <= 0 {
+        return 0;
+    }
+    let pid = pid as u32;
+    if EXITED.get_ptr(&pid).is_none() {
+        return 0;
+    }
+    let _ = EXITED.remove(&pid);
+    let Some(mut entry) = EVENTS.reserve::<ReapRecord>(0) else {
+        count_loss(LossCounter::RingBufFull);
+        return 0;
+    };
+    entry.write(ReapRecord {
+        header: RecordHeader {
+            kind: kind::REAP,
+            tgid: pid,
+            tid: pid,
             _pad: 0,
             ts_ns: now(),
         },

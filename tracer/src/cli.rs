@@ -86,6 +86,16 @@ pub struct CommonArgs {
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
+    /// Capture a stack at every close too, so a double close or a use after close names the
+    /// first close (like valgrind --track-fds=bad). Doubles the cost of fd churn.
+    #[arg(long)]
+    pub close_stacks: bool,
+    /// Do not report syscalls failing with EBADF (programs that probe fds on purpose).
+    #[arg(long)]
+    pub no_ebadf: bool,
+    /// A lock held longer than this while others wait for it is a suspect.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub lock_hold: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -38,6 +38,8 @@ fn probe_options(c: &CommonArgs) -> ProbeOptions {
         stack_bytes: c.stack_size * 1024,
         ring_buffer_bytes: c.ring_buffer_size.saturating_mul(1024 * 1024),
         trace_all: false,
+        report_ebadf: !c.no_ebadf,
+        close_stacks: c.close_stacks,
     }
 }
 
@@ -69,6 +71,8 @@ impl Reporter {
         let opts = ReportOptions {
             min_age_ns: self.common.min_age.as_nanos() as u64,
             top: self.common.top,
+            lock_hold_ns: self.common.lock_hold.as_nanos() as u64,
+            system: Some(crate::agent::sysv::system_limits()),
         };
         let lost = agent.lost_events();
         let now = proc::monotonic_ns();
@@ -206,7 +210,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             _ = &mut ctrl_c => {}
         }
     };
-    // Everything the command did is in the ring buffer by now (its exit preceded the wait).
+    // Everything the command did is in the ring buffer by now (its exit preceded the wait),
+    // except what the kernel does an RCU grace period later: the release of its exited
+    // children (reaps) and of its last locks.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     while agent.drain() > 0 {}
     agent.tracker.tick();
     reporter.report(&mut agent, "final")?;

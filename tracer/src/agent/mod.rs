@@ -4,19 +4,25 @@
 pub mod proc;
 pub mod sockets;
 pub mod stacks;
+pub mod sysv;
 
 use std::collections::HashMap;
 
 use tracer_common::{
     config::{LOSS_COUNTERS, LossCounter, StackMode},
     decode::{Record, SyscallView},
-    syscalls::bits,
+    lock::LockRecord,
+    syscalls::{self, Effect, IpcKind},
 };
 
 use crate::{
     ingest::Ingest,
     probes::{ProbeError, ProbeOptions, Probes},
-    state::{StackId, State, apply::Syscall},
+    state::{
+        StackId, State,
+        apply::Syscall,
+        locks::{FileId, LockEvent},
+    },
     symbolize::{DwarfUnwinder, ModuleMap, UserRegs},
 };
 use stacks::StackStore;
@@ -56,15 +62,22 @@ pub struct Tracker {
     scratch: Vec<u64>,
     /// Processes given on the command line (watch) or started (run).
     pub targets: Vec<u32>,
+    /// The agent's IPC namespace (what /proc/sysvipc lists).
+    ipc_namespace: Option<u64>,
 }
 
 impl Agent {
     pub fn new(opts: ProbeOptions) -> Result<Self, AgentError> {
         let mut probes = Probes::load(opts)?;
         let ingest = Ingest::new(probes.take_ring_buffer()?);
+        let mut state = State::default();
+        // SysV objects that exist already are known, and never blamed on a traced process.
+        for kind in [IpcKind::Sem, IpcKind::Shm, IpcKind::Msg] {
+            state.ipc.preexisting(&sysv::listing(kind));
+        }
         let tracker = Tracker {
             probes,
-            state: State::default(),
+            state,
             stacks: StackStore::default(),
             stack_mode: opts.stack_mode,
             unwinder: DwarfUnwinder::new(),
@@ -72,6 +85,7 @@ impl Agent {
             fp_ids: HashMap::new(),
             scratch: Vec::with_capacity(MAX_FRAMES),
             targets: Vec::new(),
+            ipc_namespace: sysv::ipc_namespace("self"),
         };
         Ok(Agent { ingest, tracker })
     }
@@ -169,6 +183,9 @@ impl Tracker {
                 self.modules.remove(&x.header.tgid);
                 self.unwinder.forget(x.header.tgid as i32);
             }
+            Record::Reap(r) => self.state.on_reap(r.header.tgid, r.header.ts_ns),
+            Record::Signal(s) => self.state.on_signal(s),
+            Record::Lock(l) => self.state.on_lock(&lock_event(l)),
         }
     }
 
@@ -178,7 +195,7 @@ impl Tracker {
         if !self.state.processes.contains_key(&tgid) {
             return;
         }
-        let stack = if core.capture & bits::STACK != 0 && core.ret >= 0 {
+        let stack = if v.detail.is_some() {
             self.stack_of(tgid, v)
         } else {
             StackId::NONE
@@ -189,6 +206,7 @@ impl Tracker {
         };
         let sc = Syscall {
             tgid,
+            tid: core.header.tid,
             ts_ns: core.header.ts_ns,
             nr: core.nr,
             ret: core.ret,
@@ -196,9 +214,47 @@ impl Tracker {
             data_kind,
             data,
         };
-        self.state.on_syscall(&sc, stack);
+        let locked = self.state.on_syscall(&sc, stack);
+        if let Some(file) = locked {
+            self.name_locked_file(tgid, sc.args[0] as i32, file);
+        }
         if core.ret >= 0 {
-            self.describe_unknown_now(&sc);
+            match syscalls::spec(core.nr).map(|s| s.effect) {
+                Some(Effect::IpcGet(kind)) => self.note_ipc_namespace(tgid, kind, core.ret as i32),
+                _ => self.describe_unknown_now(&sc),
+            }
+        }
+    }
+
+    /// A locked file is named by the path of the fd the lock call used (once per file).
+    fn name_locked_file(&mut self, tgid: u32, fd: i32, file: FileId) {
+        if self.state.locks.files.get(&file).is_some_and(|f| f.path.is_none())
+            && let Some((_, target)) = proc::describe_fd(tgid, fd)
+        {
+            self.state.locks.set_path(file, &target);
+        }
+    }
+
+    /// An IPC object created in another IPC namespace (a container) is not in the agent's
+    /// /proc/sysvipc: mark it so that reconciling does not take it for removed.
+    fn note_ipc_namespace(&mut self, tgid: u32, kind: IpcKind, id: i32) {
+        let theirs = sysv::ipc_namespace(&tgid.to_string());
+        if theirs.is_some()
+            && theirs != self.ipc_namespace
+            && let Some(o) = self.state.ipc.objects.get_mut(&(kind, id))
+        {
+            o.namespace = theirs.unwrap_or(0);
+        }
+    }
+
+    /// Reconciles SysV objects with /proc/sysvipc (removed by untraced processes, e.g. ipcrm).
+    pub fn sync_ipc(&mut self) {
+        for kind in [IpcKind::Sem, IpcKind::Shm, IpcKind::Msg] {
+            if self.state.ipc.objects.keys().any(|(k, _)| *k == kind) {
+                let listed = sysv::listing(kind);
+                let State { ipc, sites, .. } = &mut self.state;
+                ipc.sync(kind, &listed, sites);
+            }
         }
     }
 
@@ -327,6 +383,7 @@ impl Tracker {
     pub fn tick(&mut self) {
         let now = proc::monotonic_ns();
         self.state.sample(now);
+        self.sync_ipc();
         self.describe_pending(DESCRIBE_BUDGET, DESCRIBE_MIN_AGE_NS);
     }
 
@@ -422,6 +479,21 @@ impl Tracker {
 
     pub fn untrace(&mut self, pid: u32) {
         self.probes.untrace(pid);
+    }
+}
+
+fn lock_event(l: &LockRecord) -> LockEvent {
+    LockEvent {
+        tgid: l.header.tgid,
+        tid: l.header.tid,
+        ts_ns: l.header.ts_ns,
+        family: l.family,
+        file: FileId { dev: l.dev, ino: l.ino },
+        owner: l.owner,
+        lock_type: l.lock_type,
+        start: l.start,
+        end: l.end,
+        ret: l.ret,
     }
 }
 

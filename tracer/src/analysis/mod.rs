@@ -1,7 +1,9 @@
-//! Leak analysis: outstanding fds grouped by allocation site, split into suspects (still growing)
-//! and the rest, with growth rates and time to RLIMIT_NOFILE.
+//! Leak analysis: outstanding fds (and SysV objects, held locks) grouped by allocation site, split
+//! into suspects (still growing) and the rest, with growth rates and time to the limit; plus
+//! incidents, orphans, lock contention, zombies and signals.
 
 pub mod report;
+pub mod resources;
 pub mod trend;
 
 pub use report::{Frame, ProcessSummary, Report, ReportOptions, SiteReport, build};

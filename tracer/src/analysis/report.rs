@@ -4,8 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::trend;
-use crate::state::{SiteId, StackId, State, kind::family_name};
+use super::{
+    resources::{self, IncidentReport, IpcReport, LockReport, SignalReport, ZombieReport},
+    trend,
+};
+use crate::{
+    agent::sysv::SystemLimits,
+    state::{Resource, SiteId, StackId, State, kind::family_name},
+};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
@@ -14,6 +20,17 @@ pub struct Report {
     pub suspects: Vec<SiteReport>,
     /// Every site with fds still open (suspects included).
     pub outstanding: Vec<SiteReport>,
+    /// Calls that failed on a limit, select beyond FD_SETSIZE, descriptor misuse.
+    pub incidents: Vec<IncidentReport>,
+    pub ipc: IpcReport,
+    /// Files locked, waited for, or contended while traced.
+    pub locks: Vec<LockReport>,
+    /// Parents with zombie children, with their SIGCHLD counts.
+    pub zombies: Vec<ZombieReport>,
+    /// Signals received by traced processes, per signal.
+    pub signals: Vec<SignalReport>,
+    /// System-wide headroom (absent in unit tests).
+    pub system: Option<SystemLimits>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -31,8 +48,10 @@ pub struct ProcessSummary {
     pub fd_hard_limit: Option<u64>,
     pub exited: bool,
     pub by_kind: BTreeMap<&'static str, usize>,
-    /// fd allocations that failed with EMFILE or ENFILE.
+    /// Allocations that failed on a limit (EMFILE/ENFILE, ENOSPC, EAGAIN from fork).
     pub limit_failures: u64,
+    /// Children exited and not reaped.
+    pub zombies: usize,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -54,7 +73,8 @@ pub struct SiteReport {
     #[serde(skip)]
     pub example_bytes: Option<Box<[u8]>>,
     pub oldest_age_ms: u64,
-    /// Seconds until the process reaches its soft RLIMIT_NOFILE at this site's rate.
+    /// Seconds until the process reaches its soft RLIMIT_NOFILE (fds) or the system its SysV
+    /// table limit (SEMMNI, SHMMNI, MSGMNI) at this site's rate.
     pub time_to_limit_s: Option<f64>,
     /// Open before tracing started: no allocation stack.
     pub before_attach: bool,
@@ -80,6 +100,10 @@ pub struct ReportOptions {
     pub min_age_ns: u64,
     /// At most this many suspects and this many outstanding sites.
     pub top: Option<usize>,
+    /// A lock held this long while others wait is a suspect.
+    pub lock_hold_ns: u64,
+    /// System-wide limits, read by the caller.
+    pub system: Option<SystemLimits>,
 }
 
 /// Text as UTF-8 where it is, with a lossless hex copy where it is not.
@@ -132,7 +156,28 @@ pub fn build(
             exited: !p.is_alive(),
             by_kind,
             limit_failures: p.limit_failures,
+            zombies: p.zombies.pending.len(),
         });
+    }
+
+    // SysV objects and held locks: their sites count what still exists.
+    for o in state.ipc.objects.values() {
+        if let Some(site) = o.site
+            && now_ns.saturating_sub(o.created_ns) >= opts.min_age_ns
+        {
+            let e = per_site.entry(site).or_insert((0, u64::MAX));
+            e.0 += 1;
+            e.1 = e.1.min(o.created_ns);
+        }
+    }
+    for f in state.locks.files.values() {
+        for h in &f.held {
+            if let Some(site) = h.site {
+                let e = per_site.entry(site).or_insert((0, u64::MAX));
+                e.0 += 1;
+                e.1 = e.1.min(h.since_ns);
+            }
+        }
     }
 
     let mut suspects: Vec<SiteReport> = Vec::new();
@@ -144,7 +189,13 @@ pub fn build(
         let Some(p) = state.processes.get(&st.key.tgid) else {
             continue;
         };
-        let reference = p.exited_ns.unwrap_or(now_ns);
+        let resource = st.key.resource;
+        // Objects outlive their creator: their age runs on after its exit.
+        let reference = if resource == Resource::Fd {
+            p.exited_ns.unwrap_or(now_ns)
+        } else {
+            now_ns
+        };
         let mut samples = st.samples.clone();
         if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
             samples.push((now_ns, st.outstanding));
@@ -152,10 +203,12 @@ pub fn build(
         let t = trend::classify(&samples);
         // Fds open before attach have no stack and no measured history: never suspects.
         let growing = t.growing && !st.key.before_attach;
-        let time_to_limit_s = match (growing, p.is_alive(), p.limits.nofile_soft) {
-            (true, true, Some(soft)) if t.growth_per_min > 0.0 => Some(round2(
+        let time_to_limit_s = match (resource, growing, p.is_alive(), p.limits.nofile_soft) {
+            (Resource::Fd, true, true, Some(soft)) if t.growth_per_min > 0.0 => Some(round2(
                 soft.saturating_sub(p.fds.len() as u64) as f64 / (t.growth_per_min / 60.0),
             )),
+            (Resource::Fd, ..) => None,
+            (_, true, ..) => resources::time_to_ipc_limit(resource, t.growth_per_min, opts.system.as_ref()).map(round2),
             _ => None,
         };
         let (example, example_hex) = match &st.example {
@@ -167,8 +220,12 @@ pub fn build(
         };
         let site = SiteReport {
             pid: st.key.tgid,
-            resource: "fd",
-            kind: st.display_kind.unwrap_or(st.key.kind).as_str(),
+            resource: resource.as_str(),
+            kind: if resource == Resource::Fd {
+                st.display_kind.unwrap_or(st.key.kind).as_str()
+            } else {
+                resource.noun()
+            },
             family: (st.key.family != 0).then(|| family_name(st.key.family)),
             count,
             allocations: st.allocations,
@@ -212,6 +269,12 @@ pub fn build(
         processes,
         suspects,
         outstanding,
+        incidents: resources::incidents(state, now_ns, &mut frames),
+        ipc: resources::ipc(state, now_ns, &mut frames),
+        locks: resources::locks(state, now_ns, opts.lock_hold_ns, &mut frames),
+        zombies: resources::zombies(state, now_ns),
+        signals: resources::signals(state),
+        system: opts.system,
     }
 }
 

@@ -9,6 +9,7 @@ const T: u32 = 7;
 
 fn open_at(s: &mut State, ts: u64, fd: i64, stack: u32, path: &'static [u8]) {
     let sc = Syscall {
+        tid: 1,
         tgid: T,
         ts_ns: ts,
         nr: 257,
@@ -87,6 +88,7 @@ fn min_age_and_top_filter() {
         &ReportOptions {
             min_age_ns: 2500 * MS,
             top: None,
+            ..Default::default()
         },
         frames,
     );
@@ -99,6 +101,7 @@ fn min_age_and_top_filter() {
         &ReportOptions {
             min_age_ns: 0,
             top: Some(1),
+            ..Default::default()
         },
         frames,
     );

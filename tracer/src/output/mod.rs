@@ -3,6 +3,7 @@
 pub mod escape;
 pub mod json;
 pub mod text;
+mod text_more;
 
 use std::io::Write;
 

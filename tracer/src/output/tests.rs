@@ -5,7 +5,15 @@ use std::collections::BTreeMap;
 
 use super::{Format, Heading, write};
 use crate::{
-    analysis::{Frame, ProcessSummary, Report, SiteReport, report::text_and_hex},
+    agent::sysv::{SystemLimits, Usage},
+    analysis::{
+        Frame, ProcessSummary, Report, SiteReport,
+        report::text_and_hex,
+        resources::{
+            HeldReport, IncidentReport, IpcReport, LockReport, OrphanGroup, Party, PreviousClose, SignalCountsReport,
+            SignalReport, WaiterReport, ZombieReport,
+        },
+    },
     state::StackId,
 };
 
@@ -54,7 +62,7 @@ fn sample() -> Report {
         frame(0x5555_0000_1194, "load_config", "src/config.c", 20),
         frame(0x5555_0000_11ba, "main", "src/main.c", 36),
     ];
-    let leak = site(4242, 120, 600.0, b"/etc/new\nline", stack);
+    let leak = site(4242, 120, 600.0, b"/etc/new\nline", stack.clone());
     let mut odd = site(
         4242,
         2,
@@ -93,6 +101,7 @@ fn sample() -> Report {
                 exited: false,
                 by_kind: by_kind.clone(),
                 limit_failures: 0,
+                zombies: 0,
             },
             ProcessSummary {
                 pid: 4243,
@@ -105,10 +114,164 @@ fn sample() -> Report {
                 exited: true,
                 by_kind,
                 limit_failures: 2,
+                zombies: 3,
             },
         ],
         suspects: vec![leak.clone()],
         outstanding: vec![leak, sock, odd],
+        incidents: incidents(&stack),
+        ipc: IpcReport {
+            orphans: vec![OrphanGroup {
+                resource: "sysv_sem",
+                count: 8,
+                ids: vec![22, 23],
+                keys: vec!["key IPC_PRIVATE".into()],
+                creator_pids: vec![5001, 5002],
+                oldest_age_ms: 804,
+                stack: stack.clone(),
+            }],
+            live: 8,
+            removed: [1, 0, 2],
+        },
+        locks: vec![lock(&stack)],
+        zombies: vec![ZombieReport {
+            pid: 4242,
+            zombies: 80,
+            max_zombies: 82,
+            reaped: 20,
+            mean_reap_delay_ms: Some(950.5),
+            growth_per_min: 1639.2,
+            growing: true,
+            sigchld: SignalCountsReport {
+                generated: 100,
+                delivered: 20,
+                ignored: 0,
+                coalesced: 80,
+                failed: 0,
+            },
+        }],
+        signals: vec![SignalReport {
+            pid: 4242,
+            signal: "SIGCHLD".into(),
+            number: 17,
+            counts: SignalCountsReport {
+                generated: 100,
+                delivered: 20,
+                ignored: 0,
+                coalesced: 80,
+                failed: 0,
+            },
+        }],
+        system: Some(SystemLimits {
+            sem_sets: Usage {
+                used: 8,
+                max: Some(32000),
+            },
+            shm_segments: Usage {
+                used: 0,
+                max: Some(4096),
+            },
+            msg_queues: Usage { used: 0, max: None },
+            file_handles: Usage {
+                used: 381,
+                max: Some(2_466_190),
+            },
+            nr_open: Some(1_048_576),
+        }),
+    }
+}
+
+fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
+    let base = IncidentReport {
+        pid: 4242,
+        kind: "limit_failure",
+        syscall: "openat".into(),
+        errno: Some("EMFILE"),
+        count: 2,
+        fd: None,
+        value: Some(1024),
+        first_age_ms: 1500,
+        last_age_ms: 20,
+        holder_pid: None,
+        stack: stack.to_vec(),
+        previous_close: None,
+    };
+    vec![
+        base.clone(),
+        IncidentReport {
+            kind: "double_close",
+            syscall: "close".into(),
+            errno: Some("EBADF"),
+            count: 1,
+            fd: Some(3),
+            value: None,
+            previous_close: Some(PreviousClose {
+                tid: 4250,
+                age_ms: 2,
+                stack: Vec::new(),
+            }),
+            ..base.clone()
+        },
+        IncidentReport {
+            kind: "select_beyond_fd_setsize",
+            syscall: "pselect6".into(),
+            errno: None,
+            count: 3,
+            value: Some(1101),
+            ..base.clone()
+        },
+        IncidentReport {
+            kind: "lock_failure",
+            syscall: "flock".into(),
+            errno: Some("EWOULDBLOCK"),
+            count: 1,
+            fd: Some(4),
+            value: None,
+            holder_pid: Some(4243),
+            ..base
+        },
+    ]
+}
+
+fn lock(stack: &[Frame]) -> LockReport {
+    let raw: &[u8] = b"/run/app\n\x1b[1m.lock\xff";
+    let (file, file_hex) = text_and_hex(raw);
+    LockReport {
+        file: Some(file),
+        file_hex,
+        file_bytes: Some(raw.into()),
+        dev: "fe:0".into(),
+        ino: 1234,
+        held: vec![HeldReport {
+            pid: 4242,
+            lock: "flock",
+            exclusive: true,
+            start: 0,
+            end: i64::MAX,
+            held_ms: 2500,
+            waited_ms: 0,
+            waiters_seen: 1,
+            stack: stack.to_vec(),
+        }],
+        waiting: vec![WaiterReport {
+            pid: 4243,
+            exclusive: true,
+            waiting_ms: 1200,
+        }],
+        waits: 1,
+        total_wait_ms: 1500,
+        max_wait_ms: 1500,
+        max_waiter: Some(Party {
+            pid: 4243,
+            stack: stack.to_vec(),
+        }),
+        max_wait_holder: Some(Party {
+            pid: 4242,
+            stack: Vec::new(),
+        }),
+        longest_hold: None,
+        failures: 1,
+        suspect: true,
     }
 }
 
@@ -149,6 +312,7 @@ fn text_never_carries_raw_control_bytes() {
     assert!(std::str::from_utf8(&out).is_ok(), "text output is valid UTF-8");
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains("/etc/new\\nline") && text.contains("\\x1b[31mred\\xff\\\\") && text.contains("svc\\xfe\\n"));
+    assert!(text.contains("/run/app\\n\\x1b[1m.lock\\xff"), "lock file name escaped");
 }
 
 #[test]
@@ -161,4 +325,6 @@ fn json_is_lossless_for_non_utf8() {
     assert_eq!(v["processes"][0]["comm_hex"], "737663fe0a");
     assert!(v["outstanding"][0].get("example_hex").is_none());
     assert_eq!(v["suspects"][0]["stack"][1]["function"], "load_config");
+    assert_eq!(v["locks"][0]["file"], "/run/app\n\u{1b}[1m.lock\u{fffd}");
+    assert_eq!(v["locks"][0]["file_hex"], "2f72756e2f6170700a1b5b316d2e6c6f636bff");
 }

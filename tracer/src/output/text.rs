@@ -42,20 +42,26 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         let kinds: Vec<String> = p.by_kind.iter().map(|(k, n)| format!("{k}:{n}")).collect();
         let state = if p.exited { " (exited; fds open at exit)" } else { "" };
         let failures = if p.limit_failures > 0 {
-            format!(" [{} allocations failed: EMFILE/ENFILE]", p.limit_failures)
+            format!(" [{} allocations failed on a limit]", p.limit_failures)
+        } else {
+            String::new()
+        };
+        let zombies = if p.zombies > 0 {
+            format!(" [{} zombie children]", p.zombies)
         } else {
             String::new()
         };
         writeln!(
             out,
-            "{:<8} {:<16} {:>7} {:>9}  {}{}{}",
+            "{:<8} {:<16} {:>7} {:>9}  {}{}{}{}",
             p.pid,
             escape_bytes(&p.comm_bytes),
             p.open_fds,
             limit,
             kinds.join(" "),
             state,
-            failures
+            failures,
+            zombies
         )?;
     }
     writeln!(out)?;
@@ -84,7 +90,7 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
             write_site(out, i + 1, s, false)?;
         }
     }
-    Ok(())
+    super::text_more::write(out, r)
 }
 
 fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
@@ -102,15 +108,21 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
     };
     write!(
         out,
-        "[{n}] pid {}: {} x {kind} open, oldest {}",
+        "[{n}] pid {}: {} x {kind}{}, oldest {}",
         s.pid,
         s.count,
+        if s.resource == "fd" { " open" } else { "" },
         age(s.oldest_age_ms)
     )?;
     if suspect {
         write!(out, ", growing {:.1}/min", s.growth_per_min)?;
         if let Some(t) = s.time_to_limit_s {
-            write!(out, ", reaches the fd limit (EMFILE) in ~{}", age((t * 1000.0) as u64))?;
+            let limit = if s.resource == "fd" {
+                "the fd limit (EMFILE)"
+            } else {
+                "the system limit (ENOSPC)"
+            };
+            write!(out, ", reaches {limit} in ~{}", age((t * 1000.0) as u64))?;
         }
     }
     writeln!(out, " ({} allocated in total)", s.allocations)?;
@@ -128,7 +140,7 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
     Ok(())
 }
 
-fn frame(f: &Frame) -> String {
+pub(super) fn frame(f: &Frame) -> String {
     let mut s = format!(
         "{:<18} {}",
         f.address,

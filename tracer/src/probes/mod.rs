@@ -1,7 +1,7 @@
 //! Loading and attaching the kernel programs, and the maps the agent talks to.
 //!
 //! Only hooks that load without kprobes or BPF trampolines (see shared/KERNEL.md): one raw
-//! tracepoint and plain tracepoints.
+//! tracepoint and plain tracepoints (sched, syscalls, filelock, signal).
 
 mod tracefs;
 
@@ -48,6 +48,10 @@ pub struct ProbeOptions {
     pub ring_buffer_bytes: u32,
     /// Trace every process on the host instead of a set.
     pub trace_all: bool,
+    /// Report syscalls failing with EBADF (use of a closed descriptor), with stacks.
+    pub report_ebadf: bool,
+    /// Capture a stack for every close too (to name the first close of a double close).
+    pub close_stacks: bool,
 }
 
 impl Default for ProbeOptions {
@@ -57,6 +61,8 @@ impl Default for ProbeOptions {
             stack_bytes: config::STACK_COPY_DEFAULT as u32,
             ring_buffer_bytes: 64 * 1024 * 1024,
             trace_all: false,
+            report_ebadf: true,
+            close_stacks: false,
         }
     }
 }
@@ -100,7 +106,9 @@ impl Probes {
         let all = u32::from(opts.trace_all);
         // Wake the agent when an eighth of the buffer is waiting; its tick drains the rest.
         let wakeup = u64::from(opts.ring_buffer_bytes / 8).max(64 * 1024);
+        let badf = u32::from(opts.report_ebadf);
         let mut ebpf = EbpfLoader::new()
+            .override_global(config::BADF_GLOBAL, &badf, true)
             .override_global(config::STACK_MODE_GLOBAL, &mode, true)
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
@@ -117,12 +125,14 @@ impl Probes {
 
         let mut capture: Array<MapData, u32> = take(&mut ebpf, config::CAPTURE_MAP)?;
         for spec in syscalls::X86_64 {
-            capture
-                .set(spec.nr, &spec.capture.bits(), 0)
-                .map_err(|source| ProbeError::Map {
-                    name: config::CAPTURE_MAP,
-                    source,
-                })?;
+            let mut c = spec.capture;
+            if opts.close_stacks && matches!(spec.effect, syscalls::Effect::Close | syscalls::Effect::CloseRange) {
+                c.stack = true;
+            }
+            capture.set(spec.nr, &c.bits(), 0).map_err(|source| ProbeError::Map {
+                name: config::CAPTURE_MAP,
+                source,
+            })?;
         }
         let traced = take(&mut ebpf, config::TRACED_MAP)?;
         let losses = take(&mut ebpf, config::LOSS_MAP)?;
@@ -146,6 +156,11 @@ impl Probes {
         probes.attach_tracepoint("sys_enter_clone3", "syscalls", "sys_enter_clone3")?;
         probes.attach_tracepoint("sys_enter_fork", "syscalls", "sys_enter_fork")?;
         probes.attach_tracepoint("sys_enter_fork", "syscalls", "sys_enter_vfork")?;
+        probes.attach_tracepoint("sched_process_free", "sched", "sched_process_free")?;
+        probes.attach_tracepoint("flock_lock_inode", "filelock", "flock_lock_inode")?;
+        probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
+        probes.attach_tracepoint("signal_generate", "signal", "signal_generate")?;
+        probes.attach_tracepoint("signal_deliver", "signal", "signal_deliver")?;
         let prog: &mut RawTracePoint = probes
             .ebpf
             .program_mut("sys_exit")

@@ -2,12 +2,13 @@
 
 use tracer_common::{
     fd::data_kind,
-    syscalls::{self, FdEffect, KindHint},
+    syscalls::{self, Effect, KindHint},
 };
 
-use super::{FdKind, OpenFd, Origin, SiteKey, StackId, State, scm};
+use super::{FdKind, OpenFd, Origin, Resource, SiteKey, StackId, State, incidents::ClosedFd, locks::FileId, scm};
 
-const EBADF: i64 = 9;
+/// `fcntl` (it duplicates or locks, depending on the command).
+const NR_FCNTL: u32 = 72;
 /// `close_range` flag (include/uapi/linux/close_range.h): set close-on-exec instead of closing.
 const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 /// `O_DIRECTORY` on x86_64 (include/uapi/asm-generic/fcntl.h).
@@ -17,6 +18,7 @@ const O_DIRECTORY: u64 = 0o200000;
 #[derive(Clone, Copy, Debug)]
 pub struct Syscall<'a> {
     pub tgid: u32,
+    pub tid: u32,
     pub ts_ns: u64,
     pub nr: u32,
     pub ret: i64,
@@ -35,35 +37,47 @@ struct NewFd<'a> {
 }
 
 impl State {
-    /// Applies one syscall result of a traced process. `stack` is the interned allocation stack.
-    pub fn on_syscall(&mut self, sc: &Syscall<'_>, stack: StackId) {
+    /// Applies one syscall result of a traced process. `stack` is the interned stack of the call.
+    /// Returns the locked file when the call was a lock call (the caller names it from /proc).
+    pub fn on_syscall(&mut self, sc: &Syscall<'_>, stack: StackId) -> Option<FileId> {
+        let p = self.processes.get_mut(&sc.tgid)?;
+        if !p.is_alive() {
+            return None;
+        }
         let Some(spec) = syscalls::spec(sc.nr) else {
-            return;
+            // Outside the table, only EBADF failures are reported.
+            if sc.ret == -syscalls::EBADF {
+                self.bad_descriptor(sc, stack);
+            }
+            return None;
         };
+        match spec.effect {
+            Effect::Flock => return self.on_lock_call(sc, stack),
+            Effect::Dup if sc.nr == NR_FCNTL && syscalls::fcntl_is_lock(sc.args[1]) => {
+                return self.on_lock_call(sc, stack);
+            }
+            Effect::IpcGet(kind) => self.on_ipc_get(sc, kind, stack),
+            Effect::IpcRemove(kind) => self.on_ipc_remove(sc, kind),
+            Effect::SelectBeyondFdSetSize => self.on_select_beyond_fd_setsize(sc, stack),
+            Effect::Fork => self.on_limit_failure(sc, stack),
+            _ if sc.ret < 0 => self.on_fd_failure(sc, spec.effect, stack),
+            _ => self.apply_fd_effect(sc, spec, stack),
+        }
+        None
+    }
+
+    /// A successful fd syscall: what it does to the fd table.
+    fn apply_fd_effect(&mut self, sc: &Syscall<'_>, spec: &syscalls::SyscallSpec, stack: StackId) {
         let Some(p) = self.processes.get_mut(&sc.tgid) else {
             return;
         };
-        if !p.is_alive() {
-            return;
-        }
-        if sc.ret < 0 {
-            match spec.effect {
-                FdEffect::Close if sc.ret == -EBADF => p.bad_closes += 1,
-                // close() releases the fd even when it reports an error such as EINTR or EIO.
-                FdEffect::Close => self.close_fd(sc.tgid, sc.args[0] as i32),
-                FdEffect::CloseRange => {}
-                _ if sc.ret == -syscalls::EMFILE || sc.ret == -syscalls::ENFILE => p.limit_failures += 1,
-                _ => {}
-            }
-            return;
-        }
         let path = (sc.data_kind == data_kind::PATH).then_some(sc.data);
         match spec.effect {
-            FdEffect::NewFd => {
+            Effect::NewFd => {
                 let new = self.kind_of_new(sc, spec.kind, path);
                 self.open_fd(sc, stack, sc.ret as i32, new);
             }
-            FdEffect::SignalFd => {
+            Effect::SignalFd => {
                 // signalfd(fd != -1, ..) updates an existing signalfd and returns it.
                 if sc.args[0] as i32 == -1 {
                     let new = NewFd {
@@ -75,7 +89,7 @@ impl State {
                     self.open_fd(sc, stack, sc.ret as i32, new);
                 }
             }
-            FdEffect::NewPair => {
+            Effect::NewPair => {
                 if sc.data_kind != data_kind::FD_PAIR || sc.data.len() < 8 {
                     return;
                 }
@@ -86,36 +100,45 @@ impl State {
                     }
                 }
             }
-            FdEffect::Dup => {
+            Effect::Dup => {
                 let new = self.copy_of(sc.tgid, sc.args[0] as i32);
                 self.open_fd(sc, stack, sc.ret as i32, new);
             }
-            FdEffect::DupOnto => {
+            Effect::DupOnto => {
                 let (old, target) = (sc.args[0] as i32, sc.args[1] as i32);
                 // dup2(fd, fd) returns fd and changes nothing (fs/file.c ksys_dup3 path).
                 if old != target {
                     let new = self.copy_of(sc.tgid, old);
-                    self.close_fd(sc.tgid, target);
+                    self.drop_fd(sc.tgid, target);
                     self.open_fd(sc, stack, target, new);
                 }
             }
-            FdEffect::Close => self.close_fd(sc.tgid, sc.args[0] as i32),
-            FdEffect::CloseRange => {
+            Effect::Close => self.close_fd(sc, sc.args[0] as i32, stack),
+            Effect::CloseRange => {
                 if sc.args[2] & CLOSE_RANGE_CLOEXEC != 0 {
                     return;
                 }
                 let first = sc.args[0] as u32;
                 let last = sc.args[1] as u32;
                 let sites = &mut self.sites;
+                let closed = &mut p.closed;
+                let by = ClosedFd {
+                    ts_ns: sc.ts_ns,
+                    tid: sc.tid,
+                    stack,
+                };
                 p.fds.retain(
                     |fd, _| {
-                        let fd = fd as u32;
-                        fd < first || fd > last
+                        let n = fd as u32;
+                        n < first || n > last
                     },
-                    |_, o| sites.closed(o.site),
+                    |fd, o| {
+                        sites.closed(o.site);
+                        closed.insert(fd, by);
+                    },
                 );
             }
-            FdEffect::ReceiveFds => {
+            Effect::ReceiveFds => {
                 if sc.data_kind != data_kind::CONTROL {
                     return;
                 }
@@ -136,6 +159,9 @@ impl State {
                 for fd in &received[..n] {
                     self.open_fd(sc, stack, *fd, new);
                 }
+            }
+            // Not fd effects: dispatched by `on_syscall`.
+            Effect::IpcGet(_) | Effect::IpcRemove(_) | Effect::Flock | Effect::SelectBeyondFdSetSize | Effect::Fork => {
             }
         }
     }
@@ -221,6 +247,7 @@ impl State {
             return;
         }
         let key = SiteKey {
+            resource: Resource::Fd,
             tgid: sc.tgid,
             stack,
             kind: new.kind,
@@ -260,14 +287,30 @@ impl State {
     /// For dup-family calls, the source site's example describes the copy too.
     fn dup_source_example(&self, sc: &Syscall<'_>) -> Option<&[u8]> {
         let spec = syscalls::spec(sc.nr)?;
-        if !matches!(spec.effect, FdEffect::Dup | FdEffect::DupOnto) {
+        if !matches!(spec.effect, Effect::Dup | Effect::DupOnto) {
             return None;
         }
         let o = self.processes.get(&sc.tgid)?.fds.get(sc.args[0] as i32)?;
         self.sites.get(o.site)?.example.as_deref()
     }
 
-    fn close_fd(&mut self, tgid: u32, fd: i32) {
+    /// A close by the program: the fd goes, and the close is remembered for misuse reports.
+    pub(super) fn close_fd(&mut self, sc: &Syscall<'_>, fd: i32, stack: StackId) {
+        self.drop_fd(sc.tgid, fd);
+        if let Some(p) = self.processes.get_mut(&sc.tgid) {
+            p.closed.insert(
+                fd,
+                ClosedFd {
+                    ts_ns: sc.ts_ns,
+                    tid: sc.tid,
+                    stack,
+                },
+            );
+        }
+    }
+
+    /// The fd leaves the table (closed, or replaced by dup2).
+    fn drop_fd(&mut self, tgid: u32, fd: i32) {
         let Some(p) = self.processes.get_mut(&tgid) else {
             return;
         };

@@ -1,13 +1,19 @@
-//! Per-process state: fd tables and allocation sites, updated from decoded records.
+//! Per-process state: fd tables, allocation sites, SysV IPC objects, file locks, signals and
+//! zombies, incidents; updated from decoded records.
 //!
 //! Plain Rust with no I/O: what `/proc` says is passed in by the caller, so every transition
 //! (dup2 over an open fd, close_range, fork, exec, exit) is unit-tested without a kernel.
 
 pub mod apply;
+mod failures;
 pub mod fd_table;
+pub mod incidents;
+pub mod ipc;
 pub mod kind;
+pub mod locks;
 pub mod process;
 pub mod scm;
+pub mod signals;
 pub mod sites;
 
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 pub use fd_table::{FdTable, OpenFd, Origin};
 pub use kind::FdKind;
 pub use process::{Limits, ProcessState};
-pub use sites::{SiteId, SiteKey, SiteStats, SiteTable, StackId};
+pub use sites::{Resource, SiteId, SiteKey, SiteStats, SiteTable, StackId};
 
 /// Exited processes kept for the report (the oldest are forgotten first).
 const MAX_EXITED: usize = 512;
@@ -33,6 +39,10 @@ pub struct ProcFd {
 pub struct State {
     pub processes: HashMap<u32, ProcessState>,
     pub sites: SiteTable,
+    /// SysV IPC objects (system-wide: they outlive their creators).
+    pub ipc: ipc::IpcTable,
+    pub locks: locks::LockTable,
+    pub incidents: incidents::IncidentTable,
     exited_order: VecDeque<u32>,
 }
 
@@ -44,6 +54,7 @@ impl State {
         p.limits = limits;
         for e in existing {
             let key = SiteKey {
+                resource: Resource::Fd,
                 tgid,
                 stack: StackId::NONE,
                 kind: e.kind,
@@ -136,7 +147,15 @@ impl State {
             return;
         }
         p.exited_ns = Some(now_ns);
+        p.zombies.sample(now_ns);
+        let parent = p.parent;
         self.sites.sample(Some(tgid), now_ns);
+        self.ipc.creator_exited(tgid, now_ns);
+        self.locks.process_exited(tgid);
+        // A zombie of its parent until reaped.
+        if let Some(pp) = parent.and_then(|pp| self.processes.get_mut(&pp)) {
+            pp.zombies.exited(tgid, now_ns);
+        }
         self.exited_order.push_back(tgid);
         while self.exited_order.len() > MAX_EXITED {
             if let Some(old) = self.exited_order.pop_front() {
@@ -191,7 +210,7 @@ impl State {
         self.sites.set_example(o.site, target);
     }
 
-    /// Takes a sample of every site's open count (called on a timer).
+    /// Takes a sample of every site's open count and every parent's zombie count (on a timer).
     pub fn sample(&mut self, now_ns: u64) {
         let live: Vec<u32> = self
             .processes
@@ -201,7 +220,45 @@ impl State {
             .collect();
         for t in live {
             self.sites.sample(Some(t), now_ns);
+            if let Some(p) = self.processes.get_mut(&t) {
+                p.zombies.sample(now_ns);
+            }
         }
+    }
+
+    /// The kernel released an exited process: its parent reaped it.
+    pub fn on_reap(&mut self, pid: u32, now_ns: u64) {
+        let parent = self.processes.get(&pid).and_then(|p| p.parent);
+        if let Some(pp) = parent.and_then(|pp| self.processes.get_mut(&pp))
+            && pp.zombies.reaped(pid, now_ns)
+        {
+            return;
+        }
+        // Reparented, or the child's own state was forgotten: find who had it pending.
+        for p in self.processes.values_mut() {
+            if p.zombies.reaped(pid, now_ns) {
+                return;
+            }
+        }
+    }
+
+    /// A signal sent to, or delivered in, a traced process.
+    pub fn on_signal(&mut self, r: &tracer_common::signal::SignalRecord) {
+        use tracer_common::signal::event;
+        let Some(p) = self.processes.get_mut(&r.target) else {
+            return;
+        };
+        let counts = p.signals.entry(r.sig).or_default();
+        match r.event {
+            event::GENERATE => counts.on_generate(r.result),
+            event::DELIVER => counts.delivered += 1,
+            _ => {}
+        }
+    }
+
+    /// What the kernel's lock code did (for a traced process, or to a lock one of them held).
+    pub fn on_lock(&mut self, e: &locks::LockEvent) {
+        self.locks.on_lock(e, &mut self.sites);
     }
 }
 

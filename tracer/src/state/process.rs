@@ -1,6 +1,12 @@
 //! What the agent keeps per traced process.
 
-use super::fd_table::FdTable;
+use std::collections::HashMap;
+
+use super::{
+    fd_table::FdTable,
+    incidents::ClosedFd,
+    signals::{SignalTable, Zombies},
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
@@ -21,12 +27,18 @@ pub struct ProcessState {
     pub since_ns: u64,
     /// Set when its last thread exited; the table then holds what was open at exit.
     pub exited_ns: Option<u64>,
-    /// Allocations that failed with EMFILE/ENFILE.
+    /// Allocations that failed on a limit (EMFILE/ENFILE, ENOSPC, EAGAIN from fork).
     pub limit_failures: u64,
     /// `close` of an fd that was not open (EBADF).
     pub bad_closes: u64,
     /// An allocation reused a number the agent still thought open (a missed close).
     pub stale_replaced: u64,
+    /// The last close of each descriptor number (double close, use after close).
+    pub closed: HashMap<i32, ClosedFd>,
+    /// Signals received, by number.
+    pub signals: SignalTable,
+    /// Children that exited and were not reaped.
+    pub zombies: Zombies,
 }
 
 impl ProcessState {

@@ -1,5 +1,6 @@
-//! Allocation sites: descriptors grouped by (process, user stack, kind), with the count still open
-//! sampled over time so that analysis can tell growth from a flat plateau.
+//! Allocation sites: descriptors, SysV IPC objects and held locks grouped by (resource, process,
+//! user stack, kind), with the count still open sampled over time so that analysis can tell
+//! growth from a flat plateau.
 
 use std::collections::HashMap;
 
@@ -16,8 +17,56 @@ impl StackId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SiteId(pub u32);
 
+/// What a site allocates: descriptors, SysV IPC objects or held file locks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Resource {
+    #[default]
+    Fd,
+    SemSet,
+    ShmSegment,
+    MsgQueue,
+    Flock,
+    PosixLock,
+}
+
+impl Resource {
+    /// The `resource` field of the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Fd => "fd",
+            Resource::SemSet => "sysv_sem",
+            Resource::ShmSegment => "sysv_shm",
+            Resource::MsgQueue => "sysv_msg",
+            Resource::Flock => "flock",
+            Resource::PosixLock => "posix_lock",
+        }
+    }
+
+    /// What one unit is called in the text report.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Resource::Fd => "fd",
+            Resource::SemSet => "semaphore set",
+            Resource::ShmSegment => "shared memory segment",
+            Resource::MsgQueue => "message queue",
+            Resource::Flock => "flock lock held",
+            Resource::PosixLock => "fcntl lock held",
+        }
+    }
+
+    pub fn from_ipc(kind: tracer_common::syscalls::IpcKind) -> Self {
+        use tracer_common::syscalls::IpcKind;
+        match kind {
+            IpcKind::Sem => Resource::SemSet,
+            IpcKind::Shm => Resource::ShmSegment,
+            IpcKind::Msg => Resource::MsgQueue,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SiteKey {
+    pub resource: Resource,
     pub tgid: u32,
     pub stack: StackId,
     pub kind: FdKind,
@@ -148,6 +197,7 @@ mod tests {
 
     fn key(stack: u32) -> SiteKey {
         SiteKey {
+            resource: Resource::Fd,
             tgid: 1,
             stack: StackId(stack),
             kind: FdKind::File,

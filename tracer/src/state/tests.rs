@@ -8,6 +8,7 @@ const T: u32 = 100;
 fn sc(nr: u32, ret: i64, args: [u64; 6]) -> Syscall<'static> {
     Syscall {
         tgid: T,
+        tid: T,
         ts_ns: 10,
         nr,
         ret,

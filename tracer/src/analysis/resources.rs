@@ -1,0 +1,416 @@
+//! The report beyond fd sites: incidents (limit failures, select beyond FD_SETSIZE, fd misuse),
+//! SysV IPC orphans and headroom, file locks and contention, zombies and signals.
+
+use serde::Serialize;
+
+use super::{
+    report::{Frame, text_and_hex},
+    trend,
+};
+use crate::{
+    agent::sysv::SystemLimits,
+    state::{
+        Resource, StackId, State,
+        incidents::{IncidentKind, errno_name},
+        locks::{HeldLock, LockedFile},
+        signals::{SIGCHLD, SignalCounts, signal_name},
+    },
+};
+use tracer_common::lock::family;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct IncidentReport {
+    pub pid: u32,
+    pub kind: &'static str,
+    pub syscall: String,
+    /// Symbolic errno (EMFILE, EBADF, ...), absent when the call did not fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<&'static str>,
+    pub count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i64>,
+    /// `nfds` for select beyond FD_SETSIZE; open fds for EMFILE; ms waited for lock failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<u64>,
+    pub first_age_ms: u64,
+    pub last_age_ms: u64,
+    /// A process holding the lock when a lock call failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder_pid: Option<u32>,
+    pub stack: Vec<Frame>,
+    /// For double close and use after close: the close that came first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_close: Option<PreviousClose>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PreviousClose {
+    pub tid: u32,
+    pub age_ms: u64,
+    /// Empty unless `--close-stacks` was given.
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Default)]
+pub struct IpcReport {
+    /// Objects whose creator exited without removing them, grouped by creating stack.
+    pub orphans: Vec<OrphanGroup>,
+    /// Objects created by traced processes that still exist (orphans included).
+    pub live: u64,
+    /// Removed while traced: sem, shm, msg.
+    pub removed: [u64; 3],
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct OrphanGroup {
+    pub resource: &'static str,
+    pub count: u64,
+    /// Ids to pass to `ipcrm` (the first 32).
+    pub ids: Vec<i32>,
+    pub keys: Vec<String>,
+    pub creator_pids: Vec<u32>,
+    pub oldest_age_ms: u64,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LockReport {
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_hex: Option<String>,
+    #[serde(skip)]
+    pub file_bytes: Option<Box<[u8]>>,
+    pub dev: String,
+    pub ino: u64,
+    pub held: Vec<HeldReport>,
+    pub waiting: Vec<WaiterReport>,
+    pub waits: u64,
+    pub total_wait_ms: u64,
+    pub max_wait_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_waiter: Option<Party>,
+    /// Who held the lock when the longest wait began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait_holder: Option<Party>,
+    /// The longest hold that ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longest_hold: Option<EndedHoldReport>,
+    pub failures: u64,
+    /// A lock held longer than --lock-hold while others waited.
+    pub suspect: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Party {
+    pub pid: u32,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HeldReport {
+    pub pid: u32,
+    /// flock or posix (fcntl, including OFD locks).
+    pub lock: &'static str,
+    pub exclusive: bool,
+    pub start: i64,
+    pub end: i64,
+    pub held_ms: u64,
+    pub waited_ms: u64,
+    pub waiters_seen: u32,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct WaiterReport {
+    pub pid: u32,
+    pub exclusive: bool,
+    pub waiting_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EndedHoldReport {
+    pub pid: u32,
+    pub held_ms: u64,
+    pub waiters_seen: u32,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ZombieReport {
+    pub pid: u32,
+    pub zombies: u64,
+    pub max_zombies: u32,
+    pub reaped: u64,
+    pub mean_reap_delay_ms: Option<f64>,
+    pub growth_per_min: f64,
+    /// The zombie count kept growing: a suspect.
+    pub growing: bool,
+    pub sigchld: SignalCountsReport,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Default)]
+pub struct SignalCountsReport {
+    pub generated: u64,
+    pub delivered: u64,
+    pub ignored: u64,
+    pub coalesced: u64,
+    pub failed: u64,
+}
+
+impl From<SignalCounts> for SignalCountsReport {
+    fn from(c: SignalCounts) -> Self {
+        SignalCountsReport {
+            generated: c.generated,
+            delivered: c.delivered,
+            ignored: c.ignored,
+            coalesced: c.coalesced,
+            failed: c.failed,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SignalReport {
+    pub pid: u32,
+    pub signal: String,
+    pub number: i32,
+    #[serde(flatten)]
+    pub counts: SignalCountsReport,
+}
+
+const MS: u64 = 1_000_000;
+
+pub fn incidents(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> Vec<Frame>) -> Vec<IncidentReport> {
+    let mut out: Vec<IncidentReport> = state
+        .incidents
+        .list
+        .iter()
+        .map(|i| {
+            let previous_close = i.previous_close.map(|c| PreviousClose {
+                tid: c.tid,
+                age_ms: i.last_ns.saturating_sub(c.ts_ns) / MS,
+                stack: if c.stack == StackId::NONE {
+                    Vec::new()
+                } else {
+                    frames(c.stack)
+                },
+            });
+            IncidentReport {
+                pid: i.tgid,
+                kind: i.kind.as_str(),
+                syscall: tracer_common::syscalls::name(i.nr).map_or_else(|| format!("syscall {}", i.nr), str::to_owned),
+                errno: (i.errno != 0).then(|| match (i.kind, i.errno) {
+                    // The same number; flock(2) and fcntl(2) document it by this name.
+                    (IncidentKind::LockFailure, 11) => "EWOULDBLOCK",
+                    _ => errno_name(i.errno),
+                }),
+                count: i.count,
+                fd: (i.fd >= 0).then_some(i.fd),
+                value: (i.value != 0).then_some(i.value),
+                first_age_ms: now_ns.saturating_sub(i.first_ns) / MS,
+                last_age_ms: now_ns.saturating_sub(i.last_ns) / MS,
+                holder_pid: i.holder,
+                stack: frames(i.stack),
+                previous_close,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.pid.cmp(&b.pid).then(a.kind.cmp(b.kind)).then(b.count.cmp(&a.count)));
+    out
+}
+
+pub fn ipc(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> Vec<Frame>) -> IpcReport {
+    let mut groups: Vec<OrphanGroup> = Vec::new();
+    for o in state.ipc.orphans() {
+        let resource = Resource::from_ipc(o.kind).as_str();
+        let stack = frames(o.stack);
+        let age = now_ns.saturating_sub(o.created_ns) / MS;
+        let key = crate::state::ipc::describe_key(o.key);
+        match groups.iter_mut().find(|g| g.resource == resource && g.stack == stack) {
+            Some(g) => {
+                g.count += 1;
+                if g.ids.len() < 32 {
+                    g.ids.push(o.id);
+                }
+                if !g.keys.contains(&key) && g.keys.len() < 8 {
+                    g.keys.push(key);
+                }
+                if let Some(c) = o.creator
+                    && !g.creator_pids.contains(&c)
+                    && g.creator_pids.len() < 32
+                {
+                    g.creator_pids.push(c);
+                }
+                g.oldest_age_ms = g.oldest_age_ms.max(age);
+            }
+            None => groups.push(OrphanGroup {
+                resource,
+                count: 1,
+                ids: vec![o.id],
+                keys: vec![key],
+                creator_pids: o.creator.into_iter().collect(),
+                oldest_age_ms: age,
+                stack,
+            }),
+        }
+    }
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(b.resource)));
+    IpcReport {
+        orphans: groups,
+        live: state.ipc.objects.values().filter(|o| o.creator.is_some()).count() as u64,
+        removed: state.ipc.removed,
+    }
+}
+
+fn lock_name(h: &HeldLock) -> &'static str {
+    if h.family == family::FLOCK { "flock" } else { "posix" }
+}
+
+pub fn locks(
+    state: &State,
+    now_ns: u64,
+    hold_threshold_ns: u64,
+    frames: &mut dyn FnMut(StackId) -> Vec<Frame>,
+) -> Vec<LockReport> {
+    let mut out: Vec<LockReport> = Vec::new();
+    let mut files: Vec<_> = state.locks.files.iter().collect();
+    files.sort_by_key(|(id, _)| **id);
+    for (id, f) in files {
+        if !worth_reporting(f) {
+            continue;
+        }
+        let mut party = |p: Option<(u32, StackId)>| p.map(|(pid, s)| Party { pid, stack: frames(s) });
+        let max_waiter = party(f.contention.max_waiter);
+        let max_wait_holder = party(f.contention.max_holder);
+        let held: Vec<HeldReport> = f
+            .held
+            .iter()
+            .map(|h| HeldReport {
+                pid: h.tgid,
+                lock: lock_name(h),
+                exclusive: h.exclusive,
+                start: h.start,
+                end: h.end,
+                held_ms: now_ns.saturating_sub(h.since_ns) / MS,
+                waited_ms: h.waited_ns / MS,
+                waiters_seen: h.waiters_seen,
+                stack: frames(h.stack),
+            })
+            .collect();
+        let longest_hold = f.longest_hold.map(|l| EndedHoldReport {
+            pid: l.tgid,
+            held_ms: l.held_ns / MS,
+            waiters_seen: l.waiters_seen,
+            stack: frames(l.stack),
+        });
+        let long = |ms: u64, waiters: bool| waiters && ms * MS >= hold_threshold_ns;
+        let suspect = held
+            .iter()
+            .any(|h| long(h.held_ms, h.waiters_seen > 0 || !f.waiting.is_empty()))
+            || longest_hold
+                .as_ref()
+                .is_some_and(|l| long(l.held_ms, l.waiters_seen > 0))
+            || f.contention.max_wait_ns >= hold_threshold_ns;
+        let (file, file_hex) = match &f.path {
+            Some(p) => {
+                let (t, h) = text_and_hex(p);
+                (Some(t), h)
+            }
+            None => (None, None),
+        };
+        out.push(LockReport {
+            file,
+            file_hex,
+            file_bytes: f.path.clone(),
+            dev: format!("{:x}:{:x}", id.dev >> 20, id.dev & 0xfffff),
+            ino: id.ino,
+            held,
+            waiting: f
+                .waiting
+                .iter()
+                .map(|w| WaiterReport {
+                    pid: w.tgid,
+                    exclusive: w.exclusive,
+                    waiting_ms: now_ns.saturating_sub(w.since_ns) / MS,
+                })
+                .collect(),
+            waits: f.contention.waits,
+            total_wait_ms: f.contention.total_wait_ns / MS,
+            max_wait_ms: f.contention.max_wait_ns / MS,
+            max_waiter,
+            max_wait_holder,
+            longest_hold,
+            failures: f.failures,
+            suspect,
+        });
+    }
+    out.sort_by(|a, b| b.suspect.cmp(&a.suspect).then(b.max_wait_ms.cmp(&a.max_wait_ms)));
+    out
+}
+
+/// A file is in the report while locked, waited for, or after contention or failures.
+fn worth_reporting(f: &LockedFile) -> bool {
+    !f.held.is_empty() || !f.waiting.is_empty() || f.contention.waits > 0 || f.failures > 0
+}
+
+pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
+    let mut out = Vec::new();
+    let mut pids: Vec<&u32> = state.processes.keys().collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Some(p) = state.processes.get(pid) else { continue };
+        let z = &p.zombies;
+        let sigchld = p.signals.get(&SIGCHLD).copied().unwrap_or_default();
+        if z.max == 0 && z.reaped == 0 && sigchld.coalesced == 0 {
+            continue;
+        }
+        let mut samples = z.samples.clone();
+        if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
+            samples.push((now_ns, z.pending.len() as u32));
+        }
+        let t = trend::classify(&samples);
+        out.push(ZombieReport {
+            pid: p.tgid,
+            zombies: z.pending.len() as u64,
+            max_zombies: z.max,
+            reaped: z.reaped,
+            mean_reap_delay_ms: (z.reaped > 0)
+                .then(|| ((z.reap_delay_ns as f64 / z.reaped as f64 / 1e6) * 100.0).round() / 100.0),
+            growth_per_min: (t.growth_per_min * 100.0).round() / 100.0,
+            growing: t.growing,
+            sigchld: sigchld.into(),
+        });
+    }
+    out
+}
+
+pub fn signals(state: &State) -> Vec<SignalReport> {
+    let mut out = Vec::new();
+    let mut pids: Vec<&u32> = state.processes.keys().collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Some(p) = state.processes.get(pid) else { continue };
+        for (sig, c) in &p.signals {
+            out.push(SignalReport {
+                pid: p.tgid,
+                signal: signal_name(*sig),
+                number: *sig,
+                counts: (*c).into(),
+            });
+        }
+    }
+    out
+}
+
+/// Seconds until a SysV table is full at a site's rate (None without a limit or growth).
+pub fn time_to_ipc_limit(resource: Resource, growth_per_min: f64, system: Option<&SystemLimits>) -> Option<f64> {
+    let s = system?;
+    let usage = match resource {
+        Resource::SemSet => s.sem_sets,
+        Resource::ShmSegment => s.shm_segments,
+        Resource::MsgQueue => s.msg_queues,
+        _ => return None,
+    };
+    let max = usage.max?;
+    (growth_per_min > 0.0).then(|| max.saturating_sub(usage.used) as f64 / (growth_per_min / 60.0))
+}

@@ -1,0 +1,112 @@
+//! Failed calls and misuse: what a failed fd syscall does to the table, limit failures,
+//! `select` beyond `FD_SETSIZE`, and descriptor misuse (close of a closed fd, EBADF).
+
+use tracer_common::syscalls::{self, Effect};
+
+use super::{
+    StackId, State,
+    apply::Syscall,
+    incidents::{IncidentKind, Occurrence},
+};
+
+/// Errors that mean a limit was hit, per effect.
+fn is_limit_errno(effect: Effect, ret: i64) -> bool {
+    match effect {
+        Effect::IpcGet(_) => ret == -syscalls::ENOSPC,
+        Effect::Fork => ret == -syscalls::EAGAIN,
+        _ => ret == -syscalls::EMFILE || ret == -syscalls::ENFILE,
+    }
+}
+
+impl State {
+    fn occurrence(&self, sc: &Syscall<'_>, kind: IncidentKind, stack: StackId) -> Occurrence {
+        Occurrence {
+            kind,
+            tgid: sc.tgid,
+            nr: sc.nr,
+            errno: if sc.ret < 0 { (-sc.ret) as i32 } else { 0 },
+            stack,
+            ts_ns: sc.ts_ns,
+            fd: -1,
+            value: 0,
+            previous_close: None,
+            holder: None,
+        }
+    }
+
+    /// A failed call of an fd syscall.
+    pub(super) fn on_fd_failure(&mut self, sc: &Syscall<'_>, effect: Effect, stack: StackId) {
+        match effect {
+            Effect::Close if sc.ret == -syscalls::EBADF => self.bad_close(sc, stack),
+            // close() releases the fd even when it reports an error such as EINTR or EIO.
+            Effect::Close => self.close_fd(sc, sc.args[0] as i32, stack),
+            _ if sc.ret == -syscalls::EBADF => self.bad_descriptor(sc, stack),
+            _ if is_limit_errno(effect, sc.ret) => self.on_limit_failure(sc, stack),
+            _ => {}
+        }
+    }
+
+    /// An allocation failed on a limit (EMFILE, ENFILE, ENOSPC, EAGAIN from fork).
+    pub(super) fn on_limit_failure(&mut self, sc: &Syscall<'_>, stack: StackId) {
+        let Some(p) = self.processes.get_mut(&sc.tgid) else {
+            return;
+        };
+        if sc.ret >= 0 {
+            return;
+        }
+        p.limit_failures += 1;
+        let open = p.fds.len() as u64;
+        let mut o = self.occurrence(sc, IncidentKind::LimitFailure, stack);
+        o.value = open;
+        self.incidents.record(o);
+    }
+
+    /// `select`/`pselect6` with `nfds > FD_SETSIZE` (the kernel only reports those).
+    pub(super) fn on_select_beyond_fd_setsize(&mut self, sc: &Syscall<'_>, stack: StackId) {
+        if sc.ret == -syscalls::EBADF && sc.args[0] <= syscalls::FD_SETSIZE {
+            self.bad_descriptor(sc, stack);
+            return;
+        }
+        let mut o = self.occurrence(sc, IncidentKind::SelectBeyondFdSetSize, stack);
+        o.value = sc.args[0];
+        self.incidents.record(o);
+    }
+
+    /// `close(fd)` failed with EBADF: a double close if this process closed `fd` before.
+    fn bad_close(&mut self, sc: &Syscall<'_>, stack: StackId) {
+        let fd = sc.args[0] as i32;
+        let Some(p) = self.processes.get_mut(&sc.tgid) else {
+            return;
+        };
+        p.bad_closes += 1;
+        let previous = p.closed.get(&fd).copied();
+        let kind = if previous.is_some() {
+            IncidentKind::DoubleClose
+        } else {
+            IncidentKind::CloseNotOpen
+        };
+        let mut o = self.occurrence(sc, kind, stack);
+        o.fd = i64::from(fd);
+        o.previous_close = previous;
+        self.incidents.record(o);
+    }
+
+    /// Any other syscall failed with EBADF: its descriptor (the first argument of every
+    /// fd-taking syscall the report names) was closed, or never open.
+    pub(super) fn bad_descriptor(&mut self, sc: &Syscall<'_>, stack: StackId) {
+        let fd = sc.args[0] as i32;
+        let Some(p) = self.processes.get(&sc.tgid) else {
+            return;
+        };
+        let previous = p.closed.get(&fd).copied().filter(|_| p.fds.get(fd).is_none());
+        let kind = if previous.is_some() {
+            IncidentKind::UseAfterClose
+        } else {
+            IncidentKind::BadDescriptor
+        };
+        let mut o = self.occurrence(sc, kind, stack);
+        o.fd = i64::from(fd);
+        o.previous_close = previous;
+        self.incidents.record(o);
+    }
+}
