@@ -1,7 +1,10 @@
 //! The agent: wires probes, ingest, state and stacks together. Everything here is glue; the
 //! decisions live in `state` (what a syscall does) and `analysis` (what is a leak).
 
+mod capture;
+mod describe;
 pub mod proc;
+pub mod proc_locks;
 pub mod sockets;
 pub mod stacks;
 pub mod sysv;
@@ -23,7 +26,7 @@ use crate::{
         apply::Syscall,
         locks::{FileId, LockEvent},
     },
-    symbolize::{DwarfUnwinder, ModuleMap, UserRegs},
+    symbolize::{DwarfUnwinder, ModuleMap},
 };
 use stacks::StackStore;
 
@@ -64,6 +67,11 @@ pub struct Tracker {
     pub targets: Vec<u32>,
     /// The agent's IPC namespace (what /proc/sysvipc lists).
     ipc_namespace: Option<u64>,
+    /// Processes that exec'd and whose libraries may not all be in their module map yet: their
+    /// maps are read again on every tick, so a process that dies in a burst of syscalls soon
+    /// after (before the agent handles them) still has its libraries known.
+    /// Value: ticks in a row the maps did not change (the process stops being polled after a few).
+    maps_pending: HashMap<u32, u8>,
 }
 
 impl Agent {
@@ -86,6 +94,7 @@ impl Agent {
             scratch: Vec::with_capacity(MAX_FRAMES),
             targets: Vec::new(),
             ipc_namespace: sysv::ipc_namespace("self"),
+            maps_pending: HashMap::new(),
         };
         Ok(Agent { ingest, tracker })
     }
@@ -143,6 +152,23 @@ impl Tracker {
         let now = proc::monotonic_ns();
         self.state
             .attach(pid, proc::comm(pid), proc::limits(pid), &existing, now);
+        // Locks it holds or waits for already (and who holds those), zombies it has already.
+        let known = proc_locks::read();
+        self.state.locks.learn(&known, None, Some(pid), now);
+        for k in known.iter().filter(|k| k.waiting && k.tgid == pid) {
+            self.state.locks.learn(&known, Some(k.file), None, now);
+        }
+        for k in known.iter().filter(|k| k.tgid == pid) {
+            if let Some(path) = proc::path_of_file(pid, k.file.dev, k.file.ino) {
+                self.state.locks.set_path(k.file, &path);
+            }
+        }
+        for child in proc::zombie_children(pid) {
+            if let Some(p) = self.state.processes.get_mut(&pid) {
+                p.zombies.exited(child, now);
+            }
+            self.probes.expect_release(child);
+        }
         if let Ok(m) = ModuleMap::read(pid as i32) {
             self.modules.insert(pid, m);
             // A running process has its libraries mapped: its records can be batched.
@@ -167,6 +193,9 @@ impl Tracker {
                 let tgid = e.header.tgid;
                 self.modules.remove(&tgid);
                 self.unwinder.forget(tgid as i32);
+                // The new image and its loader at least; libraries follow (see `tick`).
+                self.refresh_modules(tgid);
+                self.maps_pending.insert(tgid, 0);
                 let comm = proc::comm(tgid);
                 let comm = if comm.is_empty() {
                     basename(e.filename_bytes()).to_vec()
@@ -179,13 +208,21 @@ impl Tracker {
                 }
             }
             Record::Exit(x) => {
+                self.maps_pending.remove(&x.header.tgid);
                 self.state.on_exit(x.header.tgid, x.header.ts_ns);
                 self.modules.remove(&x.header.tgid);
                 self.unwinder.forget(x.header.tgid as i32);
             }
             Record::Reap(r) => self.state.on_reap(r.header.tgid, r.header.ts_ns),
             Record::Signal(s) => self.state.on_signal(s),
-            Record::Lock(l) => self.state.on_lock(&lock_event(l)),
+            Record::Lock(l) => {
+                let e = lock_event(l);
+                self.state.on_lock(&e);
+                // A traced process waits: for whom? The holder may not be traced at all.
+                if e.ret == tracer_common::lock::FILE_LOCK_DEFERRED {
+                    self.state.locks.learn(&proc_locks::read(), Some(e.file), None, e.ts_ns);
+                }
+            }
         }
     }
 
@@ -258,212 +295,28 @@ impl Tracker {
         }
     }
 
-    fn stack_of(&mut self, tgid: u32, v: &SyscallView<'_>) -> StackId {
-        let Some(d) = v.detail else {
-            return StackId::NONE;
-        };
-        match self.stack_mode {
-            StackMode::None => StackId::NONE,
-            StackMode::FramePointer => {
-                if d.stack_id < 0 {
-                    return StackId::NONE;
-                }
-                if let Some(id) = self.fp_ids.get(&(tgid, d.stack_id)) {
-                    return *id;
-                }
-                let mut addrs = std::mem::take(&mut self.scratch);
-                self.probes.fp_stack(d.stack_id as u32, &mut addrs);
-                self.truncate_at_garbage(tgid, &mut addrs);
-                let id = self.intern(tgid, &addrs);
-                self.scratch = addrs;
-                self.fp_ids.insert((tgid, d.stack_id), id);
-                id
-            }
-            StackMode::Dwarf => {
-                let regs = UserRegs {
-                    ip: d.user_ip,
-                    sp: d.user_sp,
-                    bp: d.user_bp,
-                };
-                let mut addrs = std::mem::take(&mut self.scratch);
-                // The map must know every module the stack runs through, or framehop has no CFI
-                // for it and falls back to frame pointers (skipping callers): read it again when
-                // the ip is outside it (libraries mapped since the last read, e.g. libc after
-                // ld.so's first opens), and unwind again once if a frame falls outside it.
-                self.modules_covering(tgid, &[regs.ip]);
-                self.unwind_into(tgid, regs, v.stack, &mut addrs);
-                let known = self
-                    .modules
-                    .get(&tgid)
-                    .is_some_and(|m| addrs.iter().all(|a| m.covers(*a)));
-                if !known && self.refresh_modules(tgid) {
-                    self.unwind_into(tgid, regs, v.stack, &mut addrs);
-                }
-                let id = self.intern(tgid, &addrs);
-                self.scratch = addrs;
-                id
-            }
-        }
-    }
-
-    /// A frame-pointer walk through code built without frame pointers (glibc's syscall
-    /// wrappers use rbp as a general register) reads data as return addresses: stop at the first
-    /// address outside executable code, so one call site is one stack whatever the garbage.
-    fn truncate_at_garbage(&mut self, tgid: u32, addrs: &mut Vec<u64>) {
-        if let Some(m) = self.modules_covering(tgid, addrs)
-            && let Some(bad) = addrs.iter().position(|a| !m.covers(*a))
-        {
-            addrs.truncate(bad.max(1));
-        }
-    }
-
-    fn unwind_into(&mut self, tgid: u32, regs: UserRegs, stack: &[u8], addrs: &mut Vec<u64>) {
-        match self.modules.get(&tgid) {
-            Some(m) => self.unwinder.unwind(tgid as i32, m, regs, stack, MAX_FRAMES, addrs),
-            None => {
-                addrs.clear();
-                addrs.push(regs.ip);
-            }
-        }
-    }
-
-    /// Reads the process's maps again; false if they did not change (or it is gone).
-    fn refresh_modules(&mut self, tgid: u32) -> bool {
-        match ModuleMap::read(tgid as i32) {
-            Ok(m) => {
-                let changed = self.modules.get(&tgid).is_none_or(|old| old.mappings != m.mappings);
-                self.modules.insert(tgid, m);
-                changed
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// The process's module map, read again if a frame falls outside the known modules (a
-    /// library loaded after the last read).
-    fn modules_covering(&mut self, tgid: u32, addrs: &[u64]) -> Option<&ModuleMap> {
-        let stale = self
-            .modules
-            .get(&tgid)
-            .is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
-        if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
-            self.modules.insert(tgid, m);
-        }
-        self.modules.get(&tgid)
-    }
-
-    /// Interns a stack, normalizing it against the process's current modules.
-    fn intern(&mut self, tgid: u32, addrs: &[u64]) -> StackId {
-        if let Some(id) = self.stacks.find(tgid, addrs) {
-            return id;
-        }
-        self.modules_covering(tgid, addrs);
-        let id = self.stacks.insert(tgid, addrs, self.modules.get(&tgid));
-        self.note_maps_known(tgid, addrs);
-        id
-    }
-
-    /// Once a stack from the program itself (not only the dynamic loader's, which runs before
-    /// the libraries are mapped) is covered by the maps read, the kernel may batch this
-    /// process's records again instead of waking the agent for each.
-    fn note_maps_known(&mut self, tgid: u32, addrs: &[u64]) {
-        let Some(m) = self.modules.get(&tgid) else { return };
-        let frames: Vec<_> = addrs.iter().map(|a| m.lookup(*a)).collect();
-        let covered = frames.iter().all(Option::is_some);
-        let beyond_loader = frames
-            .iter()
-            .flatten()
-            .any(|f| !f.module.to_string_lossy().contains("/ld-linux"));
-        if covered && beyond_loader {
-            self.probes.maps_known(tgid);
-        }
-    }
-
     /// Periodic work: sample site counts, describe long-lived fds from /proc.
     pub fn tick(&mut self) {
         let now = proc::monotonic_ns();
         self.state.sample(now);
         self.sync_ipc();
+        /// Unchanged reads after which a process's libraries are taken as loaded.
+        const SETTLED: u8 = 5;
+        let pending: Vec<u32> = self.maps_pending.keys().copied().collect();
+        for tgid in pending {
+            let changed = self.refresh_modules(tgid);
+            let alive = self.modules.contains_key(&tgid) && proc::exists(tgid);
+            match self.maps_pending.get_mut(&tgid) {
+                Some(n) if alive && !changed && *n + 1 >= SETTLED => {
+                    self.maps_pending.remove(&tgid);
+                }
+                Some(n) if alive => *n = if changed { 0 } else { *n + 1 },
+                _ => {
+                    self.maps_pending.remove(&tgid);
+                }
+            }
+        }
         self.describe_pending(DESCRIBE_BUDGET, DESCRIBE_MIN_AGE_NS);
-    }
-
-    /// Reads `/proc/PID/fd/N` for fds whose kind or path only /proc can tell.
-    /// Fds whose kind the syscall cannot tell (received over a socket, taken from another
-    /// process, dup of an unknown) are read from /proc at once, so their site has the right kind
-    /// from the start. They are rare: one readlink each.
-    fn describe_unknown_now(&mut self, sc: &Syscall<'_>) {
-        let Some(p) = self.state.processes.get(&sc.tgid) else {
-            return;
-        };
-        let mut unknown = [0i32; 64];
-        let mut n = 0;
-        let mut note = |fd: i32| {
-            if p.fds
-                .get(fd)
-                .is_some_and(|o| o.kind == crate::state::FdKind::Unknown && !o.described)
-                && let Some(slot) = unknown.get_mut(n)
-            {
-                *slot = fd;
-                n += 1;
-            }
-        };
-        if sc.data_kind == tracer_common::fd::data_kind::CONTROL {
-            crate::state::scm::for_each_received_fd(sc.data, &mut note);
-        } else if let Ok(fd) = i32::try_from(sc.ret) {
-            note(fd);
-        }
-        for fd in &unknown[..n] {
-            self.describe_one(sc.tgid, *fd, &mut HashMap::new());
-        }
-    }
-
-    /// At most `budget` fds, each at least `min_age_ns` old.
-    pub fn describe_pending(&mut self, budget: usize, min_age_ns: u64) {
-        let now = proc::monotonic_ns();
-        let mut todo: Vec<(u32, i32)> = Vec::new();
-        for p in self.state.processes.values().filter(|p| p.is_alive()) {
-            if todo.len() >= budget {
-                break;
-            }
-            for (fd, o) in p.fds.iter() {
-                if !o.described && now.saturating_sub(o.opened_ns) >= min_age_ns {
-                    todo.push((p.tgid, fd));
-                    if todo.len() >= budget {
-                        break;
-                    }
-                }
-            }
-        }
-        // One read of a process's socket tables per pass, and only if it has sockets to describe.
-        let mut tables: HashMap<u32, sockets::SocketTable> = HashMap::new();
-        for (tgid, fd) in todo {
-            self.describe_one(tgid, fd, &mut tables);
-        }
-    }
-
-    /// Reads one fd's kind and description (a socket's peer) from /proc.
-    fn describe_one(&mut self, tgid: u32, fd: i32, tables: &mut HashMap<u32, sockets::SocketTable>) {
-        match proc::describe_fd(tgid, fd) {
-            Some((kind, target)) => {
-                let info = sockets::socket_inode(&target).and_then(|ino| {
-                    tables
-                        .entry(tgid)
-                        .or_insert_with(|| sockets::SocketTable::read(tgid))
-                        .get(ino)
-                        .cloned()
-                });
-                match info {
-                    Some(i) => self.state.describe(tgid, fd, kind, Some(i.family), &i.description),
-                    None => self.state.describe(tgid, fd, kind, None, &target),
-                }
-            }
-            None => {
-                // Closed meanwhile (its close record is on the way) or the process is gone.
-                if let Some(o) = self.state.processes.get_mut(&tgid).and_then(|p| p.fds.get_mut(fd)) {
-                    o.described = true;
-                }
-            }
-        }
     }
 
     /// Refreshes RLIMIT_NOFILE of live processes (it can change with prlimit).

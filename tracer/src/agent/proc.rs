@@ -120,3 +120,50 @@ pub fn monotonic_ns() -> u64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
 }
+
+/// Children of `pid` (any of its threads) that are zombies now.
+pub fn zombie_children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(proc_path(pid).join("task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let Ok(list) = std::fs::read_to_string(t.path().join("children")) else {
+            continue;
+        };
+        for child in list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            if is_zombie(child) {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// The state letter of /proc/PID/stat (after the command name, which may contain ')').
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read(proc_path(pid).join("stat"))
+        .ok()
+        .and_then(|stat| {
+            let close = stat.iter().rposition(|b| *b == b')')?;
+            stat.get(close + 2).copied()
+        })
+        .is_some_and(|state| state == b'Z')
+}
+
+/// The path of an fd of `pid` open on the file (kernel dev_t `dev`, inode `ino`), if any.
+pub fn path_of_file(pid: u32, dev: u32, ino: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let entries = std::fs::read_dir(proc_path(pid).join("fd")).ok()?;
+    for e in entries.flatten() {
+        let Ok(m) = std::fs::metadata(e.path()) else { continue };
+        // The kernel's internal dev_t is MAJOR << 20 | MINOR; stat's is glibc's encoding.
+        let kdev = (libc::major(m.dev()) << 20) | libc::minor(m.dev());
+        if m.ino() == ino && kdev == dev {
+            return std::fs::read_link(e.path())
+                .ok()
+                .map(|t| t.as_os_str().as_bytes().to_vec());
+        }
+    }
+    None
+}

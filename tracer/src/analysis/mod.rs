@@ -2,6 +2,7 @@
 //! into suspects (still growing) and the rest, with growth rates and time to the limit; plus
 //! incidents, orphans, lock contention, zombies and signals.
 
+pub mod locks;
 pub mod report;
 pub mod resources;
 pub mod trend;

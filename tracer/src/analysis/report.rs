@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::{
-    resources::{self, IncidentReport, IpcReport, LockReport, SignalReport, ZombieReport},
+    locks::{self, LockReport},
+    resources::{self, IncidentReport, IpcReport, SignalReport, ZombieReport},
     trend,
 };
 use crate::{
@@ -271,7 +272,7 @@ pub fn build(
         outstanding,
         incidents: resources::incidents(state, now_ns, &mut frames),
         ipc: resources::ipc(state, now_ns, &mut frames),
-        locks: resources::locks(state, now_ns, opts.lock_hold_ns, &mut frames),
+        locks: locks::locks(state, now_ns, opts.lock_hold_ns, &mut frames),
         zombies: resources::zombies(state, now_ns),
         signals: resources::signals(state),
         system: opts.system,

@@ -4,10 +4,7 @@
 use std::io::Write;
 
 use super::{escape::escape_bytes, text::age};
-use crate::analysis::{
-    Frame, Report,
-    resources::{IncidentReport, LockReport},
-};
+use crate::analysis::{Frame, Report, locks::LockReport, resources::IncidentReport};
 
 pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     incidents(out, &r.incidents)?;
@@ -136,16 +133,28 @@ fn locks(out: &mut dyn Write, list: &[LockReport]) -> std::io::Result<()> {
             l.failures
         )?;
         for h in &l.held {
-            writeln!(
-                out,
-                "    held by pid {} ({} {}) for {}, {} waiter(s) meanwhile:",
-                h.pid,
-                h.lock,
-                if h.exclusive { "exclusive" } else { "shared" },
-                age(h.held_ms),
-                h.waiters_seen
-            )?;
-            stack(out, &h.stack, "      ")?;
+            let mode = if h.exclusive { "exclusive" } else { "shared" };
+            if h.traced {
+                writeln!(
+                    out,
+                    "    held by pid {} ({} {mode}) for {}, {} waiter(s) meanwhile:",
+                    h.pid,
+                    h.lock,
+                    age(h.held_ms),
+                    h.waiters_seen
+                )?;
+                stack(out, &h.stack, "      ")?;
+            } else {
+                writeln!(
+                    out,
+                    "    held by pid {} ({} {mode}) for at least {}, {} waiter(s) meanwhile (from /proc/locks: \
+                     taken before tracing or by an untraced process; trace it to see where)",
+                    h.pid,
+                    h.lock,
+                    age(h.held_ms),
+                    h.waiters_seen
+                )?;
+            }
         }
         for w in &l.waiting {
             writeln!(out, "    pid {} waiting for {}", w.pid, age(w.waiting_ms))?;

@@ -71,6 +71,7 @@ impl Default for ProbeOptions {
 pub struct Probes {
     ebpf: Ebpf,
     traced: HashMap<MapData, u32, u8>,
+    exited: HashMap<MapData, u32, u8>,
     losses: PerCpuArray<MapData, u64>,
     stacks: Option<StackTraceMap<MapData>>,
 }
@@ -135,6 +136,7 @@ impl Probes {
             })?;
         }
         let traced = take(&mut ebpf, config::TRACED_MAP)?;
+        let exited = take(&mut ebpf, config::EXITED_MAP)?;
         let losses = take(&mut ebpf, config::LOSS_MAP)?;
         let stacks = if opts.stack_mode == StackMode::FramePointer {
             Some(take(&mut ebpf, config::STACKS_MAP)?)
@@ -145,6 +147,7 @@ impl Probes {
         let mut probes = Probes {
             ebpf,
             traced,
+            exited,
             losses,
             stacks,
         };
@@ -201,6 +204,11 @@ impl Probes {
         if self.traced.get(&tgid, 0).is_ok() {
             let _ = self.traced.insert(&tgid, &config::TRACED_HAS_MAPS, 0);
         }
+    }
+
+    /// A zombie found at attach: report when the kernel releases it (its parent reaped it).
+    pub fn expect_release(&mut self, pid: u32) {
+        let _ = self.exited.insert(&pid, &1, 0);
     }
 
     pub fn untrace(&mut self, tgid: u32) {

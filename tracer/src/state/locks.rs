@@ -54,6 +54,23 @@ pub struct HeldLock {
     pub site: Option<SiteId>,
     /// Waits that began on this file while this lock was held.
     pub waiters_seen: u32,
+    /// False for a lock learned from /proc/locks (taken before tracing, or by an untraced
+    /// process): owner, start time and stack unknown.
+    pub traced: bool,
+}
+
+/// A held lock as /proc/locks lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownHolder {
+    pub file: FileId,
+    pub family: u32,
+    /// 0 when no process owns it (OFD locks).
+    pub tgid: u32,
+    pub exclusive: bool,
+    pub start: i64,
+    pub end: i64,
+    /// A process blocked waiting for this lock rather than holding it.
+    pub waiting: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,9 +156,10 @@ impl LockTable {
                 let posix = e.family == family::POSIX;
                 let longest = &mut file.longest_hold;
                 file.held.retain(|h| {
-                    let released = h.owner == e.owner
-                        && h.family == e.family
-                        && (!posix || overlaps((h.start, h.end), (e.start, e.end)));
+                    // A lock learned from /proc/locks has no known owner: its process releases it.
+                    let same_owner = h.owner == e.owner || (!h.traced && h.tgid == e.tgid);
+                    let released =
+                        same_owner && h.family == e.family && (!posix || overlaps((h.start, h.end), (e.start, e.end)));
                     if released {
                         if let Some(s) = h.site {
                             sites.closed(s);
@@ -185,16 +203,20 @@ impl LockTable {
                     return;
                 };
                 // A new lock by the same owner replaces what it held there (flock upgrade or
-                // downgrade; a POSIX lock over its own range).
+                // downgrade; a POSIX lock over its own range). A conflicting lock of another
+                // owner is gone too, whether or not its release was seen (untraced holders).
                 let posix = e.family == family::POSIX;
+                let exclusive = e.lock_type == lock_type::WRITE;
                 file.held.retain(|h| {
-                    let replaced = h.owner == e.owner
-                        && h.family == e.family
-                        && (!posix || overlaps((h.start, h.end), (e.start, e.end)));
-                    if replaced && let Some(s) = h.site {
+                    let same_range = h.family == e.family && (!posix || overlaps((h.start, h.end), (e.start, e.end)));
+                    let replaced = same_range && h.owner == e.owner;
+                    let conflicting = same_range && h.owner != e.owner && (exclusive || h.exclusive);
+                    if (replaced || conflicting)
+                        && let Some(s) = h.site
+                    {
                         sites.closed(s);
                     }
-                    !replaced
+                    !(replaced || conflicting)
                 });
                 file.held.push(HeldLock {
                     family: e.family,
@@ -208,6 +230,7 @@ impl LockTable {
                     stack: StackId::NONE,
                     site: None,
                     waiters_seen: 0,
+                    traced: true,
                 });
                 self.pending.insert(
                     e.tid,
@@ -318,10 +341,66 @@ impl LockTable {
         call
     }
 
-    /// A process exited: its waits end (its locks are released by the kernel's own records).
+    /// Locks /proc/locks shows on `file` (or on every file when `file` is None) that the table
+    /// does not know: taken before tracing, or by processes that are not traced.
+    pub fn learn(&mut self, known: &[KnownHolder], file: Option<FileId>, tgid: Option<u32>, now_ns: u64) {
+        for k in known {
+            if file.is_some_and(|f| f != k.file) || tgid.is_some_and(|t| t != k.tgid) {
+                continue;
+            }
+            let f = self.files.entry(k.file).or_default();
+            if k.waiting {
+                // Blocked before tracing started: the wait is measured from now. Only for the
+                // process being attached (untraced waiters would never be seen leaving).
+                if tgid.is_some() && k.tgid != 0 && !f.waiting.iter().any(|w| w.tgid == k.tgid) {
+                    f.waiting.push(Waiter {
+                        tgid: k.tgid,
+                        tid: k.tgid,
+                        family: k.family,
+                        exclusive: k.exclusive,
+                        since_ns: now_ns,
+                    });
+                    let holder = f.held.first().map(|h| (h.tgid, h.stack));
+                    self.wait_started.entry(k.tgid).or_insert((k.file, now_ns, holder));
+                    self.pending.entry(k.tgid).or_insert(Pending::Waiting { file: k.file });
+                }
+                continue;
+            }
+            let posix = k.family == family::POSIX;
+            let present = f.held.iter().any(|h| {
+                h.tgid == k.tgid && h.family == k.family && (!posix || overlaps((h.start, h.end), (k.start, k.end)))
+            });
+            if !present {
+                // Who a thread already waiting on this file was waiting for.
+                for (file_id, _, holder) in self.wait_started.values_mut() {
+                    if *file_id == k.file && holder.is_none() {
+                        *holder = Some((k.tgid, StackId::NONE));
+                    }
+                }
+                f.held.push(HeldLock {
+                    family: k.family,
+                    owner: 0,
+                    tgid: k.tgid,
+                    exclusive: k.exclusive,
+                    start: k.start,
+                    end: k.end,
+                    since_ns: now_ns,
+                    waited_ns: 0,
+                    stack: StackId::NONE,
+                    site: None,
+                    waiters_seen: f.waiting.len() as u32,
+                    traced: false,
+                });
+            }
+        }
+    }
+
+    /// A process exited: its waits end (its locks are released by the kernel's own records; those
+    /// learned from /proc/locks, whose owner is unknown, are dropped).
     pub fn process_exited(&mut self, tgid: u32) {
         for f in self.files.values_mut() {
             f.waiting.retain(|w| w.tgid != tgid);
+            f.held.retain(|h| h.traced || h.tgid != tgid);
         }
         let tids: Vec<u32> = self
             .files

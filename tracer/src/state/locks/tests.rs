@@ -102,3 +102,104 @@ fn posix_unlock_releases_only_overlapping_ranges() {
     let held: Vec<i64> = t.files[&FILE].held.iter().map(|h| h.start).collect();
     assert_eq!(held, vec![100]);
 }
+
+#[test]
+fn holders_learned_from_proc_locks_are_waited_for_and_replaced() {
+    let mut t = LockTable::default();
+    let mut sites = SiteTable::default();
+    // A traced process starts waiting; /proc/locks names the (untraced) holder, pid 99.
+    t.on_lock(&ev(20, 0xb, 1_000, lock_type::WRITE, FILE_LOCK_DEFERRED), &mut sites);
+    let known = [
+        KnownHolder {
+            file: FILE,
+            family: family::FLOCK,
+            tgid: 99,
+            exclusive: true,
+            start: 0,
+            end: i64::MAX,
+            waiting: false,
+        },
+        KnownHolder {
+            file: FileId { dev: 1, ino: 1 },
+            family: family::FLOCK,
+            tgid: 98,
+            exclusive: true,
+            start: 0,
+            end: i64::MAX,
+            waiting: false,
+        },
+    ];
+    t.learn(&known, Some(FILE), None, 1_000);
+    t.learn(&known, Some(FILE), None, 1_500);
+    let f = &t.files[&FILE];
+    assert_eq!(f.held.len(), 1, "only the waited-for file, once");
+    assert_eq!(
+        (f.held[0].tgid, f.held[0].traced, f.held[0].waiters_seen),
+        (99, false, 1)
+    );
+    // Its release is not seen (untraced); the waiter's acquisition proves it.
+    t.on_lock(&ev(20, 0xb, 4_000, lock_type::WRITE, 0), &mut sites);
+    t.on_call(20, 20, 4_001, 0, StackId(2), &mut sites);
+    let f = &t.files[&FILE];
+    assert_eq!(f.held.iter().map(|h| h.tgid).collect::<Vec<_>>(), vec![20]);
+    assert_eq!(f.contention.max_holder, Some((99, StackId::NONE)));
+    assert_eq!(f.contention.max_wait_ns, 3_000);
+}
+
+#[test]
+fn a_traced_process_releases_a_lock_it_held_before_attach() {
+    let mut t = LockTable::default();
+    let mut sites = SiteTable::default();
+    let known = [KnownHolder {
+        file: FILE,
+        family: family::FLOCK,
+        tgid: 10,
+        exclusive: true,
+        start: 0,
+        end: i64::MAX,
+        waiting: false,
+    }];
+    t.learn(&known, None, Some(10), 5);
+    t.learn(&known, None, Some(11), 5);
+    assert_eq!(t.files[&FILE].held.len(), 1);
+    t.on_lock(&ev(10, 0xa, 9, lock_type::UNLOCK, 0), &mut sites);
+    assert!(t.files.get(&FILE).is_none_or(|f| f.held.is_empty()));
+    // A learned lock of an exited process is dropped with it.
+    t.learn(&known, None, Some(10), 20);
+    t.process_exited(10);
+    assert!(t.files[&FILE].held.is_empty());
+}
+
+#[test]
+fn a_wait_that_began_before_attach_is_measured_from_attach() {
+    let mut t = LockTable::default();
+    let mut sites = SiteTable::default();
+    let holder = KnownHolder {
+        file: FILE,
+        family: family::FLOCK,
+        tgid: 99,
+        exclusive: true,
+        start: 0,
+        end: i64::MAX,
+        waiting: false,
+    };
+    let waiter = KnownHolder {
+        tgid: 20,
+        waiting: true,
+        ..holder
+    };
+    // Holders are listed before their waiters in /proc/locks.
+    t.learn(&[holder, waiter], None, Some(20), 1_000);
+    assert!(
+        t.files
+            .get(&FILE)
+            .is_some_and(|f| f.held.is_empty() && f.waiting.len() == 1)
+    );
+    t.learn(&[holder, waiter], Some(FILE), None, 1_000);
+    t.on_lock(&ev(20, 0xb, 3_000, lock_type::WRITE, 0), &mut sites);
+    let c = t.on_call(20, 20, 3_001, 0, StackId(7), &mut sites);
+    assert_eq!(c.waited_ns, 2_000);
+    let f = &t.files[&FILE];
+    assert!(f.waiting.is_empty());
+    assert_eq!(f.contention.max_waiter, Some((20, StackId(7))));
+}

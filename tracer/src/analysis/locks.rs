@@ -1,0 +1,170 @@
+//! The file-lock part of the report: per file, who holds it, who waits, the longest wait with both
+//! stacks, the longest hold; suspects are locks held long while others wait.
+
+use serde::Serialize;
+use tracer_common::lock::family;
+
+use super::report::{Frame, text_and_hex};
+use crate::state::{
+    StackId, State,
+    locks::{HeldLock, LockedFile},
+};
+
+const MS: u64 = 1_000_000;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LockReport {
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_hex: Option<String>,
+    #[serde(skip)]
+    pub file_bytes: Option<Box<[u8]>>,
+    pub dev: String,
+    pub ino: u64,
+    pub held: Vec<HeldReport>,
+    pub waiting: Vec<WaiterReport>,
+    pub waits: u64,
+    pub total_wait_ms: u64,
+    pub max_wait_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_waiter: Option<Party>,
+    /// Who held the lock when the longest wait began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait_holder: Option<Party>,
+    /// The longest hold that ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longest_hold: Option<EndedHoldReport>,
+    pub failures: u64,
+    /// A lock held longer than --lock-hold while others waited.
+    pub suspect: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Party {
+    pub pid: u32,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HeldReport {
+    pub pid: u32,
+    /// flock or posix (fcntl, including OFD locks).
+    pub lock: &'static str,
+    pub exclusive: bool,
+    pub start: i64,
+    pub end: i64,
+    pub held_ms: u64,
+    pub waited_ms: u64,
+    pub waiters_seen: u32,
+    /// False when known only from /proc/locks (taken before tracing or by an untraced process):
+    /// then `held_ms` is a lower bound and there is no stack.
+    pub traced: bool,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct WaiterReport {
+    pub pid: u32,
+    pub exclusive: bool,
+    pub waiting_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EndedHoldReport {
+    pub pid: u32,
+    pub held_ms: u64,
+    pub waiters_seen: u32,
+    pub stack: Vec<Frame>,
+}
+
+fn lock_name(h: &HeldLock) -> &'static str {
+    if h.family == family::FLOCK { "flock" } else { "posix" }
+}
+
+pub fn locks(
+    state: &State,
+    now_ns: u64,
+    hold_threshold_ns: u64,
+    frames: &mut dyn FnMut(StackId) -> Vec<Frame>,
+) -> Vec<LockReport> {
+    let mut out: Vec<LockReport> = Vec::new();
+    let mut files: Vec<_> = state.locks.files.iter().collect();
+    files.sort_by_key(|(id, _)| **id);
+    for (id, f) in files {
+        if !worth_reporting(f) {
+            continue;
+        }
+        let mut party = |p: Option<(u32, StackId)>| p.map(|(pid, s)| Party { pid, stack: frames(s) });
+        let max_waiter = party(f.contention.max_waiter);
+        let max_wait_holder = party(f.contention.max_holder);
+        let held: Vec<HeldReport> = f
+            .held
+            .iter()
+            .map(|h| HeldReport {
+                pid: h.tgid,
+                lock: lock_name(h),
+                exclusive: h.exclusive,
+                start: h.start,
+                end: h.end,
+                held_ms: now_ns.saturating_sub(h.since_ns) / MS,
+                waited_ms: h.waited_ns / MS,
+                waiters_seen: h.waiters_seen,
+                traced: h.traced,
+                stack: frames(h.stack),
+            })
+            .collect();
+        let longest_hold = f.longest_hold.map(|l| EndedHoldReport {
+            pid: l.tgid,
+            held_ms: l.held_ns / MS,
+            waiters_seen: l.waiters_seen,
+            stack: frames(l.stack),
+        });
+        let long = |ms: u64, waiters: bool| waiters && ms * MS >= hold_threshold_ns;
+        let suspect = held
+            .iter()
+            .any(|h| long(h.held_ms, h.waiters_seen > 0 || !f.waiting.is_empty()))
+            || longest_hold
+                .as_ref()
+                .is_some_and(|l| long(l.held_ms, l.waiters_seen > 0))
+            || f.contention.max_wait_ns >= hold_threshold_ns;
+        let (file, file_hex) = match &f.path {
+            Some(p) => {
+                let (t, h) = text_and_hex(p);
+                (Some(t), h)
+            }
+            None => (None, None),
+        };
+        out.push(LockReport {
+            file,
+            file_hex,
+            file_bytes: f.path.clone(),
+            dev: format!("{:x}:{:x}", id.dev >> 20, id.dev & 0xfffff),
+            ino: id.ino,
+            held,
+            waiting: f
+                .waiting
+                .iter()
+                .map(|w| WaiterReport {
+                    pid: w.tgid,
+                    exclusive: w.exclusive,
+                    waiting_ms: now_ns.saturating_sub(w.since_ns) / MS,
+                })
+                .collect(),
+            waits: f.contention.waits,
+            total_wait_ms: f.contention.total_wait_ns / MS,
+            max_wait_ms: f.contention.max_wait_ns / MS,
+            max_waiter,
+            max_wait_holder,
+            longest_hold,
+            failures: f.failures,
+            suspect,
+        });
+    }
+    out.sort_by(|a, b| b.suspect.cmp(&a.suspect).then(b.max_wait_ms.cmp(&a.max_wait_ms)));
+    out
+}
+
+/// A file is in the report while locked, waited for, or after contention or failures.
+fn worth_reporting(f: &LockedFile) -> bool {
+    !f.held.is_empty() || !f.waiting.is_empty() || f.contention.waits > 0 || f.failures > 0
+}
