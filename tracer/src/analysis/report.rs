@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     agent::sysv::SystemLimits,
-    state::{Resource, SiteId, StackId, State, kind::family_name},
+    state::{Origin, Resource, SiteId, StackId, State, kind::family_name},
 };
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -139,7 +139,11 @@ pub fn build(
         let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
         for (_, o) in p.fds.iter() {
             *by_kind.entry(o.kind.as_str()).or_default() += 1;
-            if reference.saturating_sub(o.opened_ns) >= opts.min_age_ns {
+            // What an exited process only inherited (stdio, its parent's fds) is its parent's
+            // story: counted in its summary, not listed as sites of its own (a forking server
+            // would otherwise list every worker's copy of its listening socket).
+            let inherited = matches!(o.origin, Origin::Inherited | Origin::BeforeAttach);
+            if !(inherited && !p.is_alive()) && reference.saturating_sub(o.opened_ns) >= opts.min_age_ns {
                 let e = per_site.entry(o.site).or_insert((0, u64::MAX));
                 e.0 += 1;
                 e.1 = e.1.min(o.opened_ns);

@@ -138,3 +138,35 @@ fn fds_open_before_attach_are_never_suspects() {
     assert!(r.outstanding[0].stack.is_empty() || r.outstanding[0].stack_id == StackId::NONE);
     assert_eq!(r.lost_events, 3);
 }
+
+#[test]
+fn an_exited_childs_inherited_fds_are_not_listed_as_its_sites() {
+    let mut s = State::default();
+    s.attach(T, b"server".to_vec(), Limits::default(), &[], 0);
+    open_at(&mut s, MS, 3, 1, b"/srv/listen");
+    s.on_fork(T, 8, 2 * MS);
+    // The child leaks a file of its own, then exits with both.
+    let own = Syscall {
+        tid: 8,
+        tgid: 8,
+        ts_ns: 3 * MS,
+        nr: 257,
+        ret: 4,
+        args: [0; 6],
+        data_kind: data_kind::PATH,
+        data: b"/tmp/own",
+    };
+    s.on_syscall(&own, StackId(2));
+    s.on_exit(8, 4 * MS);
+    let r = build(&s, 5 * MS, 0, &ReportOptions::default(), frames);
+    let child: Vec<(u32, StackId)> = r
+        .outstanding
+        .iter()
+        .filter(|o| o.pid == 8)
+        .map(|o| (o.count, o.stack_id))
+        .collect();
+    assert_eq!(child, vec![(1, StackId(2))], "only the fd the child opened itself");
+    assert!(r.outstanding.iter().any(|o| o.pid == T && o.stack_id == StackId(1)));
+    let summary = r.processes.iter().find(|p| p.pid == 8).map(|p| p.open_fds);
+    assert_eq!(summary, Some(2), "the summary still counts what was open at exit");
+}
