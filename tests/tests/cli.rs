@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use integration_tests::{can_trace, fixture, run_json, sites, tracer, tracer_bin};
+use integration_tests::{can_trace, fixture, run_json, sites, stack_functions, tracer, tracer_bin};
 
 fn no_panic(stderr: &str) {
     assert!(!stderr.contains("panicked"), "tracer panicked:\n{stderr}");
@@ -149,4 +149,35 @@ fn missing_tracefs_is_mounted() {
     assert!(out.status.success(), "{stderr}{}", String::from_utf8_lossy(&out.stdout));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert!(report["processes"].is_array());
+}
+
+/// `--kernel-stack` needs kprobes: where the kernel has them the leak's stack starts with kernel
+/// frames; where it has not (our CI kernels), tracer refuses at start-up and says why.
+#[test]
+fn kernel_stack_is_given_or_refused_clearly() {
+    if !can_trace("kernel_stack_is_given_or_refused_clearly") {
+        return;
+    }
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let bin = fixture("leaky_error_path").to_string_lossy().into_owned();
+    let out = tracer(&["run", "--kernel-stack", "--format", "json", "--", &bin, "60", "5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    no_panic(&stderr);
+    if kprobes {
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        let leak = report["suspects"][0].clone();
+        assert_eq!(leak["stack"][0]["module"], "[kernel]", "{leak:#}");
+        assert!(stack_functions(&leak).iter().any(|f| f == "load_config"), "{leak:#}");
+    } else {
+        assert_ne!(out.status.code(), Some(0));
+        assert!(
+            stderr.contains("--kernel-stack needs kprobes") && stderr.contains("run without --kernel-stack"),
+            "a clear refusal: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "the command is not run without the probes it asked for"
+        );
+    }
 }

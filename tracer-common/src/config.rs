@@ -15,6 +15,14 @@ pub const CAPTURE_MAP: &str = "CAPTURE";
 pub const LOSS_MAP: &str = "LOSSES";
 /// Stack-trace map for `--stack fp`.
 pub const STACKS_MAP: &str = "STACKS";
+/// Kernel stack-trace map for `--kernel-stack` (one entry unless enabled).
+pub const KSTACKS_MAP: &str = "KSTACKS";
+/// Kernel stacks in the kernel map when the option is on.
+pub const KSTACKS_ENTRIES: u32 = 16384;
+/// Global (`aya_ebpf::Global<u32>`): non-zero attaches kernel stacks of fd installation.
+pub const KERNEL_STACK_GLOBAL: &str = "KERNEL_STACK";
+/// The kprobe program and the kernel function it hooks for `--kernel-stack`.
+pub const KSTACK_PROGRAM: &str = "fd_install";
 
 /// Global (`aya_ebpf::Global<u32>`) selecting how user stacks are captured: a [`StackMode`] value.
 pub const STACK_MODE_GLOBAL: &str = "STACK_MODE";

@@ -163,7 +163,7 @@ mod tests {
             data_len: 4,
             stack_len: 0,
             msg_index: 0,
-            _pad: 0,
+            kernel_stack_id: -1,
             data: [0; DATA_MAX],
         };
         rec.data[..4].copy_from_slice(b"/tmp");

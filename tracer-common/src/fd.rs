@@ -45,7 +45,8 @@ pub struct SyscallRecord {
     pub stack_len: u32,
     /// For `recvmmsg`: which message this record describes.
     pub msg_index: u32,
-    pub _pad: u32,
+    /// Kernel stack id of the fd's installation (`--kernel-stack`; negative: none).
+    pub kernel_stack_id: i32,
     pub data: [u8; DATA_MAX],
 }
 

@@ -22,8 +22,8 @@ use tracer_common::{
 
 use crate::{
     maps::{
-        CAPTURE, EVENTS, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACKS, count_loss, now, submit_flags,
-        traced_state,
+        CAPTURE, EVENTS, KERNEL_STACK, KSTACK_PENDING, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACKS,
+        count_loss, now, submit_flags, traced_state,
     },
     regs,
 };
@@ -297,7 +297,14 @@ unsafe fn fill(
         (*rec).data_len = 0;
         (*rec).stack_len = 0;
         (*rec).msg_index = 0;
-        (*rec)._pad = 0;
+        (*rec).kernel_stack_id = -1;
+        if KERNEL_STACK.load() != 0 {
+            let tid = bpf_get_current_pid_tgid() as u32;
+            if let Some(id) = KSTACK_PENDING.get_ptr(&tid) {
+                (*rec).kernel_stack_id = *id as i32;
+                let _ = KSTACK_PENDING.remove(&tid);
+            }
+        }
         let data = &mut (*rec).data;
         match extra {
             Extra::None => {}

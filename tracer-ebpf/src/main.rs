@@ -1,17 +1,20 @@
 //! tracer's kernel programs. Small and dumb on purpose: filter by the traced process set, capture,
 //! emit. What a syscall means for an fd table is decided in the agent.
 //!
-//! Hooks (all load on kernels without kprobes or BPF trampolines):
+//! Hooks (all but the optional kprobe load on kernels without kprobes or BPF trampolines):
 //! - `raw_tracepoint/sys_exit` ([`fd`]): results of fd-creating and fd-closing syscalls.
 //! - `syscalls/sys_enter_{clone,clone3,fork,vfork}` and `sched/sched_process_{fork,exec,exit}`
 //!   ([`process`]): follow children, exec and exit; `sched/sched_process_free`: zombies reaped.
 //! - `filelock/{flock,posix}_lock_inode` ([`lock`]): lock attempts, waits and releases.
 //! - `signal/signal_{generate,deliver}` ([`signal`]): signals sent, merged, ignored, handled.
+//! - Optional, where kprobes exist: `kprobe/fd_install` ([`kstack`]) for `--kernel-stack`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod fd;
+#[cfg(target_arch = "bpf")]
+mod kstack;
 #[cfg(target_arch = "bpf")]
 mod lock;
 #[cfg(target_arch = "bpf")]

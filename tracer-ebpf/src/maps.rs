@@ -27,6 +27,18 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 #[map]
 pub static CLONE_FLAGS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 
+/// Kernel stacks for `--kernel-stack` (resized by the loader; one entry otherwise).
+#[map]
+pub static KSTACKS: StackTrace = StackTrace::with_max_entries(1, 0);
+
+/// Kernel stack id of the last fd installed by a thread, read by its `sys_exit`.
+#[map]
+pub static KSTACK_PENDING: HashMap<u32, i64> = HashMap::with_max_entries(16384, 0);
+
+/// Non-zero: `--kernel-stack` (the kprobe is attached).
+#[unsafe(no_mangle)]
+pub static KERNEL_STACK: Global<u32> = Global::new(0);
+
 /// Lock owners (`fl_owner`: an open file or an fd table) a traced process took a lock with, so
 /// their release is seen whoever releases them (a forked child, the last close, exit).
 #[map]

@@ -93,6 +93,11 @@ pub struct CommonArgs {
     /// Do not report syscalls failing with EBADF (programs that probe fds on purpose).
     #[arg(long)]
     pub no_ebadf: bool,
+    /// Add the kernel stack of each fd's installation (kprobe on fd_install): which kernel path
+    /// made it (io_uring, a socket accept, ...). Needs a kernel with kprobes; refused clearly
+    /// where there are none.
+    #[arg(long)]
+    pub kernel_stack: bool,
     /// A lock held longer than this while others wait for it is a suspect.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub lock_hold: Duration,

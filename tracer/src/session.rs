@@ -40,6 +40,7 @@ fn probe_options(c: &CommonArgs) -> ProbeOptions {
         trace_all: false,
         report_ebadf: !c.no_ebadf,
         close_stacks: c.close_stacks,
+        kernel_stack: c.kernel_stack,
     }
 }
 

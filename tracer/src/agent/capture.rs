@@ -14,21 +14,42 @@ impl Tracker {
         let Some(d) = v.detail else {
             return StackId::NONE;
         };
+        // `--kernel-stack`: the kernel frames of the fd's installation come first.
+        let mut kernel = std::mem::take(&mut self.kernel_scratch);
+        kernel.clear();
+        if d.kernel_stack_id >= 0 {
+            self.probes.kernel_stack(d.kernel_stack_id as u32, &mut kernel);
+        }
+        let id = self.user_stack_of(tgid, v, d, &kernel);
+        self.kernel_scratch = kernel;
+        id
+    }
+
+    fn user_stack_of(
+        &mut self,
+        tgid: u32,
+        v: &SyscallView<'_>,
+        d: &tracer_common::fd::SyscallRecord,
+        kernel: &[u64],
+    ) -> StackId {
         match self.stack_mode {
-            StackMode::None => StackId::NONE,
+            StackMode::None if kernel.is_empty() => StackId::NONE,
+            StackMode::None => self.intern(tgid, kernel, &[]),
             StackMode::FramePointer => {
-                if d.stack_id < 0 {
-                    return StackId::NONE;
-                }
-                if let Some(id) = self.fp_ids.get(&(tgid, d.stack_id)) {
+                let key = (tgid, d.stack_id, d.kernel_stack_id);
+                if let Some(id) = self.fp_ids.get(&key) {
                     return *id;
                 }
                 let mut addrs = std::mem::take(&mut self.scratch);
-                self.probes.fp_stack(d.stack_id as u32, &mut addrs);
-                self.truncate_at_garbage(tgid, &mut addrs);
-                let id = self.intern(tgid, &addrs);
+                if d.stack_id >= 0 {
+                    self.probes.fp_stack(d.stack_id as u32, &mut addrs);
+                    self.truncate_at_garbage(tgid, &mut addrs);
+                } else {
+                    addrs.clear();
+                }
+                let id = self.intern(tgid, kernel, &addrs);
                 self.scratch = addrs;
-                self.fp_ids.insert((tgid, d.stack_id), id);
+                self.fp_ids.insert(key, id);
                 id
             }
             StackMode::Dwarf => {
@@ -51,7 +72,7 @@ impl Tracker {
                 if !known && self.refresh_modules(tgid) {
                     self.unwind_into(tgid, regs, v.stack, &mut addrs);
                 }
-                let id = self.intern(tgid, &addrs);
+                let id = self.intern(tgid, kernel, &addrs);
                 self.scratch = addrs;
                 id
             }
@@ -104,14 +125,23 @@ impl Tracker {
         self.modules.get(&tgid)
     }
 
-    /// Interns a stack, normalizing it against the process's current modules.
-    fn intern(&mut self, tgid: u32, addrs: &[u64]) -> StackId {
-        if let Some(id) = self.stacks.find(tgid, addrs) {
-            return id;
-        }
-        self.modules_covering(tgid, addrs);
-        let id = self.stacks.insert(tgid, addrs, self.modules.get(&tgid));
-        self.note_maps_known(tgid, addrs);
+    /// Interns a stack (kernel frames, if any, then user frames), normalizing the user frames
+    /// against the process's current modules.
+    fn intern(&mut self, tgid: u32, kernel: &[u64], addrs: &[u64]) -> StackId {
+        let mut all = std::mem::take(&mut self.combined_scratch);
+        all.clear();
+        all.extend_from_slice(kernel);
+        all.extend_from_slice(addrs);
+        let id = match self.stacks.find(tgid, &all) {
+            Some(id) => id,
+            None => {
+                self.modules_covering(tgid, addrs);
+                let id = self.stacks.insert(tgid, &all, self.modules.get(&tgid));
+                self.note_maps_known(tgid, addrs);
+                id
+            }
+        };
+        self.combined_scratch = all;
         id
     }
 

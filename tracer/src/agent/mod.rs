@@ -61,8 +61,11 @@ pub struct Tracker {
     unwinder: DwarfUnwinder,
     modules: HashMap<u32, ModuleMap>,
     /// Kernel stack-map ids already interned, per process (fp mode).
-    fp_ids: HashMap<(u32, i64), StackId>,
+    /// Keyed by (process, user stack id, kernel stack id).
+    fp_ids: HashMap<(u32, i64, i32), StackId>,
     scratch: Vec<u64>,
+    kernel_scratch: Vec<u64>,
+    combined_scratch: Vec<u64>,
     /// Processes given on the command line (watch) or started (run).
     pub targets: Vec<u32>,
     /// The agent's IPC namespace (what /proc/sysvipc lists).
@@ -92,6 +95,8 @@ impl Agent {
             modules: HashMap::new(),
             fp_ids: HashMap::new(),
             scratch: Vec::with_capacity(MAX_FRAMES),
+            kernel_scratch: Vec::new(),
+            combined_scratch: Vec::new(),
             targets: Vec::new(),
             ipc_namespace: sysv::ipc_namespace("self"),
             maps_pending: HashMap::new(),

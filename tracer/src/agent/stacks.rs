@@ -91,11 +91,23 @@ impl StackStore {
         let Some(stack) = self.get(id) else {
             return Vec::new();
         };
-        let resolved: Vec<NormalizedFrame> = stack.frames.iter().flatten().cloned().collect();
+        // Kernel frames (`--kernel-stack`) come first and live in the kernel's upper half.
+        let kernel = stack.addresses.iter().take_while(|a| is_kernel_address(**a)).count();
+        let mut out = Vec::with_capacity(stack.addresses.len());
+        for f in symbols.symbolize_kernel(&stack.addresses[..kernel]) {
+            out.push(Frame {
+                address: format!("{:#x}", f.address),
+                function: f.function,
+                file: f.file,
+                line: f.line,
+                module: f.module,
+                inlined: f.inlined,
+            });
+        }
+        let resolved: Vec<NormalizedFrame> = stack.frames[kernel..].iter().flatten().cloned().collect();
         let symbolized = symbols.symbolize(&resolved);
         let mut sym = symbolized.into_iter().peekable();
-        let mut out = Vec::with_capacity(stack.addresses.len());
-        for (addr, norm) in stack.addresses.iter().zip(stack.frames.iter()) {
+        for (addr, norm) in stack.addresses[kernel..].iter().zip(stack.frames[kernel..].iter()) {
             let mut any = false;
             if norm.is_some() {
                 while let Some(f) = sym.next_if(|f| f.address == *addr) {
@@ -125,6 +137,11 @@ impl StackStore {
     }
 }
 
+/// x86_64 kernel addresses are in the canonical upper half.
+pub fn is_kernel_address(addr: u64) -> bool {
+    addr >= 0xffff_8000_0000_0000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +165,18 @@ mod tests {
             .map(|s| (s.frames[0].as_ref().map(|f| f.file_offset), s.frames[1].is_none()));
         assert_eq!(s, Some((Some(0x1010), true)));
         assert!(store.get(c).is_some_and(|s| s.frames.iter().all(Option::is_none)));
+    }
+
+    #[test]
+    fn kernel_frames_come_first_and_are_not_normalized() {
+        let mut store = StackStore::default();
+        let map = ModuleMap::from_maps_text(MAPS);
+        let kernel = 0xffff_ffff_8100_0000u64;
+        assert!(is_kernel_address(kernel) && !is_kernel_address(0x7fff_ffff_f000));
+        let id = store.insert(1, &[kernel, kernel + 0x40, 0x5555_5555_4010], Some(&map));
+        let frames = store.frames(&mut Symbols::new(), id);
+        let modules: Vec<Option<&str>> = frames.iter().map(|f| f.module.as_deref()).collect();
+        assert_eq!(modules, vec![Some("[kernel]"), Some("[kernel]"), Some("/usr/bin/demo")]);
+        assert_eq!(frames[0].address, format!("{kernel:#x}"));
     }
 }

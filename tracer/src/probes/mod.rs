@@ -8,7 +8,7 @@ mod tracefs;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{RawTracePoint, TracePoint},
+    programs::{KProbe, RawTracePoint, TracePoint},
 };
 use tracer_common::{
     config::{self, LOSS_COUNTERS, StackMode},
@@ -29,6 +29,11 @@ pub enum ProbeError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error(
+        "--kernel-stack needs kprobes, and this kernel refused one on {function} ({reason}); kernels built \
+         without CONFIG_KPROBES cannot give kernel stacks of fd allocation: run without --kernel-stack"
+    )]
+    KernelStackUnsupported { function: &'static str, reason: String },
     #[error("map {0} is missing from the eBPF object (agent and programs from different builds?)")]
     MissingMap(&'static str),
     #[error("map {name}")]
@@ -52,6 +57,8 @@ pub struct ProbeOptions {
     pub report_ebadf: bool,
     /// Capture a stack for every close too (to name the first close of a double close).
     pub close_stacks: bool,
+    /// Add kernel stacks of fd installation (needs kprobes).
+    pub kernel_stack: bool,
 }
 
 impl Default for ProbeOptions {
@@ -63,6 +70,7 @@ impl Default for ProbeOptions {
             trace_all: false,
             report_ebadf: true,
             close_stacks: false,
+            kernel_stack: false,
         }
     }
 }
@@ -74,6 +82,7 @@ pub struct Probes {
     exited: HashMap<MapData, u32, u8>,
     losses: PerCpuArray<MapData, u64>,
     stacks: Option<StackTraceMap<MapData>>,
+    kernel_stacks: Option<StackTraceMap<MapData>>,
 }
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
@@ -108,8 +117,12 @@ impl Probes {
         // Wake the agent when an eighth of the buffer is waiting; its tick drains the rest.
         let wakeup = u64::from(opts.ring_buffer_bytes / 8).max(64 * 1024);
         let badf = u32::from(opts.report_ebadf);
+        let kstack = u32::from(opts.kernel_stack);
+        let kstack_entries = if opts.kernel_stack { config::KSTACKS_ENTRIES } else { 1 };
         let mut ebpf = EbpfLoader::new()
             .override_global(config::BADF_GLOBAL, &badf, true)
+            .override_global(config::KERNEL_STACK_GLOBAL, &kstack, true)
+            .map_max_entries(config::KSTACKS_MAP, kstack_entries)
             .override_global(config::STACK_MODE_GLOBAL, &mode, true)
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
@@ -144,13 +157,20 @@ impl Probes {
             None
         };
 
+        let kernel_stacks = if opts.kernel_stack {
+            Some(take(&mut ebpf, config::KSTACKS_MAP)?)
+        } else {
+            None
+        };
         let mut probes = Probes {
             ebpf,
             traced,
             exited,
             losses,
             stacks,
+            kernel_stacks,
         };
+
         // Process tracking first, so no child forked during attach is missed.
         probes.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
         probes.attach_tracepoint("sched_process_exec", "sched", "sched_process_exec")?;
@@ -172,7 +192,37 @@ impl Probes {
         prog.load().map_err(|source| program_error("sys_exit", source))?;
         prog.attach("sys_exit")
             .map_err(|source| program_error("sys_exit", source))?;
+        // The optional kprobe last, so that everything it feeds was verified with it on (a
+        // kernel without kprobes then refuses only the attach, with a clear message).
+        if opts.kernel_stack {
+            probes.attach_kernel_stack_probe()?;
+        }
         Ok(probes)
+    }
+
+    /// `kprobe/fd_install`: kernels without kprobes (ours: no CONFIG_KPROBES) refuse the attach.
+    fn attach_kernel_stack_probe(&mut self) -> Result<(), ProbeError> {
+        let function = config::KSTACK_PROGRAM;
+        let p: &mut KProbe = self
+            .ebpf
+            .program_mut(function)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap("fd_install program"))?;
+        p.load().map_err(|source| program_error("fd_install", source))?;
+        p.attach(function, 0).map_err(|source| {
+            if is_permission(&source) {
+                return ProbeError::NoPrivileges(format!("{function}: {source}"));
+            }
+            let mut reason = source.to_string();
+            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&source);
+            while let Some(e) = cur {
+                reason.push_str(": ");
+                reason.push_str(&e.to_string());
+                cur = e.source();
+            }
+            ProbeError::KernelStackUnsupported { function, reason }
+        })?;
+        Ok(())
     }
 
     fn attach_tracepoint(&mut self, prog: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
@@ -229,6 +279,16 @@ impl Probes {
             }
         }
         out
+    }
+
+    /// A kernel stack captured at fd installation (`--kernel-stack`), innermost first.
+    pub fn kernel_stack(&self, id: u32, out: &mut Vec<u64>) {
+        out.clear();
+        if let Some(stacks) = &self.kernel_stacks
+            && let Ok(trace) = stacks.get(&id, 0)
+        {
+            out.extend(trace.frames().iter().map(|f| f.ip).filter(|ip| *ip != 0));
+        }
     }
 
     /// A frame-pointer user stack captured by the kernel (`--stack fp`).

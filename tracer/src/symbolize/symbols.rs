@@ -5,7 +5,7 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 
 use blazesym::symbolize::{
     Input, Symbolized, Symbolizer,
-    source::{Elf, Source},
+    source::{Elf, Kernel, Source},
 };
 
 use super::maps::NormalizedFrame;
@@ -31,6 +31,8 @@ type CacheKey = (Arc<Path>, Option<(u64, u64)>, u64);
 pub struct Symbols {
     symbolizer: Symbolizer,
     cache: HashMap<CacheKey, Resolved>,
+    /// Kernel addresses already resolved (`--kernel-stack`).
+    kernel_cache: HashMap<u64, Option<String>>,
 }
 
 impl Default for Symbols {
@@ -56,6 +58,7 @@ impl Symbols {
         Symbols {
             symbolizer,
             cache: HashMap::new(),
+            kernel_cache: HashMap::new(),
         }
     }
 
@@ -78,6 +81,41 @@ impl Symbols {
             }
         }
         out
+    }
+
+    /// Kernel frames (innermost first) from kallsyms: function names, module `[kernel]`.
+    pub fn symbolize_kernel(&mut self, addrs: &[u64]) -> Vec<SymbolizedFrame> {
+        let src = Source::Kernel(Kernel {
+            // kallsyms of the running kernel; a vmlinux with DWARF is rarely installed.
+            debug_syms: false,
+            ..Kernel::default()
+        });
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                // Return addresses point after the call.
+                let lookup = if i == 0 { *a } else { a.saturating_sub(1) };
+                let function = self
+                    .kernel_cache
+                    .entry(lookup)
+                    .or_insert_with(
+                        || match self.symbolizer.symbolize_single(&src, Input::AbsAddr(lookup)) {
+                            Ok(Symbolized::Sym(sym)) => Some(sym.name.to_string()),
+                            _ => None,
+                        },
+                    )
+                    .clone();
+                SymbolizedFrame {
+                    address: *a,
+                    function,
+                    file: None,
+                    line: None,
+                    module: Some("[kernel]".to_owned()),
+                    inlined: false,
+                }
+            })
+            .collect()
     }
 
     /// Resolves `offset` in the frame's module, innermost inlined function first.

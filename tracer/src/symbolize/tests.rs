@@ -215,3 +215,30 @@ fn unsymbolizable_frames_keep_address_and_module() {
         ]
     );
 }
+
+/// The address of a kernel function from /proc/kallsyms (None when hidden: not root, or
+/// kptr_restrict).
+fn kallsyms_address(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let addr = u64::from_str_radix(f.next()?, 16).ok()?;
+        let _kind = f.next()?;
+        (f.next()? == name && addr != 0).then_some(addr)
+    })
+}
+
+#[test]
+fn kernel_frames_are_named_from_kallsyms() {
+    let Some(addr) = kallsyms_address("fd_install") else {
+        eprintln!("kernel_frames_are_named_from_kallsyms: skipped: /proc/kallsyms hides addresses (run as root)");
+        return;
+    };
+    let mut symbols = Symbols::new();
+    // Innermost frame: the address itself; callers: return addresses (looked up at address - 1).
+    let frames = symbols.symbolize_kernel(&[addr, addr + 1]);
+    let names: Vec<Option<&str>> = frames.iter().map(|f| f.function.as_deref()).collect();
+    assert_eq!(names, vec![Some("fd_install"), Some("fd_install")]);
+    assert!(frames.iter().all(|f| f.module.as_deref() == Some("[kernel]")));
+    assert_eq!(frames[1].address, addr + 1, "the address shown is the one captured");
+}
