@@ -365,3 +365,31 @@ fn double_close_and_use_after_close_name_both_closes() {
         twin.report["incidents"]
     );
 }
+
+#[test]
+fn fork_failing_with_eagain_is_reported_with_the_stack() {
+    if !can_trace("fork_failing_with_eagain_is_reported_with_the_stack") {
+        return;
+    }
+    let t = run_traced(&[], &[&path_of("fork_limit")]);
+    assert_eq!(t.code, 0, "stderr: {}\nstdout: {}", t.stderr, t.stdout);
+    assert_eq!(announced(&t, "EAGAIN after ").len(), 1, "{}", t.stdout);
+    let f = incidents(&t.report, "limit_failure");
+    let f = f
+        .iter()
+        .find(|i| i["errno"] == "EAGAIN")
+        .unwrap_or_else(|| panic!("no fork EAGAIN:\n{:#}", t.report["incidents"]));
+    assert!(
+        ["clone", "clone3", "fork"].contains(&f["syscall"].as_str().unwrap_or("")),
+        "{f:#}"
+    );
+    assert!(stack_functions(f).iter().any(|s| s == "spawn_child"), "{f:#}");
+
+    let twin = run_traced(&[], &[&path_of("fork_limit"), "--fixed"]);
+    assert_eq!(twin.code, 0);
+    assert!(
+        incidents(&twin.report, "limit_failure").is_empty(),
+        "{:#}",
+        twin.report["incidents"]
+    );
+}
