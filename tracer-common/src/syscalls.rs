@@ -339,9 +339,24 @@ pub const X86_64: &[SyscallSpec] = &[
     other(435, "clone3", E::Fork, FORK),
 ];
 
+/// `X86_64` index + 1 by syscall number (0: not followed), built at compile time: the agent
+/// looks a spec up for every record.
+const SPEC_INDEX: [u8; crate::config::MAX_SYSCALL_NR as usize] = {
+    let mut t = [0u8; crate::config::MAX_SYSCALL_NR as usize];
+    let mut i = 0;
+    while i < X86_64.len() {
+        t[X86_64[i].nr as usize] = (i + 1) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// The spec of a syscall number, if the tracer follows it.
 pub fn spec(nr: u32) -> Option<&'static SyscallSpec> {
-    X86_64.iter().find(|s| s.nr == nr)
+    match SPEC_INDEX.get(nr as usize).copied() {
+        None | Some(0) => None,
+        Some(i) => X86_64.get(usize::from(i) - 1),
+    }
 }
 
 /// Other syscalls that take a descriptor, by number: names for "failed with EBADF" reports.
@@ -437,6 +452,16 @@ pub const NR_CLONE3: u32 = 435;
 #[cfg(all(test, feature = "user"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spec_lookup_finds_every_entry() {
+        for s in X86_64 {
+            assert_eq!(spec(s.nr).map(|x| x.name), Some(s.name));
+        }
+        assert!(spec(0).is_none(), "read is not followed");
+        assert!(spec(10_000).is_none());
+        assert!(X86_64.len() < 255);
+    }
 
     #[test]
     fn numbers_are_unique_and_in_range() {

@@ -231,6 +231,22 @@ fn interrupt(child: &Child) {
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
 }
 
+/// Stops a tool the way a user would (SIGINT, which bpftrace sometimes misses right after its
+/// BEGIN probe ran: it is sent again every second), killing it after 30 s.
+fn stop(child: &mut Child) {
+    for _ in 0..30 {
+        interrupt(child);
+        for _ in 0..10 {
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// One churn run under `config`.
 fn measure(env: &Env, config: Config, kind: &str, n: u64, threads: u32) -> Result<Sample> {
     let n = (n / config.scale()).max(100);
@@ -300,8 +316,7 @@ fn measure(env: &Env, config: Config, kind: &str, n: u64, threads: u32) -> Resul
                 std::thread::sleep(Duration::from_millis(20));
             }
             let elapsed = churn.go()?;
-            interrupt(&bt);
-            let _ = bt.wait();
+            stop(&mut bt);
             Ok(Sample {
                 ns_per_op: elapsed as f64 / n as f64,
                 ..Default::default()
@@ -684,9 +699,11 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
             i.mode, i.ring_mib, i.events_per_s, i.records, i.lost, i.max_rss_kib
         );
     }
-    println!(
-        "\nMemory: {mem_fds} outstanding fds tracked: agent anonymous RSS {mem_loaded} KiB vs {mem_base} KiB holding none: {mem_per_fd:.0} bytes per tracked fd"
-    );
+    if wanted("memory") {
+        println!(
+            "\nMemory: {mem_fds} outstanding fds tracked: agent anonymous RSS {mem_loaded} KiB vs {mem_base} KiB holding none: {mem_per_fd:.0} bytes per tracked fd"
+        );
+    }
 
     // The JSON.
     let mut j = String::from("{\n");

@@ -59,10 +59,10 @@ pub struct Tracker {
     pub stacks: StackStore,
     stack_mode: StackMode,
     unwinder: DwarfUnwinder,
-    modules: HashMap<u32, ModuleMap>,
+    modules: HashMap<u32, ModuleMap, foldhash::fast::RandomState>,
     /// Kernel stack-map ids already interned, per process (fp mode).
     /// Keyed by (process, user stack id, kernel stack id).
-    fp_ids: HashMap<(u32, i64, i32), StackId>,
+    fp_ids: HashMap<(u32, i64, i32), StackId, foldhash::fast::RandomState>,
     scratch: Vec<u64>,
     kernel_scratch: Vec<u64>,
     combined_scratch: Vec<u64>,
@@ -92,8 +92,8 @@ impl Agent {
             stacks: StackStore::default(),
             stack_mode: opts.stack_mode,
             unwinder: DwarfUnwinder::new(),
-            modules: HashMap::new(),
-            fp_ids: HashMap::new(),
+            modules: HashMap::default(),
+            fp_ids: HashMap::default(),
             scratch: Vec::with_capacity(MAX_FRAMES),
             kernel_scratch: Vec::new(),
             combined_scratch: Vec::new(),
@@ -263,6 +263,8 @@ impl Tracker {
         if core.ret >= 0 {
             match syscalls::spec(core.nr).map(|s| s.effect) {
                 Some(Effect::IpcGet(kind)) => self.note_ipc_namespace(tgid, kind, core.ret as i32),
+                // Closes (most records) leave nothing to describe.
+                Some(Effect::Close | Effect::CloseRange) => {}
                 _ => self.describe_unknown_now(&sc),
             }
         }

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, Hasher, RandomState},
+    hash::{BuildHasher, Hasher},
 };
 
 use crate::{
@@ -22,9 +22,9 @@ pub struct StoredStack {
 
 #[derive(Default)]
 pub struct StackStore {
-    by_hash: HashMap<u64, Vec<StackId>>,
+    by_hash: HashMap<u64, Vec<StackId>, foldhash::fast::RandomState>,
     stacks: Vec<StoredStack>,
-    hasher: RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl StackStore {

@@ -33,7 +33,7 @@ pub struct OpenFd {
 
 #[derive(Clone, Debug, Default)]
 pub struct FdTable {
-    fds: HashMap<i32, OpenFd>,
+    fds: HashMap<i32, OpenFd, foldhash::fast::RandomState>,
 }
 
 impl FdTable {

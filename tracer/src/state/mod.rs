@@ -37,7 +37,8 @@ pub struct ProcFd {
 
 #[derive(Debug, Default)]
 pub struct State {
-    pub processes: HashMap<u32, ProcessState>,
+    /// Looked up for every record: a fast hasher.
+    pub processes: HashMap<u32, ProcessState, foldhash::fast::RandomState>,
     pub sites: SiteTable,
     /// SysV IPC objects (system-wide: they outlive their creators).
     pub ipc: ipc::IpcTable,

@@ -34,7 +34,7 @@ pub struct ProcessState {
     /// An allocation reused a number the agent still thought open (a missed close).
     pub stale_replaced: u64,
     /// The last close of each descriptor number (double close, use after close).
-    pub closed: HashMap<i32, ClosedFd>,
+    pub closed: HashMap<i32, ClosedFd, foldhash::fast::RandomState>,
     /// Signals received, by number.
     pub signals: SignalTable,
     /// Children that exited and were not reaped.

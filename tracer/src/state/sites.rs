@@ -126,7 +126,7 @@ impl SiteStats {
 
 #[derive(Debug, Default)]
 pub struct SiteTable {
-    ids: HashMap<SiteKey, SiteId>,
+    ids: HashMap<SiteKey, SiteId, foldhash::fast::RandomState>,
     stats: Vec<SiteStats>,
 }
 
