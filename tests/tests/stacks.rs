@@ -233,3 +233,83 @@ fn a_binary_deleted_while_running_is_still_symbolized() {
     check_site(&report, "leak_open", "serve_files", "open");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits for `path` to exist (at most 60 s).
+fn wait_for(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Resumes (and on failure kills) a tracer the test stopped.
+struct Stopped(u32);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: plain signals to a child process this test started.
+        unsafe {
+            libc::kill(self.0 as i32, libc::SIGCONT);
+            if std::thread::panicking() {
+                libc::kill(self.0 as i32, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_process_gone_before_the_agent_looked_is_still_symbolized() {
+    // The agent is stopped from before the program's exec until after its exit, as an agent on a
+    // loaded host is late: /proc/PID/maps is never readable for it, so its stacks can only come
+    // from its own records (auxv at exec, the loader's opens and code mappings).
+    if !can_trace("gone before the agent looked") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tracer-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let (fifo, ready, done, out) = (
+        dir.join("go"),
+        dir.join("ready"),
+        dir.join("done"),
+        dir.join("report.json"),
+    );
+    let c_fifo = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap_or_default();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    let bin = fixture_built("nofp_leaks", Build::Optimized);
+    let script = "echo > \"$1\"; read x < \"$2\"; \"$0\" 40 20; echo > \"$3\"";
+    let child = Command::new(integration_tests::tracer_bin())
+        .args(["run", "--format", "json", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", script])
+        .args([&bin, &ready, &fifo, &done])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run tracer: {e}"));
+    let stopped = Stopped(child.id());
+    wait_for(&ready);
+    // Let the agent take in the shell, then stop it for the fixture's whole life.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: a signal to the tracer this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    std::fs::write(&fifo, "go\n").unwrap_or_else(|e| panic!("{e}"));
+    wait_for(&done);
+    drop(stopped);
+    let result = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("no report ({e}): {stderr}"));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    check_site(&report, "leak_open", "serve_files", "open");
+    check_site(&report, "leak_socket", "serve_sockets", "socket");
+    check_site(&report, "leak_accept", "serve_connections", "accept");
+    check_site(&report, "leak_received", "serve_messages", "scm");
+    let _ = std::fs::remove_dir_all(&dir);
+}

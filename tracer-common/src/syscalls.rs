@@ -44,6 +44,8 @@ pub enum ArgFilter {
     IpcRmid(u8),
     /// `arg[N] > FD_SETSIZE`: `select` given descriptors its fd_set cannot hold.
     AboveFdSetSize(u8),
+    /// `mmap(addr, len, prot, flags, fd, off)` of a file with `PROT_EXEC`: code being loaded.
+    CodeMapping,
 }
 
 /// Where the kernel finds the extra bytes of a record.
@@ -58,6 +60,9 @@ pub enum DataSource {
     MsgHdr(u8),
     /// `struct mmsghdr *` in argument N: control buffers of the first messages received.
     MmsgHdr(u8),
+    /// After a successful exec: the new image's initial stack (argc, argv, envp, auxv), copied
+    /// from the new stack pointer as a stack record, whatever the stack mode but `none`.
+    InitialStack,
 }
 
 pub mod bits {
@@ -84,6 +89,8 @@ pub mod bits {
     pub const FILTER_MASK: u32 = 0x3;
     pub const FILTER_IPC_RMID: u32 = 1;
     pub const FILTER_ABOVE_FD_SETSIZE: u32 = 2;
+    pub const FILTER_CODE_MAPPING: u32 = 3;
+    pub const DATA_INITIAL_STACK: u32 = 5;
     pub const FILTER_ARG_SHIFT: u32 = 18;
 }
 
@@ -107,6 +114,7 @@ impl Capture {
             ArgFilter::None => (0, 0),
             ArgFilter::IpcRmid(a) => (bits::FILTER_IPC_RMID, a),
             ArgFilter::AboveFdSetSize(a) => (bits::FILTER_ABOVE_FD_SETSIZE, a),
+            ArgFilter::CodeMapping => (bits::FILTER_CODE_MAPPING, 0),
         };
         b |= (f << bits::FILTER_SHIFT) | (((fa as u32) & bits::ARG_MASK) << bits::FILTER_ARG_SHIFT);
         let (d, a) = match self.data {
@@ -115,6 +123,7 @@ impl Capture {
             DataSource::FdPair(a) => (bits::DATA_FD_PAIR, a),
             DataSource::MsgHdr(a) => (bits::DATA_MSGHDR, a),
             DataSource::MmsgHdr(a) => (bits::DATA_MMSGHDR, a),
+            DataSource::InitialStack => (bits::DATA_INITIAL_STACK, 0),
         };
         b | (d << bits::DATA_SHIFT) | (((a as u32) & bits::ARG_MASK) << bits::ARG_SHIFT)
     }
@@ -157,6 +166,11 @@ pub enum Effect {
     SelectBeyondFdSetSize,
     /// fork, vfork, clone, clone3: only failures are recorded.
     Fork,
+    /// `execve`/`execveat` succeeded: where the new program and its loader were placed (auxv),
+    /// so a process that exits before its maps are read still has its stacks symbolized.
+    Exec,
+    /// A file mapped with `PROT_EXEC` (the loader mapping a library): its code's address range.
+    MapCode,
 }
 
 /// How the agent should describe a new fd before it can look at `/proc` (the syscall tells a lot).
@@ -265,6 +279,18 @@ const FORK: Capture = Capture {
     fail_class: FailClass::Again,
     ..PLAIN
 };
+/// Layout records: successes only, no stack of their own.
+const EXEC: Capture = Capture {
+    data: DataSource::InitialStack,
+    failures: false,
+    ..PLAIN
+};
+const MAP_CODE: Capture = Capture {
+    stack: false,
+    failures: false,
+    filter: ArgFilter::CodeMapping,
+    ..PLAIN
+};
 
 use DataSource as D;
 use Effect as E;
@@ -337,6 +363,9 @@ pub const X86_64: &[SyscallSpec] = &[
     other(58, "vfork", E::Fork, FORK),
     other(56, "clone", E::Fork, FORK),
     other(435, "clone3", E::Fork, FORK),
+    other(59, "execve", E::Exec, EXEC),
+    other(322, "execveat", E::Exec, EXEC),
+    other(9, "mmap", E::MapCode, MAP_CODE),
 ];
 
 /// `X86_64` index + 1 by syscall number (0: not followed), built at compile time: the agent
@@ -434,6 +463,14 @@ pub const fn fcntl_is_dup(cmd: u64) -> bool {
 pub const IPC_RMID: u64 = 0;
 /// `FD_SETSIZE`: bits in an `fd_set` (glibc).
 pub const FD_SETSIZE: u64 = 1024;
+/// `mmap` prot and flags (include/uapi/asm-generic/mman-common.h).
+pub const PROT_EXEC: u64 = 0x4;
+pub const MAP_ANONYMOUS: u64 = 0x20;
+
+/// Whether `mmap` arguments map code from a file (what the dynamic loader does per library).
+pub const fn maps_code(args: &[u64; 6]) -> bool {
+    args[2] & PROT_EXEC != 0 && args[3] & MAP_ANONYMOUS == 0 && (args[4] as i32) >= 0
+}
 
 /// Errors the kernel side tests (include/uapi/asm-generic/errno-base.h, errno.h).
 pub const EBADF: i64 = 9;
@@ -511,5 +548,24 @@ mod tests {
             (semget >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK,
             bits::FAIL_NO_SPACE
         );
+        let exec = spec(59).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!((exec >> bits::DATA_SHIFT) & bits::DATA_MASK, bits::DATA_INITIAL_STACK);
+        assert_eq!(exec & bits::FAILURES, 0);
+        let mmap = spec(9).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!(
+            (mmap >> bits::FILTER_SHIFT) & bits::FILTER_MASK,
+            bits::FILTER_CODE_MAPPING
+        );
+        assert_eq!(mmap & (bits::STACK | bits::FAILURES), 0);
+    }
+
+    #[test]
+    fn code_mappings_are_executable_file_mappings() {
+        // The loader mapping libc's text: mmap(addr, len, R|X, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, off).
+        assert!(maps_code(&[0x7f00_0002_8000, 0x17_5000, 0x5, 0x812, 3, 0x28000]));
+        // Reading a file, an anonymous JIT buffer, MAP_ANONYMOUS with fd -1.
+        assert!(!maps_code(&[0, 4096, 0x1, 0x2, 3, 0]));
+        assert!(!maps_code(&[0, 4096, 0x7, 0x22, u64::MAX, 0]));
+        assert!(!maps_code(&[0, 4096, 0x5, 0x22, 0, 0]));
     }
 }

@@ -17,7 +17,9 @@ use tracer_common::{
     config::{DATA_MAX, LossCounter, RECVMMSG_MAX, StackMode},
     fd::{StackRecord, SyscallCore, SyscallRecord, data_kind},
     record::{RecordHeader, kind},
-    syscalls::{EAGAIN, EBADF, EMFILE, ENFILE, ENOSPC, FD_SETSIZE, IPC_RMID, bits, fcntl_is_dup, fcntl_is_lock},
+    syscalls::{
+        EAGAIN, EBADF, EMFILE, ENFILE, ENOSPC, FD_SETSIZE, IPC_RMID, bits, fcntl_is_dup, fcntl_is_lock, maps_code,
+    },
 };
 
 use crate::{
@@ -61,10 +63,10 @@ fn passes_filters(capture: u32, args: &[u64; 6], ret: i64, wants_stack: bool) ->
     if filter != 0 {
         let i = ((capture >> bits::FILTER_ARG_SHIFT) & bits::ARG_MASK) as usize;
         let v = if i < 6 { args[i] } else { 0 };
-        let pass = if filter == bits::FILTER_IPC_RMID {
-            v & 0xff == IPC_RMID
-        } else {
-            v > FD_SETSIZE
+        let pass = match filter {
+            bits::FILTER_IPC_RMID => v & 0xff == IPC_RMID,
+            bits::FILTER_CODE_MAPPING => maps_code(args),
+            _ => v > FD_SETSIZE,
         };
         if !pass {
             return false;
@@ -159,6 +161,14 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         return emit_detail(ctx, &regs, urgent, &core, Extra::None);
     }
     match data {
+        // The new image's argc, argv, envp and auxv: where the program and its loader were
+        // placed. Only stacks need it; 4 KiB holds auxv unless argv and envp are huge.
+        bits::DATA_INITIAL_STACK => {
+            if STACK_MODE.load() != StackMode::None as u32 {
+                emit_with_stack::<4096>(ctx, &regs, true, &core, Extra::None);
+            }
+            Ok(())
+        }
         bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val)),
         bits::DATA_FD_PAIR => emit_detail(ctx, &regs, urgent, &core, Extra::FdPair(arg_val)),
         bits::DATA_MSGHDR => {

@@ -139,6 +139,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
         args.interval.as_secs_f64()
     );
     let mut reporter = Reporter::new(&args.common)?;
+    agent.tracker.state.sample_gap_ns = 2 * tick_period(Some(args.interval)).as_nanos() as u64;
     let mut tick = tokio::time::interval(tick_period(Some(args.interval)));
     let mut report_timer = tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
     let mut reports = 0u64;
@@ -199,6 +200,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         let mut child = child;
         let _ = tx.send(child.wait());
     });
+    agent.tracker.state.sample_gap_ns = 2 * tick_period(None).as_nanos() as u64;
     let mut tick = tokio::time::interval(tick_period(None));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);

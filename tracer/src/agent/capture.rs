@@ -158,7 +158,7 @@ impl Tracker {
             .any(|f| !f.module.to_string_lossy().contains("/ld-linux"));
         if covered && beyond_loader {
             self.probes.maps_known(tgid);
-            self.maps_pending.remove(&tgid);
+            self.loading_done(tgid);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod capture;
 mod describe;
+mod layout;
 pub mod proc;
 pub mod proc_locks;
 pub mod sockets;
@@ -75,6 +76,8 @@ pub struct Tracker {
     /// after (before the agent handles them) still has its libraries known.
     /// Value: ticks in a row the maps did not change (the process stops being polled after a few).
     maps_pending: HashMap<u32, u8>,
+    /// What just-exec'd processes' records said about their layout (see `layout`).
+    loading: HashMap<u32, layout::Loading>,
 }
 
 impl Agent {
@@ -100,6 +103,7 @@ impl Agent {
             targets: Vec::new(),
             ipc_namespace: sysv::ipc_namespace("self"),
             maps_pending: HashMap::new(),
+            loading: HashMap::new(),
         };
         Ok(Agent { ingest, tracker })
     }
@@ -198,7 +202,9 @@ impl Tracker {
                 let tgid = e.header.tgid;
                 self.modules.remove(&tgid);
                 self.unwinder.forget(tgid as i32);
-                // The new image and its loader at least; libraries follow (see `tick`).
+                self.loading_started(tgid, e.filename_bytes());
+                // The new image and its loader at least; libraries follow (see `tick`, and
+                // `layout` for a process gone before its maps could be read).
                 self.refresh_modules(tgid);
                 self.maps_pending.insert(tgid, 0);
                 let comm = proc::comm(tgid);
@@ -213,7 +219,7 @@ impl Tracker {
                 }
             }
             Record::Exit(x) => {
-                self.maps_pending.remove(&x.header.tgid);
+                self.loading_done(x.header.tgid);
                 self.state.on_exit(x.header.tgid, x.header.ts_ns);
                 self.modules.remove(&x.header.tgid);
                 self.unwinder.forget(x.header.tgid as i32);
@@ -236,6 +242,22 @@ impl Tracker {
         let tgid = core.header.tgid;
         if !self.state.processes.contains_key(&tgid) {
             return;
+        }
+        // Layout records: where code was placed, for stacks of processes gone too soon.
+        match syscalls::spec(core.nr).map(|s| s.effect) {
+            Some(Effect::Exec) => {
+                if core.ret == 0 {
+                    self.on_exec_image(tgid, v.stack);
+                }
+                return;
+            }
+            Some(Effect::MapCode) => {
+                if core.ret >= 0 && syscalls::maps_code(&core.args) {
+                    self.on_code_mapping(tgid, core);
+                }
+                return;
+            }
+            _ => {}
         }
         let stack = if v.detail.is_some() {
             self.stack_of(tgid, v)
@@ -265,6 +287,10 @@ impl Tracker {
                 Some(Effect::IpcGet(kind)) => self.note_ipc_namespace(tgid, kind, core.ret as i32),
                 // Closes (most records) leave nothing to describe.
                 Some(Effect::Close | Effect::CloseRange) => {}
+                Some(Effect::NewFd) if data_kind == PATH && self.loading.contains_key(&tgid) => {
+                    self.loader_opened(tgid, core.ret as i32, data);
+                    self.describe_unknown_now(&sc);
+                }
                 _ => self.describe_unknown_now(&sc),
             }
         }
@@ -314,10 +340,10 @@ impl Tracker {
             let changed = self.refresh_modules(tgid);
             let alive = self.modules.contains_key(&tgid) && proc::exists(tgid);
             match self.maps_pending.get_mut(&tgid) {
-                Some(n) if alive && !changed && *n + 1 >= SETTLED => {
-                    self.maps_pending.remove(&tgid);
-                }
+                Some(n) if alive && !changed && *n + 1 >= SETTLED => self.loading_done(tgid),
                 Some(n) if alive => *n = if changed { 0 } else { *n + 1 },
+                // Gone: what its records said stays until its exit record (records of it may
+                // still be queued).
                 _ => {
                     self.maps_pending.remove(&tgid);
                 }
@@ -356,6 +382,8 @@ fn lock_event(l: &LockRecord) -> LockEvent {
         ret: l.ret,
     }
 }
+
+const PATH: u16 = tracer_common::fd::data_kind::PATH;
 
 fn basename(path: &[u8]) -> &[u8] {
     path.rsplit(|b| *b == b'/').next().unwrap_or(path)

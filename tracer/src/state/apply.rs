@@ -44,6 +44,7 @@ impl State {
         if !p.is_alive() {
             return None;
         }
+        self.sample_if_due(sc.tgid, sc.ts_ns);
         let Some(spec) = syscalls::spec(sc.nr) else {
             // Outside the table, only EBADF failures are reported.
             if sc.ret == -syscalls::EBADF {
@@ -161,8 +162,13 @@ impl State {
                 }
             }
             // Not fd effects: dispatched by `on_syscall`.
-            Effect::IpcGet(_) | Effect::IpcRemove(_) | Effect::Flock | Effect::SelectBeyondFdSetSize | Effect::Fork => {
-            }
+            Effect::IpcGet(_)
+            | Effect::IpcRemove(_)
+            | Effect::Flock
+            | Effect::SelectBeyondFdSetSize
+            | Effect::Fork
+            | Effect::Exec
+            | Effect::MapCode => {}
         }
     }
 

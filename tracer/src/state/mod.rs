@@ -45,7 +45,13 @@ pub struct State {
     pub locks: locks::LockTable,
     pub incidents: incidents::IncidentTable,
     exited_order: VecDeque<u32>,
+    /// Record time without a tick after which a process is sampled from its records (see
+    /// [`State::sample_if_due`]); 0 means [`DEFAULT_SAMPLE_GAP_NS`]. Twice the tick period.
+    pub sample_gap_ns: u64,
 }
+
+/// Used when [`State::sample_gap_ns`] is unset: twice the shortest tick period.
+pub const DEFAULT_SAMPLE_GAP_NS: u64 = 200_000_000;
 
 impl State {
     /// Starts tracking a process whose current fds are `existing` (from `/proc/PID/fd`).
@@ -213,18 +219,37 @@ impl State {
 
     /// Takes a sample of every site's open count and every parent's zombie count (on a timer).
     pub fn sample(&mut self, now_ns: u64) {
-        let live: Vec<u32> = self
+        let live: std::collections::HashSet<u32, foldhash::fast::RandomState> = self
             .processes
-            .values()
+            .values_mut()
             .filter(|p| p.is_alive())
-            .map(|p| p.tgid)
-            .collect();
-        for t in live {
-            self.sites.sample(Some(t), now_ns);
-            if let Some(p) = self.processes.get_mut(&t) {
+            .map(|p| {
                 p.zombies.sample(now_ns);
-            }
+                p.sampled_ns = p.sampled_ns.max(now_ns);
+                p.tgid
+            })
+            .collect();
+        self.sites.sample_where(|t| live.contains(&t), now_ns);
+    }
+
+    /// Samples a process at a record's time when the agent's ticks have not for a while (the
+    /// agent was late: a stalled host, a burst): trends come from when things happened, not
+    /// from when the agent looked.
+    pub(crate) fn sample_if_due(&mut self, tgid: u32, ts_ns: u64) {
+        let Some(p) = self.processes.get_mut(&tgid) else {
+            return;
+        };
+        let gap = if self.sample_gap_ns == 0 {
+            DEFAULT_SAMPLE_GAP_NS
+        } else {
+            self.sample_gap_ns
+        };
+        if ts_ns < p.sampled_ns.saturating_add(gap) {
+            return;
         }
+        p.sampled_ns = ts_ns;
+        p.zombies.sample(ts_ns);
+        self.sites.sample(Some(tgid), ts_ns);
     }
 
     /// The kernel released an exited process: its parent reaped it.

@@ -39,6 +39,8 @@ pub struct ProcessState {
     pub signals: SignalTable,
     /// Children that exited and were not reaped.
     pub zombies: Zombies,
+    /// When its sites were last sampled (CLOCK_MONOTONIC ns, agent tick or record time).
+    pub sampled_ns: u64,
 }
 
 impl ProcessState {

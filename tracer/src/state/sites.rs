@@ -183,8 +183,13 @@ impl SiteTable {
 
     /// Samples every site of `tgid` (or of every process when `None`).
     pub fn sample(&mut self, tgid: Option<u32>, now_ns: u64) {
+        self.sample_where(|t| tgid.is_none_or(|x| x == t), now_ns);
+    }
+
+    /// Samples every site of the processes `wanted` accepts, in one pass.
+    pub fn sample_where(&mut self, wanted: impl Fn(u32) -> bool, now_ns: u64) {
         for s in &mut self.stats {
-            if tgid.is_none_or(|t| t == s.key.tgid) && (s.outstanding > 0 || !s.samples.is_empty()) {
+            if (s.outstanding > 0 || !s.samples.is_empty()) && wanted(s.key.tgid) {
                 s.sample(now_ns);
             }
         }

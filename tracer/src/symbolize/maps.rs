@@ -96,6 +96,21 @@ impl ModuleMap {
         Ok(m)
     }
 
+    /// Adds code mappings learnt from records (see [`super::image`]), replacing whatever they
+    /// overlap (a `MAP_FIXED` mapping replaces the pages under it), and opens their files.
+    pub fn add_code(&mut self, added: Vec<Mapping>) {
+        for m in added {
+            self.mappings.retain(|old| old.end <= m.start || old.start >= m.end);
+            let at = self.mappings.partition_point(|old| old.start < m.start);
+            if !self.files.contains_key(&m.path)
+                && let Some(f) = ModuleFile::open(self.pid, &m)
+            {
+                self.files.insert(m.path.clone(), f);
+            }
+            self.mappings.insert(at, m);
+        }
+    }
+
     /// Parses `/proc/PID/maps` text (for tests and snapshots).
     pub fn from_maps_text(text: &str) -> Self {
         Self::parse(text.as_bytes())
@@ -211,6 +226,36 @@ mod tests {
         assert!(m.lookup(0x10).is_none());
         let deleted = m.lookup(0x7f00_001a_0000).map(|f| f.module.to_path_buf());
         assert_eq!(deleted, Some(PathBuf::from("/tmp/old lib.so")));
+    }
+
+    #[test]
+    fn added_code_replaces_what_it_overlaps_and_stays_sorted() {
+        let mut m = ModuleMap::from_maps_text(MAPS);
+        let lib = |start: u64, end: u64, offset: u64, path: &str| Mapping {
+            start,
+            end,
+            offset,
+            executable: true,
+            dev: (8, 1),
+            inode: 400,
+            path: Arc::from(Path::new(path)),
+        };
+        // A library's text placed with MAP_FIXED over the read-only reservation of libc's span.
+        m.add_code(vec![
+            lib(0x7f00_0001_0000, 0x7f00_0003_0000, 0x1000, "/lib/new.so"),
+            lib(0x1000, 0x2000, 0, "/lib/low.so"),
+        ]);
+        let starts: Vec<u64> = m.mappings.iter().map(|x| x.start).collect();
+        let mut sorted = starts.clone();
+        sorted.sort_unstable();
+        assert_eq!(starts, sorted);
+        let f = m.lookup(0x7f00_0001_0010);
+        assert_eq!(
+            f.as_ref().map(|f| (f.module.to_str(), f.file_offset)),
+            Some((Some("/lib/new.so"), 0x1010))
+        );
+        assert!(m.lookup(0x7f00_0000_0010).is_none(), "the overlapped mappings are gone");
+        assert!(m.covers(0x1fff) && m.covers(0x55d0_c0a0_1010));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Normalizing to (module, file offset) happens while the process is alive; symbolization reads
 //! the module files later, so processes that exited before the report are still symbolized.
 
+mod image;
 mod maps;
 mod module_file;
 mod symbols;
@@ -12,6 +13,7 @@ mod tests;
 mod unwind;
 mod unwind_info;
 
+pub use image::{Auxv, auxv, exec_mappings, file_mapping};
 pub use maps::{Mapping, ModuleMap, NormalizedFrame};
 pub use symbols::{SymbolizedFrame, Symbols};
 pub use unwind::{DwarfUnwinder, UserRegs};

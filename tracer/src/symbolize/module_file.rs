@@ -34,7 +34,7 @@ fn device(dev: (i32, i32)) -> u64 {
 
 impl ModuleFile {
     /// Opens the file behind a mapping of a live process (`/proc/PID/map_files` works even for
-    /// deleted files; `/proc/PID/root` reaches other mount namespaces).
+    /// deleted files; `/proc/PID/root` reaches other mount namespaces), or of a gone one by path.
     pub fn open(pid: i32, m: &Mapping) -> Option<Arc<ModuleFile>> {
         let key = (device(m.dev), m.inode);
         let mut guard = OPEN.lock().ok()?;
@@ -45,6 +45,9 @@ impl ModuleFile {
         let candidates = [
             PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)),
             PathBuf::from(format!("/proc/{pid}/root")).join(m.path.strip_prefix("/").unwrap_or(&m.path)),
+            // A process already gone (mappings rebuilt from its records): the path as the agent
+            // sees it, if it is still the same file.
+            m.path.to_path_buf(),
         ];
         let file = candidates.iter().find_map(|p| {
             let f = File::open(p).ok()?;
