@@ -243,21 +243,19 @@ impl Tracker {
         if !self.state.processes.contains_key(&tgid) {
             return;
         }
-        // Layout records: where code was placed, for stacks of processes gone too soon.
-        match syscalls::spec(core.nr).map(|s| s.effect) {
-            Some(Effect::Exec) => {
-                if core.ret == 0 {
-                    self.on_exec_image(tgid, v.stack);
+        // Layout records: where code was placed, for stacks of processes gone too soon. Their
+        // failures (EBADF: a closed fd mapped or exec'd) are misuse like any other.
+        if core.ret >= 0 {
+            match syscalls::spec(core.nr).map(|s| s.effect) {
+                Some(Effect::Exec) => return self.on_exec_image(tgid, v.stack),
+                Some(Effect::MapCode) => {
+                    if syscalls::maps_code(&core.args) {
+                        self.on_code_mapping(tgid, core);
+                    }
+                    return;
                 }
-                return;
+                _ => {}
             }
-            Some(Effect::MapCode) => {
-                if core.ret >= 0 && syscalls::maps_code(&core.args) {
-                    self.on_code_mapping(tgid, core);
-                }
-                return;
-            }
-            _ => {}
         }
         let stack = if v.detail.is_some() {
             self.stack_of(tgid, v)

@@ -143,7 +143,14 @@ impl Probes {
             if opts.close_stacks && matches!(spec.effect, syscalls::Effect::Close | syscalls::Effect::CloseRange) {
                 c.stack = true;
             }
-            capture.set(spec.nr, &c.bits(), 0).map_err(|source| ProbeError::Map {
+            // Code layout records only serve stacks.
+            let layout = matches!(spec.effect, syscalls::Effect::Exec | syscalls::Effect::MapCode);
+            let bits = if layout && opts.stack_mode == StackMode::None {
+                0
+            } else {
+                c.bits()
+            };
+            capture.set(spec.nr, &bits, 0).map_err(|source| ProbeError::Map {
                 name: config::CAPTURE_MAP,
                 source,
             })?;
