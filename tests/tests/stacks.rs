@@ -282,7 +282,10 @@ fn a_process_gone_before_the_agent_looked_is_still_symbolized() {
     let c_fifo = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap_or_default();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
-    let bin = fixture_built("nofp_leaks", Build::Optimized);
+    // Under a name no output may mangle: newline, escape sequence, a byte that is not UTF-8.
+    use std::os::unix::ffi::OsStrExt;
+    let bin = dir.join(std::ffi::OsStr::from_bytes(b"leak\ner\x1b[0m\xff"));
+    std::fs::copy(fixture_built("nofp_leaks", Build::Optimized), &bin).unwrap_or_else(|e| panic!("{e}"));
     let script = "echo > \"$1\"; read x < \"$2\"; \"$0\" 40 20; echo > \"$3\"";
     let child = Command::new(integration_tests::tracer_bin())
         .args(["run", "--format", "json", "-o"])
@@ -311,5 +314,8 @@ fn a_process_gone_before_the_agent_looked_is_still_symbolized() {
     check_site(&report, "leak_socket", "serve_sockets", "socket");
     check_site(&report, "leak_accept", "serve_connections", "accept");
     check_site(&report, "leak_received", "serve_messages", "scm");
+    let hex: String = bin.as_os_str().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let frame = &suspect_with(&report, "leak_open")["stack"][1];
+    assert_eq!(frame["module_hex"].as_str(), Some(hex.as_str()), "{frame:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -162,11 +162,9 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     match data {
         // The new image's argc, argv, envp and auxv: where the program and its loader were
-        // placed. Only stacks need it; 4 KiB holds auxv unless argv and envp are huge.
+        // placed (enabled only with stacks). 4 KiB holds auxv unless argv and envp are huge.
         bits::DATA_INITIAL_STACK => {
-            if STACK_MODE.load() != StackMode::None as u32 {
-                emit_with_stack::<4096>(ctx, &regs, true, &core, Extra::None);
-            }
+            emit_with_stack::<4096>(ctx, &regs, true, &core, Extra::None);
             Ok(())
         }
         bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val)),

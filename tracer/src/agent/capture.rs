@@ -114,7 +114,7 @@ impl Tracker {
 
     /// The process's module map, read again if a frame falls outside the known modules (a
     /// library loaded after the last read).
-    fn modules_covering(&mut self, tgid: u32, addrs: &[u64]) -> Option<&ModuleMap> {
+    pub(super) fn modules_covering(&mut self, tgid: u32, addrs: &[u64]) -> Option<&ModuleMap> {
         let stale = self
             .modules
             .get(&tgid)

@@ -6,7 +6,7 @@
 
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt, path::Path, sync::Arc};
 
-use tracer_common::fd::SyscallCore;
+use tracer_common::{fd::SyscallCore, syscalls};
 
 use super::{Tracker, proc};
 use crate::symbolize::{self, ModuleMap};
@@ -15,7 +15,6 @@ use crate::symbolize::{self, ModuleMap};
 const MAX_LOADER_OPENS: usize = 256;
 
 /// What a just-exec'd process's records said, kept until its maps are known.
-#[derive(Default)]
 pub(super) struct Loading {
     /// The file exec'd, as the exec record gave it.
     pub program: Option<Arc<Path>>,
@@ -59,11 +58,10 @@ impl Tracker {
         let Some(auxv) = symbolize::auxv(initial_stack) else {
             return;
         };
-        if self.modules.get(&tgid).is_some_and(|m| m.covers(auxv.entry)) {
-            return;
-        }
-        self.refresh_modules(tgid);
-        if self.modules.get(&tgid).is_some_and(|m| m.covers(auxv.entry)) {
+        if self
+            .modules_covering(tgid, &[auxv.entry])
+            .is_some_and(|m| m.covers(auxv.entry))
+        {
             return;
         }
         let Some(program) = self.loading.get(&tgid).and_then(|l| l.program.clone()) else {
@@ -79,7 +77,7 @@ impl Tracker {
     /// from the path the loader opened when it is gone.
     pub(super) fn on_code_mapping(&mut self, tgid: u32, core: &SyscallCore) {
         let (start, len, fd, offset) = (core.ret as u64, core.args[1], core.args[4] as i32, core.args[5]);
-        if self.modules.get(&tgid).is_some_and(|m| m.covers(start)) {
+        if !syscalls::maps_code(&core.args) || self.modules.get(&tgid).is_some_and(|m| m.covers(start)) {
             return;
         }
         let opened = self
@@ -87,11 +85,19 @@ impl Tracker {
             .get(&tgid)
             .and_then(|l| l.opens.iter().rev().find(|(f, _)| *f == fd).map(|(_, p)| p.clone()));
         let path = match opened {
-            Some(p) => Some(p),
-            None if self.refresh_modules(tgid) && self.modules.get(&tgid).is_some_and(|m| m.covers(start)) => return,
-            None => proc::describe_fd(tgid, fd).map(|(_, target)| Arc::from(Path::new(OsStr::from_bytes(&target)))),
+            Some(p) => p,
+            // Not opened while loading (a later dlopen): /proc, while the process lives.
+            None => {
+                if self.modules_covering(tgid, &[start]).is_some_and(|m| m.covers(start)) {
+                    return;
+                }
+                match proc::describe_fd(tgid, fd) {
+                    Some((_, target)) => Arc::from(Path::new(OsStr::from_bytes(&target))),
+                    None => return,
+                }
+            }
         };
-        if let Some(m) = path.and_then(|p| symbolize::file_mapping(&p, start, len, offset)) {
+        if let Some(m) = symbolize::file_mapping(&path, start, len, offset) {
             self.modules_of(tgid).add_code(vec![m]);
         }
     }

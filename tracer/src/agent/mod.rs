@@ -77,7 +77,7 @@ pub struct Tracker {
     /// Value: ticks in a row the maps did not change (the process stops being polled after a few).
     maps_pending: HashMap<u32, u8>,
     /// What just-exec'd processes' records said about their layout (see `layout`).
-    loading: HashMap<u32, layout::Loading>,
+    loading: HashMap<u32, layout::Loading, foldhash::fast::RandomState>,
 }
 
 impl Agent {
@@ -103,7 +103,7 @@ impl Agent {
             targets: Vec::new(),
             ipc_namespace: sysv::ipc_namespace("self"),
             maps_pending: HashMap::new(),
-            loading: HashMap::new(),
+            loading: HashMap::default(),
         };
         Ok(Agent { ingest, tracker })
     }
@@ -243,19 +243,17 @@ impl Tracker {
         if !self.state.processes.contains_key(&tgid) {
             return;
         }
-        // Layout records: where code was placed, for stacks of processes gone too soon. Their
-        // failures (EBADF: a closed fd mapped or exec'd) are misuse like any other.
-        if core.ret >= 0 {
-            match syscalls::spec(core.nr).map(|s| s.effect) {
-                Some(Effect::Exec) => return self.on_exec_image(tgid, v.stack),
-                Some(Effect::MapCode) => {
-                    if syscalls::maps_code(&core.args) {
-                        self.on_code_mapping(tgid, core);
-                    }
-                    return;
-                }
-                _ => {}
-            }
+        // Failed calls (EBADF on any of them) are dispatched like the rest.
+        let effect = if core.ret >= 0 {
+            syscalls::spec(core.nr).map(|s| s.effect)
+        } else {
+            None
+        };
+        // Layout records: where code was placed, for stacks of processes gone too soon.
+        match effect {
+            Some(Effect::Exec) => return self.on_exec_image(tgid, v.stack),
+            Some(Effect::MapCode) => return self.on_code_mapping(tgid, core),
+            _ => {}
         }
         let stack = if v.detail.is_some() {
             self.stack_of(tgid, v)
@@ -280,16 +278,16 @@ impl Tracker {
         if let Some(file) = locked {
             self.name_locked_file(tgid, sc.args[0] as i32, file);
         }
-        if core.ret >= 0 {
-            match syscalls::spec(core.nr).map(|s| s.effect) {
-                Some(Effect::IpcGet(kind)) => self.note_ipc_namespace(tgid, kind, core.ret as i32),
-                // Closes (most records) leave nothing to describe.
-                Some(Effect::Close | Effect::CloseRange) => {}
-                Some(Effect::NewFd) if data_kind == PATH && self.loading.contains_key(&tgid) => {
+        match effect {
+            None => {}
+            Some(Effect::IpcGet(kind)) => self.note_ipc_namespace(tgid, kind, core.ret as i32),
+            // Closes (most records) leave nothing to describe.
+            Some(Effect::Close | Effect::CloseRange) => {}
+            Some(e) => {
+                if e == Effect::NewFd && data_kind == tracer_common::fd::data_kind::PATH {
                     self.loader_opened(tgid, core.ret as i32, data);
-                    self.describe_unknown_now(&sc);
                 }
-                _ => self.describe_unknown_now(&sc),
+                self.describe_unknown_now(&sc);
             }
         }
     }
@@ -380,8 +378,6 @@ fn lock_event(l: &LockRecord) -> LockEvent {
         ret: l.ret,
     }
 }
-
-const PATH: u16 = tracer_common::fd::data_kind::PATH;
 
 fn basename(path: &[u8]) -> &[u8] {
     path.rsplit(|b| *b == b'/').next().unwrap_or(path)

@@ -10,7 +10,7 @@ use std::{
 use crate::{
     analysis::Frame,
     state::StackId,
-    symbolize::{ModuleMap, NormalizedFrame, Symbols},
+    symbolize::{ModuleMap, NormalizedFrame, SymbolizedFrame, Symbols},
 };
 
 pub struct StoredStack {
@@ -94,46 +94,50 @@ impl StackStore {
         // Kernel frames (`--kernel-stack`) come first and live in the kernel's upper half.
         let kernel = stack.addresses.iter().take_while(|a| is_kernel_address(**a)).count();
         let mut out = Vec::with_capacity(stack.addresses.len());
-        for f in symbols.symbolize_kernel(&stack.addresses[..kernel]) {
-            out.push(Frame {
-                address: format!("{:#x}", f.address),
-                function: f.function,
-                file: f.file,
-                line: f.line,
-                module: f.module,
-                inlined: f.inlined,
-            });
-        }
+        out.extend(
+            symbols
+                .symbolize_kernel(&stack.addresses[..kernel])
+                .into_iter()
+                .map(Frame::from),
+        );
         let resolved: Vec<NormalizedFrame> = stack.frames[kernel..].iter().flatten().cloned().collect();
         let symbolized = symbols.symbolize(&resolved);
         let mut sym = symbolized.into_iter().peekable();
         for (addr, norm) in stack.addresses[kernel..].iter().zip(stack.frames[kernel..].iter()) {
-            let mut any = false;
-            if norm.is_some() {
-                while let Some(f) = sym.next_if(|f| f.address == *addr) {
-                    any = true;
-                    out.push(Frame {
-                        address: format!("{:#x}", f.address),
-                        function: f.function,
-                        file: f.file,
-                        line: f.line,
-                        module: f.module,
-                        inlined: f.inlined,
-                    });
-                }
-            }
-            if !any {
+            let Some(norm) = norm else {
                 out.push(Frame {
                     address: format!("{addr:#x}"),
-                    function: None,
-                    file: None,
-                    line: None,
-                    module: norm.as_ref().map(|n| n.module.display().to_string()),
-                    inlined: false,
+                    ..Default::default()
                 });
+                continue;
+            };
+            let before = out.len();
+            while let Some(f) = sym.next_if(|f| f.address == *addr) {
+                out.push(Frame::from(f).in_module(&norm.module));
+            }
+            if out.len() == before {
+                let unresolved = Frame {
+                    address: format!("{addr:#x}"),
+                    ..Default::default()
+                };
+                out.push(unresolved.in_module(&norm.module));
             }
         }
         out
+    }
+}
+
+impl From<SymbolizedFrame> for Frame {
+    fn from(f: SymbolizedFrame) -> Self {
+        Frame {
+            address: format!("{:#x}", f.address),
+            function: f.function,
+            file: f.file,
+            line: f.line,
+            module: f.module,
+            inlined: f.inlined,
+            ..Default::default()
+        }
     }
 }
 

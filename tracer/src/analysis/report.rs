@@ -84,15 +84,35 @@ pub struct SiteReport {
     pub stack_id: StackId,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Frame {
     pub address: String,
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
     pub module: Option<String>,
+    /// Hex of the module path's raw bytes, present only when it is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_hex: Option<String>,
+    /// The module path's raw bytes, for the text output's escaping (empty: use `module`).
+    #[serde(skip)]
+    pub module_bytes: Vec<u8>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
+}
+
+impl Frame {
+    /// Names the frame's module by its file's path, keeping bytes that are not UTF-8.
+    pub fn in_module(mut self, path: &std::path::Path) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes();
+        (self.module, self.module_hex) = {
+            let (text, hex) = text_and_hex(bytes);
+            (Some(text), hex)
+        };
+        self.module_bytes = bytes.to_vec();
+        self
+    }
 }
 
 #[derive(Clone, Debug, Default)]

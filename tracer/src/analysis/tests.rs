@@ -54,7 +54,7 @@ fn frames(id: StackId) -> Vec<Frame> {
         file: None,
         line: None,
         module: None,
-        inlined: false,
+        ..Default::default()
     }]
 }
 

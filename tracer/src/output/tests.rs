@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use std::os::unix::ffi::OsStrExt;
+
 use super::{Format, Heading, write};
 use crate::{
     agent::sysv::{SystemLimits, Usage},
@@ -45,7 +47,7 @@ fn frame(addr: u64, f: &str, file: &str, line: u32) -> Frame {
         file: Some(file.into()),
         line: Some(line),
         module: Some("/usr/bin/svc".into()),
-        inlined: false,
+        ..Default::default()
     }
 }
 
@@ -57,7 +59,7 @@ fn sample() -> Report {
             file: None,
             line: None,
             module: Some("/usr/lib/x86_64-linux-gnu/libc.so.6".into()),
-            inlined: false,
+            ..Default::default()
         },
         frame(0x5555_0000_1194, "load_config", "src/config.c", 20),
         frame(0x5555_0000_11ba, "main", "src/main.c", 36),
@@ -68,14 +70,15 @@ fn sample() -> Report {
         2,
         0.0,
         b"/tmp/\x1b[31mred\xff\\",
-        vec![Frame {
-            address: "0x1".into(),
-            function: None,
-            file: None,
-            line: None,
-            module: None,
-            inlined: false,
-        }],
+        vec![
+            Frame {
+                address: "0x1".into(),
+                ..Default::default()
+            }
+            .in_module(std::path::Path::new(std::ffi::OsStr::from_bytes(
+                b"/opt/new\nlib\x1b[0m\xff.so",
+            ))),
+        ],
     );
     odd.stack_id = StackId(2);
     let mut sock = site(4243, 4, 0.0, b"socket:[991]", Vec::new());
@@ -328,6 +331,10 @@ fn text_never_carries_raw_control_bytes() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains("/etc/new\\nline") && text.contains("\\x1b[31mred\\xff\\\\") && text.contains("svc\\xfe\\n"));
     assert!(text.contains("/run/app\\n\\x1b[1m.lock\\xff"), "lock file name escaped");
+    assert!(
+        text.contains("in /opt/new\\nlib\\x1b[0m\\xff.so"),
+        "module path escaped"
+    );
 }
 
 #[test]
@@ -342,4 +349,8 @@ fn json_is_lossless_for_non_utf8() {
     assert_eq!(v["suspects"][0]["stack"][1]["function"], "load_config");
     assert_eq!(v["locks"][0]["file"], "/run/app\n\u{1b}[1m.lock\u{fffd}");
     assert_eq!(v["locks"][0]["file_hex"], "2f72756e2f6170700a1b5b316d2e6c6f636bff");
+    let odd_frame = &v["outstanding"][2]["stack"][0];
+    assert_eq!(odd_frame["module"], "/opt/new\nlib\u{1b}[0m\u{fffd}.so");
+    assert_eq!(odd_frame["module_hex"], "2f6f70742f6e65770a6c69621b5b306dff2e736f");
+    assert!(v["suspects"][0]["stack"][0].get("module_hex").is_none());
 }

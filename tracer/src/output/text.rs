@@ -152,7 +152,9 @@ pub(super) fn frame(f: &Frame) -> String {
             s.push_str(&format!(":{l}"));
         }
     }
-    if let Some(m) = &f.module {
+    if !f.module_bytes.is_empty() {
+        s.push_str(&format!(" in {}", escape_bytes(&f.module_bytes)));
+    } else if let Some(m) = &f.module {
         s.push_str(&format!(" in {}", escape_str(m)));
     }
     if f.inlined {

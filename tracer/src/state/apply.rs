@@ -40,11 +40,14 @@ impl State {
     /// Applies one syscall result of a traced process. `stack` is the interned stack of the call.
     /// Returns the locked file when the call was a lock call (the caller names it from /proc).
     pub fn on_syscall(&mut self, sc: &Syscall<'_>, stack: StackId) -> Option<FileId> {
+        let gap = self.sample_gap();
         let p = self.processes.get_mut(&sc.tgid)?;
         if !p.is_alive() {
             return None;
         }
-        self.sample_if_due(sc.tgid, sc.ts_ns);
+        if sc.ts_ns >= p.sampled_ns.saturating_add(gap) {
+            self.sample_process_at(sc.tgid, sc.ts_ns);
+        }
         let Some(spec) = syscalls::spec(sc.nr) else {
             // Outside the table, only EBADF failures are reported.
             if sc.ret == -syscalls::EBADF {

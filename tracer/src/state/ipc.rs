@@ -51,7 +51,9 @@ pub struct ListedIpc {
 #[derive(Debug, Default)]
 pub struct IpcTable {
     pub objects: BTreeMap<(IpcKind, i32), IpcObject>,
-    /// Objects removed while traced, per kind (sem, shm, msg).
+    /// Objects removed while traced, per kind (sem, shm, msg): by a traced `IPC_RMID`, or, for
+    /// objects a traced process created, by anyone. Objects that predate tracing and vanish
+    /// from /proc are other programs' business (another service, `ipcrm`) and are not counted.
     pub removed: [u64; 3],
 }
 
@@ -135,8 +137,14 @@ impl IpcTable {
 
     /// `IPC_RMID` succeeded (or the object vanished from /proc: removed by an untraced process).
     pub fn remove(&mut self, kind: IpcKind, id: i32, sites: &mut SiteTable) {
+        self.drop_object(kind, id, sites, true);
+    }
+
+    fn drop_object(&mut self, kind: IpcKind, id: i32, sites: &mut SiteTable, by_traced: bool) {
         if let Some(o) = self.objects.remove(&(kind, id)) {
-            self.removed[index(kind)] += 1;
+            if by_traced || o.creator.is_some() {
+                self.removed[index(kind)] += 1;
+            }
             if let Some(site) = o.site {
                 sites.closed(site);
             }
@@ -163,7 +171,7 @@ impl IpcTable {
             .map(|(_, o)| o.id)
             .collect();
         for id in gone {
-            self.remove(kind, id, sites);
+            self.drop_object(kind, id, sites, false);
         }
     }
 
@@ -281,6 +289,18 @@ mod tests {
         t.sync(IpcKind::Shm, &listed, &mut sites);
         assert_eq!(t.orphans().count(), 0);
         assert!(t.objects.contains_key(&(IpcKind::Shm, 7)));
+        assert_eq!(t.removed, [1, 0, 0], "a traced process's set removed by ipcrm counts");
+        // A set that predates tracing vanishing: forgotten, not counted.
+        let before = [ListedIpc {
+            kind: IpcKind::Sem,
+            id: 40,
+            key: 1,
+            size: 1,
+        }];
+        t.preexisting(&before);
+        t.sync(IpcKind::Sem, &[], &mut sites);
+        assert!(!t.objects.contains_key(&(IpcKind::Sem, 40)));
+        assert_eq!(t.removed, [1, 0, 0]);
         assert_eq!(describe_key(0), "key IPC_PRIVATE");
         assert_eq!(describe_key(0x1234), "key 0x00001234");
     }

@@ -46,7 +46,7 @@ pub struct State {
     pub incidents: incidents::IncidentTable,
     exited_order: VecDeque<u32>,
     /// Record time without a tick after which a process is sampled from its records (see
-    /// [`State::sample_if_due`]); 0 means [`DEFAULT_SAMPLE_GAP_NS`]. Twice the tick period.
+    /// [`State::sample_process_at`]); 0 means [`DEFAULT_SAMPLE_GAP_NS`]. Twice the tick period.
     pub sample_gap_ns: u64,
 }
 
@@ -232,24 +232,24 @@ impl State {
         self.sites.sample_where(|t| live.contains(&t), now_ns);
     }
 
-    /// Samples a process at a record's time when the agent's ticks have not for a while (the
-    /// agent was late: a stalled host, a burst): trends come from when things happened, not
-    /// from when the agent looked.
-    pub(crate) fn sample_if_due(&mut self, tgid: u32, ts_ns: u64) {
-        let Some(p) = self.processes.get_mut(&tgid) else {
-            return;
-        };
-        let gap = if self.sample_gap_ns == 0 {
+    /// Samples a process at a record's time: used when the agent's ticks have not sampled it for
+    /// [`State::sample_gap`] (the agent was late: a stalled host, a burst), so trends come from
+    /// when things happened, not from when the agent looked.
+    pub(crate) fn sample_process_at(&mut self, tgid: u32, ts_ns: u64) {
+        if let Some(p) = self.processes.get_mut(&tgid) {
+            p.sampled_ns = ts_ns;
+            p.zombies.sample(ts_ns);
+            self.sites.sample(Some(tgid), ts_ns);
+        }
+    }
+
+    /// Record time without a tick after which a record samples its process.
+    pub(crate) fn sample_gap(&self) -> u64 {
+        if self.sample_gap_ns == 0 {
             DEFAULT_SAMPLE_GAP_NS
         } else {
             self.sample_gap_ns
-        };
-        if ts_ns < p.sampled_ns.saturating_add(gap) {
-            return;
         }
-        p.sampled_ns = ts_ns;
-        p.zombies.sample(ts_ns);
-        self.sites.sample(Some(tgid), ts_ns);
     }
 
     /// The kernel released an exited process: its parent reaped it.

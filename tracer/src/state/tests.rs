@@ -330,21 +330,27 @@ fn a_path_refined_by_proc_stays_in_its_site() {
     assert_eq!(site, Some((Some(FdKind::CharDevice), 1, 1)));
 }
 
-#[test]
-fn records_sample_their_process_when_the_agent_does_not() {
-    // No tick for a whole second (the agent was stopped): the records' own times give the trend.
+/// Opens one fd every 25 ms of record time, 40 times; `tick` runs before each (or not).
+fn open_every_25ms(tick: impl Fn(&mut State, u64)) -> Vec<(u64, u32)> {
     let mut s = state();
     for i in 0..40u64 {
+        let ts = 1 + i * 25_000_000;
+        tick(&mut s, ts - 1);
         let mut open = sc(257, 3 + i as i64, [0; 6]);
-        open.ts_ns = 1 + i * 25_000_000;
+        open.ts_ns = ts;
         s.on_syscall(&open, StackId(1));
     }
-    let samples = s
-        .sites
+    s.sites
         .iter()
         .find(|(_, st)| st.key.stack == StackId(1))
         .map(|(_, st)| st.samples.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+#[test]
+fn records_sample_their_process_when_the_agent_does_not() {
+    // No tick for a whole second (the agent was stopped): the records' own times give the trend.
+    let samples = open_every_25ms(|_, _| {});
     assert!(samples.len() >= 4, "{samples:?}");
     assert!(
         samples.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
@@ -352,16 +358,9 @@ fn records_sample_their_process_when_the_agent_does_not() {
     );
     assert!(crate::analysis::trend::classify(&samples).growing, "{samples:?}");
     // With ticks, records add nothing: the ticks sample.
-    let mut t = state();
-    for i in 0..40u64 {
-        t.sample(i * 25_000_000);
-        let mut open = sc(257, 3 + i as i64, [0; 6]);
-        open.ts_ns = 1 + i * 25_000_000;
-        t.on_syscall(&open, StackId(1));
-    }
-    let ticks_only = t
-        .sites
-        .iter()
-        .all(|(_, st)| st.samples.iter().all(|x| x.0 % 25_000_000 == 0));
-    assert!(ticks_only);
+    let ticked = open_every_25ms(|s, now| s.sample(now));
+    assert!(
+        ticked.len() >= 30 && ticked.iter().all(|x| x.0 % 25_000_000 == 0),
+        "{ticked:?}"
+    );
 }

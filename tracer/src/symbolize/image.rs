@@ -15,7 +15,7 @@ use object::{
     read::elf::{FileHeader, ProgramHeader},
 };
 
-use super::maps::Mapping;
+use super::{maps::Mapping, unwind_info::Load};
 
 const PAGE: u64 = 4096;
 /// `AT_*` keys (include/uapi/linux/auxvec.h).
@@ -66,13 +66,13 @@ pub fn auxv(stack: &[u8]) -> Option<Auxv> {
 }
 
 /// An ELF file's entry point, whether it is position-independent, its interpreter, and its
-/// executable `PT_LOAD` segments as (vaddr, memsz, file offset).
+/// executable `PT_LOAD` segments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ElfLayout {
     pub entry: u64,
     pub position_independent: bool,
     pub interpreter: Option<PathBuf>,
-    pub code: Vec<(u64, u64, u64)>,
+    pub code: Vec<Load>,
 }
 
 impl ElfLayout {
@@ -98,10 +98,12 @@ impl ElfLayout {
         };
         for ph in header.program_headers(endian, data).ok()? {
             match ph.p_type(endian) {
-                PT_LOAD if ph.p_flags(endian).0 & PF_X.0 != 0 => {
-                    out.code
-                        .push((ph.p_vaddr(endian), ph.p_memsz(endian), ph.p_offset(endian)));
-                }
+                PT_LOAD if ph.p_flags(endian).0 & PF_X.0 != 0 => out.code.push(Load {
+                    offset: ph.p_offset(endian),
+                    size: ph.p_filesz(endian),
+                    vaddr: ph.p_vaddr(endian),
+                    executable: true,
+                }),
                 PT_INTERP => {
                     if let Ok(bytes) = ph.data(endian, data) {
                         let bytes = bytes.split(|b| *b == 0).next().unwrap_or(bytes);
@@ -123,13 +125,13 @@ impl ElfLayout {
         let path: Arc<Path> = Arc::from(path);
         self.code
             .iter()
-            .filter_map(|&(vaddr, memsz, offset)| {
-                let start = bias.checked_add(vaddr)? & !(PAGE - 1);
-                let end = bias.checked_add(vaddr)?.checked_add(memsz)?.checked_add(PAGE - 1)? & !(PAGE - 1);
+            .filter_map(|l| {
+                let start = bias.checked_add(l.vaddr)? & !(PAGE - 1);
+                let end = page_up(bias.checked_add(l.vaddr)?.checked_add(l.size)?)?;
                 Some(Mapping {
                     start,
                     end,
-                    offset: offset & !(PAGE - 1),
+                    offset: l.offset & !(PAGE - 1),
                     executable: true,
                     dev,
                     inode,
@@ -142,6 +144,7 @@ impl ElfLayout {
 
 /// The mappings of a program just exec'd from `program` and of its interpreter, from its auxv.
 pub fn exec_mappings(program: &Path, auxv: Auxv) -> Vec<Mapping> {
+    let program = &canonical(program);
     let Some(layout) = ElfLayout::read(program) else {
         return Vec::new();
     };
@@ -154,8 +157,7 @@ pub fn exec_mappings(program: &Path, auxv: Auxv) -> Vec<Mapping> {
     if let Some(interp) = layout.interpreter.as_deref()
         && auxv.base != 0
     {
-        // `/lib64/ld-linux-x86-64.so.2` is a symlink; maps name the file it resolves to.
-        let interp = std::fs::canonicalize(interp).unwrap_or_else(|_| interp.to_path_buf());
+        let interp = canonical(interp);
         if let Some(l) = ElfLayout::read(&interp) {
             out.extend(l.mappings(&interp, auxv.base));
         }
@@ -165,18 +167,27 @@ pub fn exec_mappings(program: &Path, auxv: Auxv) -> Vec<Mapping> {
 
 /// One code mapping made by `mmap(addr = start, len, .., fd, offset)` of the file at `path`.
 pub fn file_mapping(path: &Path, start: u64, len: u64, offset: u64) -> Option<Mapping> {
-    // `/lib/..` through the usrmerge symlink: named as /proc/PID/maps would name it.
-    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = &canonical(path);
     let (dev, inode) = identity(path)?;
     Some(Mapping {
         start,
-        end: start.checked_add(len)?.checked_add(PAGE - 1)? & !(PAGE - 1),
+        end: page_up(start.checked_add(len)?)?,
         offset,
         executable: true,
         dev,
         inode,
         path: Arc::from(path.as_path()),
     })
+}
+
+/// The path /proc/PID/maps would show: symlinks resolved (`/lib64/ld-linux-x86-64.so.2`,
+/// `/lib/..` through the usrmerge link, a relative exec path).
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn page_up(addr: u64) -> Option<u64> {
+    Some(addr.checked_add(PAGE - 1)? & !(PAGE - 1))
 }
 
 /// (major, minor) and inode, as `/proc/PID/maps` shows them.
