@@ -240,6 +240,16 @@ mod tests {
         }
     }
 
+    /// An object as /proc/sysvipc lists it.
+    fn listed(kind: IpcKind, id: i32, key: i32) -> ListedIpc {
+        ListedIpc {
+            kind,
+            id,
+            key,
+            size: 4096,
+        }
+    }
+
     #[test]
     fn creation_removal_and_orphans() {
         let mut t = IpcTable::default();
@@ -264,13 +274,8 @@ mod tests {
     fn preexisting_objects_are_never_orphans_and_sync_drops_removed_ones() {
         let mut t = IpcTable::default();
         let mut sites = SiteTable::default();
-        let listed = [ListedIpc {
-            kind: IpcKind::Shm,
-            id: 7,
-            key: 9,
-            size: 4096,
-        }];
-        t.preexisting(&listed);
+        let segment = [listed(IpcKind::Shm, 7, 9)];
+        t.preexisting(&segment);
         t.on_get(
             &IpcGet {
                 kind: IpcKind::Shm,
@@ -286,18 +291,12 @@ mod tests {
         assert_eq!(t.orphans().count(), 1);
         // `ipcrm` by an untraced process: the sem set vanishes from /proc; the segment stays.
         t.sync(IpcKind::Sem, &[], &mut sites);
-        t.sync(IpcKind::Shm, &listed, &mut sites);
+        t.sync(IpcKind::Shm, &segment, &mut sites);
         assert_eq!(t.orphans().count(), 0);
         assert!(t.objects.contains_key(&(IpcKind::Shm, 7)));
         assert_eq!(t.removed, [1, 0, 0], "a traced process's set removed by ipcrm counts");
         // A set that predates tracing vanishing: forgotten, not counted.
-        let before = [ListedIpc {
-            kind: IpcKind::Sem,
-            id: 40,
-            key: 1,
-            size: 1,
-        }];
-        t.preexisting(&before);
+        t.preexisting(&[listed(IpcKind::Sem, 40, 1)]);
         t.sync(IpcKind::Sem, &[], &mut sites);
         assert!(!t.objects.contains_key(&(IpcKind::Sem, 40)));
         assert_eq!(t.removed, [1, 0, 0]);
