@@ -1,5 +1,6 @@
-//! The two ways to use tracer: `watch` running processes, `run` a command. Each is one tokio task
-//! that drains the ring buffer, ticks the state and prints reports.
+//! The two ways to use tracer on the command line: `watch` running processes, `run` a command.
+//! Both are clients of the ingest task (see `agent::task`): they ask it for reports at their
+//! intervals, have the symbolizer worker resolve the stacks, and render them.
 
 use std::{
     fs::File,
@@ -11,13 +12,16 @@ use anyhow::Context;
 use tracer_common::config::StackMode;
 
 use crate::{
-    agent::{Agent, proc},
-    analysis::{self, ReportOptions},
+    agent::{
+        proc,
+        symbolizer::SymbolizerWorker,
+        task::{Client, IngestTask, ReportSnapshot, TaskOptions},
+    },
+    analysis::ReportOptions,
     child::{self, HeldChild},
     cli::{CommonArgs, RunArgs, StackArg, WatchArgs},
     output::{self, Heading},
     probes::ProbeOptions,
-    symbolize::Symbols,
 };
 
 /// Sampling period of site counts: fine enough to see a trend in a short `run`.
@@ -44,10 +48,12 @@ fn probe_options(c: &CommonArgs) -> ProbeOptions {
     }
 }
 
+/// Writes reports: asks the ingest task for one, has the symbolizer worker resolve its stacks,
+/// renders it here. Nothing of this runs on the task that drains the ring.
 struct Reporter {
     out: Box<dyn Write>,
     common: CommonArgs,
-    symbols: Symbols,
+    symbolizer: SymbolizerWorker,
     started: Instant,
 }
 
@@ -62,24 +68,21 @@ impl Reporter {
         Ok(Reporter {
             out,
             common: common.clone(),
-            symbols: Symbols::new(),
+            symbolizer: SymbolizerWorker::spawn().context("cannot start the symbolizer")?,
             started: Instant::now(),
         })
     }
 
-    fn report(&mut self, agent: &mut Agent, label: &'static str) -> anyhow::Result<()> {
-        agent.tracker.refresh_limits();
+    async fn report(&mut self, client: &Client, label: &'static str) -> anyhow::Result<()> {
         let opts = ReportOptions {
             min_age_ns: self.common.min_age.as_nanos() as u64,
             top: self.common.top,
             lock_hold_ns: self.common.lock_hold.as_nanos() as u64,
-            system: Some(crate::agent::sysv::system_limits()),
+            system: None,
         };
-        let lost = agent.lost_events();
-        let now = proc::monotonic_ns();
-        let symbols = &mut self.symbols;
-        let stacks = &agent.tracker.stacks;
-        let report = analysis::build(&agent.tracker.state, now, lost, &opts, |id| stacks.frames(symbols, id));
+        let ReportSnapshot { mut report, stacks } = client.report(opts).await?;
+        let resolved = self.symbolizer.resolve(stacks).await;
+        report.resolve_stacks(|id| resolved.get(&id).cloned().unwrap_or_default());
         let heading = Heading {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             label,
@@ -92,7 +95,8 @@ impl Reporter {
 }
 
 /// The agent's own cost, for `--stats` (and the benchmark, which parses this line).
-fn print_stats(agent: &Agent) {
+async fn print_stats(client: &Client) {
+    let status = client.status().await.unwrap_or_default();
     // SAFETY: getrusage fills the struct it is given.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -100,7 +104,6 @@ fn print_stats(agent: &Agent) {
         u
     };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
-    let fds: usize = agent.tracker.state.processes.values().map(|p| p.fds.len()).sum();
     // Anonymous memory: the agent's own heap, without the ring buffer's shared pages.
     let rss_anon = procfs::process::Process::myself()
         .and_then(|p| p.status())
@@ -109,13 +112,13 @@ fn print_stats(agent: &Agent) {
         .unwrap_or(0);
     eprintln!(
         "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={}",
-        agent.records(),
-        agent.lost_events(),
+        status.records,
+        status.lost,
         ms(usage.ru_utime) + ms(usage.ru_stime),
         usage.ru_maxrss,
         rss_anon,
-        fds,
-        agent.tracker.stacks.len()
+        status.tracked_fds,
+        status.stacks
     );
 }
 
@@ -126,21 +129,21 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
             anyhow::bail!("PID {pid} does not exist (or has already exited)");
         }
     }
-    let mut agent = Agent::new(probe_options(&args.common))?;
-    for pid in &args.pids {
-        agent
-            .follow(*pid)
-            .with_context(|| format!("cannot attach to PID {pid}"))?;
-    }
+    let mut reporter = Reporter::new(&args.common)?;
+    let tick = tick_period(Some(args.interval));
+    let pids = args.pids.clone();
+    let task = IngestTask::start(probe_options(&args.common), TaskOptions { tick }, move |agent| {
+        agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
+        pids.iter().try_for_each(|pid| agent.follow(*pid))
+    })?;
+    let client = task.client();
     eprintln!(
         "tracer: tracing PID {} ({} stacks); report every {:.1}s, Ctrl-C for the final one",
         args.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
         args.common.stack.as_str(),
         args.interval.as_secs_f64()
     );
-    let mut reporter = Reporter::new(&args.common)?;
-    agent.tracker.state.sample_gap_ns = 2 * tick_period(Some(args.interval)).as_nanos() as u64;
-    let mut tick = tokio::time::interval(tick_period(Some(args.interval)));
+    let mut alive_check = tokio::time::interval(tick);
     let mut report_timer = tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
     let mut reports = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -148,26 +151,22 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            r = agent.readable() => { r.context("waiting for kernel events")?; agent.drain(); }
-            _ = tick.tick() => {
-                agent.drain();
-                agent.tracker.tick();
-                let all_gone = agent.tracker.targets.iter().all(|p| agent.tracker.state.process(*p).is_none_or(|s| !s.is_alive()));
-                if all_gone {
-                    reporter.report(&mut agent, "final")?;
-                    if args.common.stats { print_stats(&agent); }
+            _ = alive_check.tick() => {
+                if !client.status().await?.targets_alive {
+                    client.settle().await?;
+                    reporter.report(&client, "final").await?;
+                    if args.common.stats { print_stats(&client).await; }
                     let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
                     eprintln!("tracer: PID {} exited; the final report shows what was open at exit", pids.join(", "));
                     return Ok(1);
                 }
             }
             _ = report_timer.tick() => {
-                agent.drain();
                 reports += 1;
                 let last = args.count.is_some_and(|c| reports >= c);
-                reporter.report(&mut agent, if last { "final" } else { "interval" })?;
+                reporter.report(&client, if last { "final" } else { "interval" }).await?;
                 if last {
-                    if args.common.stats { print_stats(&agent); }
+                    if args.common.stats { print_stats(&client).await; }
                     return Ok(0);
                 }
             }
@@ -175,39 +174,43 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
             _ = sigterm.recv() => { break; }
         }
     }
-    agent.drain();
-    agent.tracker.tick();
-    reporter.report(&mut agent, "final")?;
+    client.settle().await?;
+    reporter.report(&client, "final").await?;
     if args.common.stats {
-        print_stats(&agent);
+        print_stats(&client).await;
     }
     Ok(0)
 }
 
 /// `tracer run -- CMD ARGS..`. Returns CMD's exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let mut agent = Agent::new(probe_options(&args.common))?;
+    let mut reporter = Reporter::new(&args.common)?;
     let held = HeldChild::spawn(&args.command)?;
     let pid = held.pid;
-    if let Err(e) = agent.follow(pid) {
-        let _ = held.release();
-        return Err(anyhow::Error::new(e).context(format!("cannot follow the command (PID {pid})")));
-    }
-    let mut reporter = Reporter::new(&args.common)?;
+    let tick = tick_period(None);
+    let started = IngestTask::start(probe_options(&args.common), TaskOptions { tick }, move |agent| {
+        agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
+        agent.follow(pid)
+    });
+    let task = match started {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = held.release();
+            return Err(anyhow::Error::new(e).context(format!("cannot follow the command (PID {pid})")));
+        }
+    };
+    let client = task.client();
     let child = held.release()?;
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let mut child = child;
         let _ = tx.send(child.wait());
     });
-    agent.tracker.state.sample_gap_ns = 2 * tick_period(None).as_nanos() as u64;
-    let mut tick = tokio::time::interval(tick_period(None));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    tokio::pin!(rx);
     let status = loop {
         tokio::select! {
-            r = agent.readable() => { r.context("waiting for kernel events")?; agent.drain(); }
-            _ = tick.tick() => { agent.drain(); agent.tracker.tick(); }
             s = &mut rx => { break s.ok().and_then(|s| s.ok()); }
             // Ctrl-C reaches the command too (same process group); keep going until it exits.
             _ = &mut ctrl_c => {}
@@ -216,12 +219,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Everything the command did is in the ring buffer by now (its exit preceded the wait),
     // except what the kernel does an RCU grace period later: the release of its exited
     // children (reaps) and of its last locks.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    while agent.drain() > 0 {}
-    agent.tracker.tick();
-    reporter.report(&mut agent, "final")?;
+    client.settle().await?;
+    reporter.report(&client, "final").await?;
     if args.common.stats {
-        print_stats(&agent);
+        print_stats(&client).await;
     }
     Ok(status.map_or(1, child::exit_code))
 }

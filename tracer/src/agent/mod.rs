@@ -8,7 +8,9 @@ pub mod proc;
 pub mod proc_locks;
 pub mod sockets;
 pub mod stacks;
+pub mod symbolizer;
 pub mod sysv;
+pub mod task;
 
 use std::collections::HashMap;
 
@@ -37,6 +39,8 @@ pub enum AgentError {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Proc(#[from] proc::ProcError),
+    #[error("cannot start the ingest thread")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Frames kept per stack.
@@ -124,6 +128,28 @@ impl Agent {
             if n < BATCH {
                 return total;
             }
+        }
+    }
+
+    /// Processes at most `max` records; returns how many.
+    pub fn drain_up_to(&mut self, max: usize) -> usize {
+        let tracker = &mut self.tracker;
+        self.ingest.drain(max, |r| tracker.handle(r))
+    }
+
+    /// The agent's own counters.
+    pub fn status(&self) -> task::Status {
+        let state = &self.tracker.state;
+        task::Status {
+            records: self.records(),
+            lost: self.lost_events(),
+            tracked_fds: state.processes.values().map(|p| p.fds.len()).sum(),
+            stacks: self.tracker.stacks.len(),
+            targets_alive: self
+                .tracker
+                .targets
+                .iter()
+                .any(|p| state.process(*p).is_some_and(|s| s.is_alive())),
         }
     }
 

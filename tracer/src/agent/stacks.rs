@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, Hasher},
+    sync::Arc,
 };
 
 use crate::{
@@ -23,7 +24,8 @@ pub struct StoredStack {
 #[derive(Default)]
 pub struct StackStore {
     by_hash: HashMap<u64, Vec<StackId>, foldhash::fast::RandomState>,
-    stacks: Vec<StoredStack>,
+    /// Shared with queries: a report hands the stacks it names to the symbolizer worker.
+    stacks: Vec<Arc<StoredStack>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -58,22 +60,29 @@ impl StackStore {
             Some(m) => addrs.iter().map(|a| m.lookup(*a)).collect(),
             None => addrs.iter().map(|_| None).collect(),
         };
-        self.stacks.push(StoredStack {
+        self.stacks.push(Arc::new(StoredStack {
             tgid,
             addresses: addrs.into(),
             frames,
-        });
+        }));
         let id = StackId(u32::try_from(self.stacks.len()).unwrap_or(u32::MAX));
         let h = self.hash(tgid, addrs);
         self.by_hash.entry(h).or_default().push(id);
         id
     }
 
-    pub fn get(&self, id: StackId) -> Option<&StoredStack> {
+    pub fn get(&self, id: StackId) -> Option<&Arc<StoredStack>> {
         if id == StackId::NONE {
             return None;
         }
         self.stacks.get(id.0 as usize - 1)
+    }
+
+    /// The stacks named by `ids` (those still stored), for the symbolizer worker.
+    pub fn share(&self, ids: &[StackId]) -> Vec<(StackId, Arc<StoredStack>)> {
+        ids.iter()
+            .filter_map(|id| Some((*id, self.get(*id)?.clone())))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -86,11 +95,16 @@ impl StackStore {
 }
 
 impl StackStore {
-    /// Symbolized frames of a stack, innermost first; unresolvable frames keep their address.
+    /// Symbolized frames of a stack, innermost first (empty if it is not stored).
     pub fn frames(&self, symbols: &mut Symbols, id: StackId) -> Vec<Frame> {
-        let Some(stack) = self.get(id) else {
-            return Vec::new();
-        };
+        self.get(id).map(|s| s.frames(symbols)).unwrap_or_default()
+    }
+}
+
+impl StoredStack {
+    /// Symbolized frames, innermost first; unresolvable frames keep their address.
+    pub fn frames(&self, symbols: &mut Symbols) -> Vec<Frame> {
+        let stack = self;
         // Kernel frames (`--kernel-stack`) come first and live in the kernel's upper half.
         let kernel = stack.addresses.iter().take_while(|a| is_kernel_address(**a)).count();
         let mut out = Vec::with_capacity(stack.addresses.len());

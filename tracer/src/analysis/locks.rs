@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tracer_common::lock::family;
 
-use super::report::{Frame, text_and_hex};
+use super::{report::text_and_hex, stack::Stack};
 use crate::state::{
     StackId, State,
     locks::{HeldLock, LockedFile},
@@ -42,7 +42,7 @@ pub struct LockReport {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Party {
     pub pid: u32,
-    pub stack: Vec<Frame>,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -59,7 +59,7 @@ pub struct HeldReport {
     /// False when known only from /proc/locks (taken before tracing or by an untraced process):
     /// then `held_ms` is a lower bound and there is no stack.
     pub traced: bool,
-    pub stack: Vec<Frame>,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -74,19 +74,14 @@ pub struct EndedHoldReport {
     pub pid: u32,
     pub held_ms: u64,
     pub waiters_seen: u32,
-    pub stack: Vec<Frame>,
+    pub stack: Stack,
 }
 
 fn lock_name(h: &HeldLock) -> &'static str {
     if h.family == family::FLOCK { "flock" } else { "posix" }
 }
 
-pub fn locks(
-    state: &State,
-    now_ns: u64,
-    hold_threshold_ns: u64,
-    frames: &mut dyn FnMut(StackId) -> Vec<Frame>,
-) -> Vec<LockReport> {
+pub fn locks(state: &State, now_ns: u64, hold_threshold_ns: u64) -> Vec<LockReport> {
     let mut out: Vec<LockReport> = Vec::new();
     let mut files: Vec<_> = state.locks.files.iter().collect();
     files.sort_by_key(|(id, _)| **id);
@@ -94,7 +89,12 @@ pub fn locks(
         if !worth_reporting(f) {
             continue;
         }
-        let mut party = |p: Option<(u32, StackId)>| p.map(|(pid, s)| Party { pid, stack: frames(s) });
+        let party = |p: Option<(u32, StackId)>| {
+            p.map(|(pid, s)| Party {
+                pid,
+                stack: Stack::unresolved(s),
+            })
+        };
         let max_waiter = party(f.contention.max_waiter);
         let max_wait_holder = party(f.contention.max_holder);
         let held: Vec<HeldReport> = f
@@ -110,14 +110,14 @@ pub fn locks(
                 waited_ms: h.waited_ns / MS,
                 waiters_seen: h.waiters_seen,
                 traced: h.traced,
-                stack: frames(h.stack),
+                stack: Stack::unresolved(h.stack),
             })
             .collect();
         let longest_hold = f.longest_hold.map(|l| EndedHoldReport {
             pid: l.tgid,
             held_ms: l.held_ns / MS,
             waiters_seen: l.waiters_seen,
-            stack: frames(l.stack),
+            stack: Stack::unresolved(l.stack),
         });
         let long = |ms: u64, waiters: bool| waiters && ms * MS >= hold_threshold_ns;
         let suspect = held

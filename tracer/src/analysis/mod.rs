@@ -5,9 +5,11 @@
 pub mod locks;
 pub mod report;
 pub mod resources;
+pub mod stack;
 pub mod trend;
 
-pub use report::{Frame, ProcessSummary, Report, ReportOptions, SiteReport, build};
+pub use report::{Frame, ProcessSummary, Report, ReportOptions, SiteReport, build, build_unresolved};
+pub use stack::Stack;
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{
     locks::{self, LockReport},
     resources::{self, IncidentReport, IpcReport, SignalReport, ZombieReport},
+    stack::Stack,
     trend,
 };
 use crate::{
@@ -79,9 +80,7 @@ pub struct SiteReport {
     pub time_to_limit_s: Option<f64>,
     /// Open before tracing started: no allocation stack.
     pub before_attach: bool,
-    pub stack: Vec<Frame>,
-    #[serde(skip)]
-    pub stack_id: StackId,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -138,14 +137,73 @@ pub fn text_and_hex(bytes: &[u8]) -> (String, Option<String>) {
     }
 }
 
-/// Builds the report at `now_ns`. `frames` symbolizes a stack (only for sites that are shown).
+/// Builds the report at `now_ns` and resolves its stacks with `frames` (tests; the agent builds
+/// on the ingest task with [`build_unresolved`] and resolves on the symbolizer worker).
 pub fn build(
     state: &State,
     now_ns: u64,
     lost_events: u64,
     opts: &ReportOptions,
-    mut frames: impl FnMut(StackId) -> Vec<Frame>,
+    frames: impl FnMut(StackId) -> Vec<Frame>,
 ) -> Report {
+    let mut r = build_unresolved(state, now_ns, lost_events, opts);
+    r.resolve_stacks(frames);
+    r
+}
+
+impl Report {
+    /// Every stack the report names (sites, incidents, orphans, lock parties).
+    pub fn stacks_mut(&mut self) -> Vec<&mut Stack> {
+        let mut v: Vec<&mut Stack> = Vec::new();
+        for s in self.suspects.iter_mut().chain(self.outstanding.iter_mut()) {
+            v.push(&mut s.stack);
+        }
+        for i in &mut self.incidents {
+            v.push(&mut i.stack);
+            if let Some(c) = &mut i.previous_close {
+                v.push(&mut c.stack);
+            }
+        }
+        for g in &mut self.ipc.orphans {
+            v.push(&mut g.stack);
+        }
+        for l in &mut self.locks {
+            v.extend(l.held.iter_mut().map(|h| &mut h.stack));
+            v.extend(l.max_waiter.iter_mut().map(|p| &mut p.stack));
+            v.extend(l.max_wait_holder.iter_mut().map(|p| &mut p.stack));
+            v.extend(l.longest_hold.iter_mut().map(|h| &mut h.stack));
+        }
+        v
+    }
+
+    /// The distinct stack ids to resolve.
+    pub fn stack_ids(&mut self) -> Vec<StackId> {
+        let mut ids: Vec<StackId> = self
+            .stacks_mut()
+            .into_iter()
+            .map(|s| s.id)
+            .filter(|id| *id != StackId::NONE)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Fills in every stack's frames; orphan groups of different processes whose stacks turn
+    /// out to be the same code are merged.
+    pub fn resolve_stacks(&mut self, mut frames: impl FnMut(StackId) -> Vec<Frame>) {
+        for s in self.stacks_mut() {
+            if s.id != StackId::NONE && s.frames.is_empty() {
+                s.frames = frames(s.id);
+            }
+        }
+        resources::merge_orphan_groups(&mut self.ipc.orphans);
+    }
+}
+
+/// Builds the report at `now_ns` with every stack unresolved (ids only): cheap enough for the
+/// ingest task, which must not symbolize.
+pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &ReportOptions) -> Report {
     let mut processes = Vec::new();
     // Per site: fds old enough, and the oldest open time.
     let mut per_site: HashMap<SiteId, (u32, u64)> = HashMap::new();
@@ -261,8 +319,7 @@ pub fn build(
             oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
             time_to_limit_s,
             before_attach: st.key.before_attach,
-            stack: Vec::new(),
-            stack_id: st.key.stack,
+            stack: Stack::unresolved(st.key.stack),
         };
         if growing {
             suspects.push(site.clone());
@@ -286,17 +343,14 @@ pub fn build(
         suspects.truncate(n);
         outstanding.truncate(n);
     }
-    for s in suspects.iter_mut().chain(outstanding.iter_mut()) {
-        s.stack = frames(s.stack_id);
-    }
     Report {
         lost_events,
         processes,
         suspects,
         outstanding,
-        incidents: resources::incidents(state, now_ns, &mut frames),
-        ipc: resources::ipc(state, now_ns, &mut frames),
-        locks: locks::locks(state, now_ns, opts.lock_hold_ns, &mut frames),
+        incidents: resources::incidents(state, now_ns),
+        ipc: resources::ipc(state, now_ns),
+        locks: locks::locks(state, now_ns, opts.lock_hold_ns),
         zombies: resources::zombies(state, now_ns),
         signals: resources::signals(state),
         system: opts.system,

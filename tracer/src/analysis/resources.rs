@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
-use super::{report::Frame, trend};
+use super::{stack::Stack, trend};
 use crate::{
     agent::sysv::SystemLimits,
     state::{
-        Resource, StackId, State,
+        Resource, State,
         incidents::{IncidentKind, errno_name},
         signals::{SIGCHLD, SignalCounts, signal_name},
     },
@@ -32,7 +32,7 @@ pub struct IncidentReport {
     /// A process holding the lock when a lock call failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holder_pid: Option<u32>,
-    pub stack: Vec<Frame>,
+    pub stack: Stack,
     /// For double close and use after close: the close that came first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_close: Option<PreviousClose>,
@@ -43,7 +43,7 @@ pub struct PreviousClose {
     pub tid: u32,
     pub age_ms: u64,
     /// Empty unless `--close-stacks` was given.
-    pub stack: Vec<Frame>,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Default)]
@@ -65,7 +65,7 @@ pub struct OrphanGroup {
     pub keys: Vec<String>,
     pub creator_pids: Vec<u32>,
     pub oldest_age_ms: u64,
-    pub stack: Vec<Frame>,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -113,7 +113,7 @@ pub struct SignalReport {
 
 const MS: u64 = 1_000_000;
 
-pub fn incidents(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> Vec<Frame>) -> Vec<IncidentReport> {
+pub fn incidents(state: &State, now_ns: u64) -> Vec<IncidentReport> {
     let mut out: Vec<IncidentReport> = state
         .incidents
         .list
@@ -122,11 +122,7 @@ pub fn incidents(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> 
             let previous_close = i.previous_close.map(|c| PreviousClose {
                 tid: c.tid,
                 age_ms: i.last_ns.saturating_sub(c.ts_ns) / MS,
-                stack: if c.stack == StackId::NONE {
-                    Vec::new()
-                } else {
-                    frames(c.stack)
-                },
+                stack: Stack::unresolved(c.stack),
             });
             IncidentReport {
                 pid: i.tgid,
@@ -143,7 +139,7 @@ pub fn incidents(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> 
                 first_age_ms: now_ns.saturating_sub(i.first_ns) / MS,
                 last_age_ms: now_ns.saturating_sub(i.last_ns) / MS,
                 holder_pid: i.holder,
-                stack: frames(i.stack),
+                stack: Stack::unresolved(i.stack),
                 previous_close,
             }
         })
@@ -152,39 +148,28 @@ pub fn incidents(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> 
     out
 }
 
-pub fn ipc(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> Vec<Frame>) -> IpcReport {
+pub fn ipc(state: &State, now_ns: u64) -> IpcReport {
     let mut groups: Vec<OrphanGroup> = Vec::new();
     for o in state.ipc.orphans() {
         let resource = Resource::from_ipc(o.kind).as_str();
-        let stack = frames(o.stack);
+        let stack = Stack::unresolved(o.stack);
         let age = now_ns.saturating_sub(o.created_ns) / MS;
         let key = crate::state::ipc::describe_key(o.key);
-        match groups.iter_mut().find(|g| g.resource == resource && g.stack == stack) {
-            Some(g) => {
-                g.count += 1;
-                if g.ids.len() < 32 {
-                    g.ids.push(o.id);
-                }
-                if !g.keys.contains(&key) && g.keys.len() < 8 {
-                    g.keys.push(key);
-                }
-                if let Some(c) = o.creator
-                    && !g.creator_pids.contains(&c)
-                    && g.creator_pids.len() < 32
-                {
-                    g.creator_pids.push(c);
-                }
-                g.oldest_age_ms = g.oldest_age_ms.max(age);
-            }
-            None => groups.push(OrphanGroup {
-                resource,
-                count: 1,
-                ids: vec![o.id],
-                keys: vec![key],
-                creator_pids: o.creator.into_iter().collect(),
-                oldest_age_ms: age,
-                stack,
-            }),
+        let one = OrphanGroup {
+            resource,
+            count: 1,
+            ids: vec![o.id],
+            keys: vec![key],
+            creator_pids: o.creator.into_iter().collect(),
+            oldest_age_ms: age,
+            stack,
+        };
+        match groups
+            .iter_mut()
+            .find(|g| g.resource == resource && g.stack.id == one.stack.id)
+        {
+            Some(g) => g.absorb(one),
+            None => groups.push(one),
         }
     }
     groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(b.resource)));
@@ -193,6 +178,46 @@ pub fn ipc(state: &State, now_ns: u64, frames: &mut dyn FnMut(StackId) -> Vec<Fr
         live: state.ipc.objects.values().filter(|o| o.creator.is_some()).count() as u64,
         removed: state.ipc.removed,
     }
+}
+
+impl OrphanGroup {
+    /// Adds another group's objects (same resource, same code) to this one.
+    fn absorb(&mut self, other: OrphanGroup) {
+        self.count += other.count;
+        for id in other.ids {
+            if self.ids.len() < 32 {
+                self.ids.push(id);
+            }
+        }
+        for key in other.keys {
+            if !self.keys.contains(&key) && self.keys.len() < 8 {
+                self.keys.push(key);
+            }
+        }
+        for c in other.creator_pids {
+            if !self.creator_pids.contains(&c) && self.creator_pids.len() < 32 {
+                self.creator_pids.push(c);
+            }
+        }
+        self.oldest_age_ms = self.oldest_age_ms.max(other.oldest_age_ms);
+    }
+}
+
+/// Orphans are grouped by stack id when the report is built; stacks are per process, so groups
+/// of different creators whose stacks resolve to the same frames are one group.
+pub fn merge_orphan_groups(groups: &mut Vec<OrphanGroup>) {
+    let mut merged: Vec<OrphanGroup> = Vec::with_capacity(groups.len());
+    for g in groups.drain(..) {
+        match merged
+            .iter_mut()
+            .find(|m| m.resource == g.resource && m.stack.frames == g.stack.frames)
+        {
+            Some(m) => m.absorb(g),
+            None => merged.push(g),
+        }
+    }
+    merged.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(b.resource)));
+    *groups = merged;
 }
 
 pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {

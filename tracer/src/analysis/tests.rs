@@ -92,7 +92,7 @@ fn min_age_and_top_filter() {
         },
         frames,
     );
-    let leak = r.outstanding.iter().find(|o| o.stack_id == StackId(1)).map(|o| o.count);
+    let leak = r.outstanding.iter().find(|o| o.stack.id == StackId(1)).map(|o| o.count);
     assert_eq!(leak, Some(5), "only fds opened at 100..500 ms are 2.5 s old");
     let r = build(
         &s,
@@ -135,7 +135,7 @@ fn fds_open_before_attach_are_never_suspects() {
     let r = build(&s, 2000 * MS, 3, &ReportOptions::default(), frames);
     assert!(r.suspects.is_empty());
     assert!(r.outstanding[0].before_attach);
-    assert!(r.outstanding[0].stack.is_empty() || r.outstanding[0].stack_id == StackId::NONE);
+    assert!(r.outstanding[0].stack.is_empty() || r.outstanding[0].stack.id == StackId::NONE);
     assert_eq!(r.lost_events, 3);
 }
 
@@ -163,10 +163,10 @@ fn an_exited_childs_inherited_fds_are_not_listed_as_its_sites() {
         .outstanding
         .iter()
         .filter(|o| o.pid == 8)
-        .map(|o| (o.count, o.stack_id))
+        .map(|o| (o.count, o.stack.id))
         .collect();
     assert_eq!(child, vec![(1, StackId(2))], "only the fd the child opened itself");
-    assert!(r.outstanding.iter().any(|o| o.pid == T && o.stack_id == StackId(1)));
+    assert!(r.outstanding.iter().any(|o| o.pid == T && o.stack.id == StackId(1)));
     let summary = r.processes.iter().find(|p| p.pid == 8).map(|p| p.open_fds);
     assert_eq!(summary, Some(2), "the summary still counts what was open at exit");
 }

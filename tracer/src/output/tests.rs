@@ -9,7 +9,7 @@ use super::{Format, Heading, write};
 use crate::{
     agent::sysv::{SystemLimits, Usage},
     analysis::{
-        Frame, ProcessSummary, Report, SiteReport,
+        Frame, ProcessSummary, Report, SiteReport, Stack,
         locks::{HeldReport, LockReport, Party, WaiterReport},
         report::text_and_hex,
         resources::{
@@ -35,8 +35,10 @@ fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) ->
         oldest_age_ms: 61_500,
         time_to_limit_s: (growth > 0.0).then_some(98.5),
         before_attach: false,
-        stack,
-        stack_id: StackId(1),
+        stack: Stack {
+            id: StackId(1),
+            frames: stack,
+        },
     }
 }
 
@@ -80,12 +82,12 @@ fn sample() -> Report {
             ))),
         ],
     );
-    odd.stack_id = StackId(2);
+    odd.stack.id = StackId(2);
     let mut sock = site(4243, 4, 0.0, b"socket:[991]", Vec::new());
     sock.kind = "socket";
     sock.family = Some("inet6");
     sock.before_attach = true;
-    sock.stack_id = StackId::NONE;
+    sock.stack.id = StackId::NONE;
     sock.time_to_limit_s = None;
     let mut by_kind = BTreeMap::new();
     by_kind.insert("file", 122);
@@ -131,7 +133,7 @@ fn sample() -> Report {
                 keys: vec!["key IPC_PRIVATE".into()],
                 creator_pids: vec![5001, 5002],
                 oldest_age_ms: 804,
-                stack: stack.clone(),
+                stack: stack.clone().into(),
             }],
             live: 8,
             removed: [1, 0, 2],
@@ -196,7 +198,7 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
         first_age_ms: 1500,
         last_age_ms: 20,
         holder_pid: None,
-        stack: stack.to_vec(),
+        stack: stack.to_vec().into(),
         previous_close: None,
     };
     vec![
@@ -211,7 +213,7 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
             previous_close: Some(PreviousClose {
                 tid: 4250,
                 age_ms: 2,
-                stack: Vec::new(),
+                stack: Stack::default(),
             }),
             ..base.clone()
         },
@@ -256,7 +258,7 @@ fn lock(stack: &[Frame]) -> LockReport {
                 waited_ms: 0,
                 waiters_seen: 1,
                 traced: true,
-                stack: stack.to_vec(),
+                stack: stack.to_vec().into(),
             },
             HeldReport {
                 pid: 4300,
@@ -268,7 +270,7 @@ fn lock(stack: &[Frame]) -> LockReport {
                 waited_ms: 0,
                 waiters_seen: 1,
                 traced: false,
-                stack: Vec::new(),
+                stack: Stack::default(),
             },
         ],
         waiting: vec![WaiterReport {
@@ -281,11 +283,11 @@ fn lock(stack: &[Frame]) -> LockReport {
         max_wait_ms: 1500,
         max_waiter: Some(Party {
             pid: 4243,
-            stack: stack.to_vec(),
+            stack: stack.to_vec().into(),
         }),
         max_wait_holder: Some(Party {
             pid: 4242,
-            stack: Vec::new(),
+            stack: Stack::default(),
         }),
         longest_hold: None,
         failures: 1,

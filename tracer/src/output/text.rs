@@ -95,7 +95,7 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
 
 fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
     a.pid == b.pid
-        && a.stack_id == b.stack_id
+        && a.stack.id == b.stack.id
         && a.kind == b.kind
         && a.family == b.family
         && a.before_attach == b.before_attach

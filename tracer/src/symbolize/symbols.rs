@@ -27,12 +27,24 @@ type Resolved = Arc<[SymbolizedFrame]>;
 /// alive: the same path may hold another file by now), and the file offset looked up.
 type CacheKey = (Arc<Path>, Option<(u64, u64)>, u64);
 
-/// Symbolizer with a cache of resolved locations (never evicted: bounded by the code sites seen).
+/// Resolved locations kept; past this the least recently used quarter goes.
+pub const MAX_LOCATIONS: usize = 65_536;
+/// Module files whose parsed DWARF blazesym may keep; past this its caches are dropped.
+pub const MAX_MODULES: usize = 256;
+
+/// Symbolizer with a cache of resolved locations, least recently used evicted first.
 pub struct Symbols {
     symbolizer: Symbolizer,
-    cache: HashMap<CacheKey, Resolved>,
+    /// Location -> (frames, last use).
+    cache: HashMap<CacheKey, (Resolved, u64)>,
     /// Kernel addresses already resolved (`--kernel-stack`).
     kernel_cache: HashMap<u64, Option<String>>,
+    /// Module files the symbolizer has opened since its caches were last dropped.
+    modules: std::collections::HashSet<Arc<Path>>,
+    clock: u64,
+    /// Locations evicted, and times blazesym's file caches were dropped.
+    pub evicted_locations: u64,
+    pub module_cache_resets: u64,
 }
 
 impl Default for Symbols {
@@ -50,16 +62,52 @@ fn code_location(ci: Option<&blazesym::symbolize::CodeInfo<'_>>) -> (Option<Stri
 
 impl Symbols {
     pub fn new() -> Self {
-        let symbolizer = Symbolizer::builder()
-            .enable_code_info(true)
-            .enable_inlined_fns(true)
-            .enable_demangling(true)
-            .build();
+        let symbolizer = Self::builder();
         Symbols {
             symbolizer,
             cache: HashMap::new(),
             kernel_cache: HashMap::new(),
+            modules: Default::default(),
+            clock: 0,
+            evicted_locations: 0,
+            module_cache_resets: 0,
         }
+    }
+
+    fn builder() -> Symbolizer {
+        Symbolizer::builder()
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
+            .enable_demangling(true)
+            .build()
+    }
+
+    /// Keeps the caches within their caps (call between jobs): the least recently used
+    /// locations go first; blazesym's parsed files are dropped when too many were opened.
+    pub fn trim(&mut self) {
+        if self.cache.len() > MAX_LOCATIONS {
+            let mut uses: Vec<u64> = self.cache.values().map(|(_, t)| *t).collect();
+            let keep = MAX_LOCATIONS * 3 / 4;
+            let cut = uses.len() - keep;
+            let (_, nth, _) = uses.select_nth_unstable(cut);
+            let threshold = *nth;
+            let before = self.cache.len();
+            self.cache.retain(|_, (_, t)| *t >= threshold);
+            self.evicted_locations += (before - self.cache.len()) as u64;
+        }
+        if self.kernel_cache.len() > MAX_LOCATIONS {
+            self.evicted_locations += self.kernel_cache.len() as u64;
+            self.kernel_cache.clear();
+        }
+        if self.modules.len() > MAX_MODULES {
+            self.symbolizer = Self::builder();
+            self.modules.clear();
+            self.module_cache_resets += 1;
+        }
+    }
+
+    pub fn cached_locations(&self) -> usize {
+        self.cache.len()
     }
 
     /// Frames in stack order (innermost first). All but the first are return addresses: the call
@@ -121,7 +169,9 @@ impl Symbols {
     /// Resolves `offset` in the frame's module, innermost inlined function first.
     fn resolve(&mut self, frame: &NormalizedFrame, offset: u64) -> Resolved {
         let key: CacheKey = (frame.module.clone(), frame.file.as_ref().map(|f| f.id()), offset);
-        if let Some(r) = self.cache.get(&key) {
+        self.clock += 1;
+        if let Some((r, used)) = self.cache.get_mut(&key) {
+            *used = self.clock;
             return r.clone();
         }
         let module = &frame.module;
@@ -136,7 +186,9 @@ impl Symbols {
                 inlined: false,
             }])
         };
-        let src = Source::Elf(Elf::new(frame.source().to_path_buf()));
+        let path = frame.source();
+        let src = Source::Elf(Elf::new(path.to_path_buf()));
+        self.modules.insert(path);
         let resolved: Resolved = match self.symbolizer.symbolize_single(&src, Input::FileOffset(offset)) {
             Ok(Symbolized::Sym(sym)) => {
                 let mut v = Vec::with_capacity(1 + sym.inlined.len());
@@ -165,7 +217,7 @@ impl Symbols {
             }
             _ => unknown(),
         };
-        self.cache.insert(key, resolved.clone());
+        self.cache.insert(key, (resolved.clone(), self.clock));
         resolved
     }
 }
