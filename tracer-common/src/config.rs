@@ -39,6 +39,14 @@ pub const EXITED_MAP: &str = "EXITED";
 /// Global (`aya_ebpf::Global<u32>`): non-zero traces every process (production mode).
 pub const TRACE_ALL_GLOBAL: &str = "TRACE_ALL";
 
+/// Global (`aya_ebpf::Global<u32>`): the agent's own tgid, never traced.
+pub const SELF_TGID_GLOBAL: &str = "SELF_TGID";
+/// Global (`aya_ebpf::Global<u32>`): non-zero reports execs of untraced processes
+/// ([`crate::record::kind::EXEC_UNTRACED`]).
+pub const DISCOVER_EXEC_GLOBAL: &str = "DISCOVER_EXEC";
+/// `LruHashMap<u32 tgid, u64>`: records lost to a full ring buffer, by process.
+pub const LOST_BY_TGID_MAP: &str = "LOST_BY_TGID";
+
 /// Highest syscall number the capture table covers (exclusive).
 pub const MAX_SYSCALL_NR: u32 = 512;
 /// Bytes of path or control-message data copied with a syscall record.

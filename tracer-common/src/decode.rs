@@ -27,6 +27,8 @@ pub enum Record<'a> {
     Syscall(SyscallView<'a>),
     Fork(&'a ForkRecord),
     Exec(&'a ExecRecord),
+    /// An exec by a process not traced (yet): a candidate for `--comm`/`--cgroup` selection.
+    ExecUntraced(&'a ExecRecord),
     Exit(&'a ExitRecord),
     Reap(&'a ReapRecord),
     Lock(&'a LockRecord),
@@ -116,6 +118,7 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
             kind::SYSCALL_STACK_16K => stack_view::<16384>(bytes, k)?,
             kind::FORK => Record::Fork(cast(bytes, k)?),
             kind::EXEC => Record::Exec(cast(bytes, k)?),
+            kind::EXEC_UNTRACED => Record::ExecUntraced(cast(bytes, k)?),
             kind::EXIT => Record::Exit(cast(bytes, k)?),
             kind::REAP => Record::Reap(cast(bytes, k)?),
             kind::LOCK => Record::Lock(cast(bytes, k)?),

@@ -25,6 +25,9 @@ pub mod kind {
     pub const FORK: u32 = 10;
     /// [`crate::process::ExecRecord`].
     pub const EXEC: u32 = 11;
+    /// [`crate::process::ExecRecord`] of a process not traced (yet): `--comm`/`--cgroup`
+    /// selection decides whether to follow it.
+    pub const EXEC_UNTRACED: u32 = 14;
     /// [`crate::process::ExitRecord`].
     pub const EXIT: u32 = 12;
     /// [`crate::process::ReapRecord`].

@@ -25,7 +25,7 @@ use tracer_common::{
 use crate::{
     maps::{
         CAPTURE, EVENTS, KERNEL_STACK, KSTACK_PENDING, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACKS,
-        count_loss, now, submit_flags, traced_state,
+        count_loss, now, ring_full, submit_flags, traced_state,
     },
     regs,
 };
@@ -207,7 +207,7 @@ fn control_of(msghdr: u64) -> Result<(u64, u64), i64> {
 #[inline(always)]
 fn emit_core(core: SyscallCore) -> Result<(), i64> {
     let Some(mut entry) = EVENTS.reserve::<SyscallCore>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return Ok(());
     };
     entry.write(core);
@@ -232,7 +232,7 @@ fn emit_detail(
         }
     } else {
         let Some(mut entry) = EVENTS.reserve::<SyscallRecord>(0) else {
-            count_loss(LossCounter::RingBufFull);
+            ring_full();
             return Ok(());
         };
         let p = entry.as_mut_ptr();
@@ -264,7 +264,7 @@ fn emit_with_stack<const N: usize>(
     extra: Extra,
 ) {
     let Some(mut entry) = EVENTS.reserve::<StackRecord<N>>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return;
     };
     let p = entry.as_mut_ptr();

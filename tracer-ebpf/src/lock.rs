@@ -8,12 +8,11 @@
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
-    config::LossCounter,
     lock::{LockRecord, family, lock_type},
     record::{RecordHeader, kind},
 };
 
-use crate::maps::{EVENTS, LOCK_OWNERS, count_loss, is_traced, now, submit_flags};
+use crate::maps::{EVENTS, LOCK_OWNERS, is_traced, now, ring_full, submit_flags};
 
 #[tracepoint]
 pub fn flock_lock_inode(ctx: TracePointContext) -> u32 {
@@ -46,7 +45,7 @@ fn try_lock(ctx: &TracePointContext, fam: u32) -> Result<(), i64> {
         return Ok(());
     }
     let Some(mut entry) = EVENTS.reserve::<LockRecord>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return Ok(());
     };
     let p = entry.as_mut_ptr();

@@ -58,6 +58,20 @@ pub static STACK_MODE: Global<u32> = Global::new(StackMode::FramePointer as u32)
 #[unsafe(no_mangle)]
 pub static TRACE_ALL: Global<u32> = Global::new(0);
 
+/// The agent's own process: never traced (in whole-host mode its /proc reads would feed it).
+#[unsafe(no_mangle)]
+pub static SELF_TGID: Global<u32> = Global::new(0);
+
+/// Non-zero: an exec by an untraced process is reported too (`--comm`/`--cgroup` selection:
+/// the agent decides whether to follow it).
+#[unsafe(no_mangle)]
+pub static DISCOVER_EXEC: Global<u32> = Global::new(0);
+
+/// Records lost to a full ring buffer, by the process whose record it was: the agent
+/// resynchronises those processes' fd tables from /proc.
+#[map]
+pub static LOST_BY_TGID: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0);
+
 /// Bytes of user stack a DWARF-mode record copies: 4096, 8192 or 16384.
 #[unsafe(no_mangle)]
 pub static STACK_BYTES: Global<u32> = Global::new(8192);
@@ -86,6 +100,9 @@ pub const NEEDS_MAPS: u8 = tracer_common::config::TRACED_NEEDS_MAPS;
 /// 0: not traced; otherwise the `TRACED` value (see `tracer_common::config`).
 #[inline(always)]
 pub fn traced_state(tgid: u32) -> u8 {
+    if tgid == SELF_TGID.load() {
+        return 0;
+    }
     if TRACE_ALL.load() != 0 {
         return tracer_common::config::TRACED_HAS_MAPS;
     }
@@ -103,6 +120,21 @@ pub fn count_loss(which: LossCounter) {
     if let Some(p) = LOSSES.get_ptr_mut(which as u32) {
         // SAFETY: per-CPU slot, so no other program writes it concurrently.
         unsafe { *p += 1 };
+    }
+}
+
+/// A record of the current process could not be reserved: counted, and by process.
+#[inline(always)]
+pub fn ring_full() {
+    count_loss(LossCounter::RingBufFull);
+    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    match LOST_BY_TGID.get_ptr_mut(&tgid) {
+        // SAFETY: a u64 counter in map memory; a racing increment may be lost, which only
+        // delays a resync by one loss.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = LOST_BY_TGID.insert(&tgid, &1, 0);
+        }
     }
 }
 

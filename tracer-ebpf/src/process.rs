@@ -15,7 +15,8 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    CLONE_FLAGS, EVENTS, EXITED, NEEDS_MAPS, TRACE_ALL, TRACED, count_loss, is_traced, now, submit_flags,
+    CLONE_FLAGS, DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELF_TGID, TRACE_ALL, TRACED, count_loss, is_traced, now,
+    ring_full, submit_flags,
 };
 
 /// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
@@ -83,7 +84,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         count_loss(LossCounter::TracedMapFull);
     }
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return 0;
     };
     entry.write(ForkRecord {
@@ -108,15 +109,20 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if !is_traced(tgid) {
+    let record_kind = if is_traced(tgid) {
+        // A new image: the agent must read the maps again before symbolizing its stacks.
+        if TRACE_ALL.load() == 0 {
+            let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
+        }
+        kind::EXEC
+    } else if DISCOVER_EXEC.load() != 0 && tgid != SELF_TGID.load() {
+        // Selection by name or cgroup: the agent looks at the new image and may follow it.
+        kind::EXEC_UNTRACED
+    } else {
         return 0;
-    }
-    // A new image: the agent must read the maps again before symbolizing its stacks.
-    if TRACE_ALL.load() == 0 {
-        let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
-    }
+    };
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return 0;
     };
     let p = entry.as_mut_ptr();
@@ -124,7 +130,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     // the filename is read from the trace record (kernel memory) with a checked helper.
     unsafe {
         (*p).header = RecordHeader {
-            kind: kind::EXEC,
+            kind: record_kind,
             tgid,
             tid: pid_tgid as u32,
             _pad: 0,
@@ -158,7 +164,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     // A zombie from now until its parent reaps it (see `sched_process_free`).
     let _ = EXITED.insert(&tgid, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return 0;
     };
     entry.write(ExitRecord {
@@ -190,7 +196,7 @@ pub fn sched_process_free(ctx: TracePointContext) -> u32 {
     }
     let _ = EXITED.remove(&pid);
     let Some(mut entry) = EVENTS.reserve::<ReapRecord>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return 0;
     };
     entry.write(ReapRecord {

@@ -4,12 +4,11 @@
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
-    config::LossCounter,
     record::{RecordHeader, kind},
     signal::{SignalRecord, event},
 };
 
-use crate::maps::{EVENTS, count_loss, is_traced, now, submit_flags};
+use crate::maps::{EVENTS, is_traced, now, ring_full, submit_flags};
 
 /// Format: `sig` 8, `errno` 12, `code` 16, `comm[16]` 20, `pid` 36, `group` 40, `result` 44.
 /// `pid` is the receiving task (the process's leader for process-directed signals).
@@ -56,7 +55,7 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
 fn emit(ev: u32, sig: i32, code: i32, target: u32, group: i32, result: i32, handler: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(mut entry) = EVENTS.reserve::<SignalRecord>(0) else {
-        count_loss(LossCounter::RingBufFull);
+        ring_full();
         return;
     };
     entry.write(SignalRecord {

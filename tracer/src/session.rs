@@ -42,6 +42,7 @@ fn probe_options(c: &CommonArgs) -> ProbeOptions {
         stack_bytes: c.stack_size * 1024,
         ring_buffer_bytes: c.ring_buffer_size.saturating_mul(1024 * 1024),
         trace_all: false,
+        discover_exec: false,
         report_ebadf: !c.no_ebadf,
         close_stacks: c.close_stacks,
         kernel_stack: c.kernel_stack,

@@ -50,6 +50,9 @@ impl Tracker {
                 let id = self.intern(tgid, kernel, &addrs);
                 self.scratch = addrs;
                 self.fp_ids.insert(key, id);
+                if d.stack_id >= 0 {
+                    self.fp_kernel_ids.insert(d.stack_id);
+                }
                 id
             }
             StackMode::Dwarf => {

@@ -4,6 +4,7 @@
 mod capture;
 mod describe;
 mod layout;
+pub mod policy;
 pub mod proc;
 pub mod proc_locks;
 pub mod sockets;
@@ -68,6 +69,8 @@ pub struct Tracker {
     /// Kernel stack-map ids already interned, per process (fp mode).
     /// Keyed by (process, user stack id, kernel stack id).
     fp_ids: HashMap<(u32, i64, i32), StackId, foldhash::fast::RandomState>,
+    /// Kernel stack-map ids `fp_ids` was filled from.
+    fp_kernel_ids: std::collections::HashSet<i64>,
     scratch: Vec<u64>,
     kernel_scratch: Vec<u64>,
     combined_scratch: Vec<u64>,
@@ -82,6 +85,31 @@ pub struct Tracker {
     maps_pending: HashMap<u32, u8>,
     /// What just-exec'd processes' records said about their layout (see `layout`).
     loading: HashMap<u32, layout::Loading, foldhash::fast::RandomState>,
+    /// Which processes are traced (the kernel filters; this decides about execs of untraced
+    /// processes under `--comm`/`--cgroup`).
+    pub policy: policy::Policy,
+    pub counters: TrackerCounters,
+    /// Ticks since the last liveness check of the processes believed alive.
+    ticks_since_liveness: u32,
+    /// When stacks nothing refers to were last dropped.
+    last_sweep_ns: u64,
+}
+
+/// How often unreferenced stacks are dropped.
+const STACK_SWEEP_NS: u64 = 30_000_000_000;
+
+/// What the tracker did on its own, for the loss and health metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackerCounters {
+    /// Processes first seen through a record (their fork was lost, or whole-host mode).
+    pub discovered: u64,
+    /// Fd tables resynchronised from /proc after lost records.
+    pub resyncs: u64,
+    /// Fds dropped by resyncs (lost closes) and added (lost opens).
+    pub resync_dropped: u64,
+    pub resync_added: u64,
+    /// Processes found gone without their exit record.
+    pub exits_inferred: u64,
 }
 
 impl Agent {
@@ -101,6 +129,7 @@ impl Agent {
             unwinder: DwarfUnwinder::new(),
             modules: HashMap::default(),
             fp_ids: HashMap::default(),
+            fp_kernel_ids: Default::default(),
             scratch: Vec::with_capacity(MAX_FRAMES),
             kernel_scratch: Vec::new(),
             combined_scratch: Vec::new(),
@@ -108,6 +137,10 @@ impl Agent {
             ipc_namespace: sysv::ipc_namespace("self"),
             maps_pending: HashMap::new(),
             loading: HashMap::default(),
+            policy: policy::Policy::default(),
+            counters: TrackerCounters::default(),
+            ticks_since_liveness: 0,
+            last_sweep_ns: 0,
         };
         Ok(Agent { ingest, tracker })
     }
@@ -177,16 +210,31 @@ impl Tracker {
             return Err(proc::ProcError::NoSuchProcess(pid).into());
         }
         self.probes.trace(pid)?;
-        let existing = match proc::scan_fds(pid) {
-            Ok(e) => e,
-            Err(e) => {
-                self.probes.untrace(pid);
-                return Err(e.into());
-            }
-        };
+        if let Err(e) = self.seed(pid) {
+            self.probes.untrace(pid);
+            return Err(e);
+        }
+        self.targets.push(pid);
+        Ok(())
+    }
+
+    /// Starts following a process the kernel already traces (whole-host mode, or a selected
+    /// process): its state is seeded from /proc like an attach.
+    pub fn adopt(&mut self, pid: u32) -> Result<(), AgentError> {
+        self.seed(pid)
+    }
+
+    /// Seeds a process's state from /proc: its fds (no stacks: open before tracing), locks it
+    /// holds or waits for, zombies it has, its memory maps. Syscall records older than the scan
+    /// are skipped (the scan already shows their effect).
+    fn seed(&mut self, pid: u32) -> Result<(), AgentError> {
         let now = proc::monotonic_ns();
+        let existing = proc::scan_fds(pid)?;
         self.state
             .attach(pid, proc::comm(pid), proc::limits(pid), &existing, now);
+        if let Some(p) = self.state.processes.get_mut(&pid) {
+            p.container = policy::container_of(pid).into();
+        }
         // Locks it holds or waits for already (and who holds those), zombies it has already.
         let known = proc_locks::read();
         self.state.locks.learn(&known, None, Some(pid), now);
@@ -209,14 +257,66 @@ impl Tracker {
             // A running process has its libraries mapped: its records can be batched.
             self.probes.maps_known(pid);
         }
-        self.targets.push(pid);
         Ok(())
+    }
+
+    /// A record of a process the agent does not know: the kernel traces it, so its fork was
+    /// lost, or it is new to a whole-host agent. Seeded from /proc; if it is gone already, it
+    /// starts empty so that its records still count.
+    fn discover(&mut self, tgid: u32, ts_ns: u64) {
+        if tgid == std::process::id() {
+            return;
+        }
+        self.counters.discovered += 1;
+        if self.seed(tgid).is_err() {
+            self.state.attach(tgid, Vec::new(), Default::default(), &[], 0);
+            if let Some(p) = self.state.processes.get_mut(&tgid) {
+                p.since_ns = ts_ns;
+            }
+        }
+    }
+
+    /// The kernel lost records of these processes: their tables are read again from /proc.
+    fn resync_lossy(&mut self) {
+        for (tgid, _lost) in self.probes.take_lost_by_process() {
+            if !self.state.processes.get(&tgid).is_some_and(|p| p.is_alive()) {
+                continue;
+            }
+            let start = proc::monotonic_ns();
+            if let Ok(scan) = proc::scan_fds(tgid) {
+                let r = self.state.resync(tgid, &scan, start);
+                self.counters.resyncs += 1;
+                self.counters.resync_dropped += u64::from(r.dropped);
+                self.counters.resync_added += u64::from(r.added);
+            }
+        }
+    }
+
+    /// Processes believed alive whose exit record was lost are gone from /proc: they exited.
+    fn infer_exits(&mut self) {
+        let now = proc::monotonic_ns();
+        let gone: Vec<u32> = self
+            .state
+            .processes
+            .values()
+            .filter(|p| p.is_alive() && !proc::exists(p.tgid))
+            .map(|p| p.tgid)
+            .collect();
+        for tgid in gone {
+            self.counters.exits_inferred += 1;
+            self.state.on_exit(tgid, now);
+            self.modules.remove(&tgid);
+            self.unwinder.forget(tgid as i32);
+        }
     }
 
     fn handle(&mut self, record: Record<'_>) {
         match record {
             Record::Syscall(v) => self.on_syscall(&v),
             Record::Fork(f) => {
+                if !self.state.processes.contains_key(&f.header.tgid) {
+                    self.discover(f.header.tgid, f.header.ts_ns);
+                }
                 self.state.on_fork(f.header.tgid, f.child_tgid, f.header.ts_ns);
                 // Until it execs, the child has its parent's memory layout.
                 if let Some(m) = self.modules.get(&f.header.tgid).cloned() {
@@ -224,8 +324,12 @@ impl Tracker {
                     self.probes.maps_known(f.child_tgid);
                 }
             }
+            Record::ExecUntraced(e) => self.on_exec_untraced(e),
             Record::Exec(e) => {
                 let tgid = e.header.tgid;
+                if !self.state.processes.contains_key(&tgid) {
+                    self.discover(tgid, e.header.ts_ns);
+                }
                 self.modules.remove(&tgid);
                 self.unwinder.forget(tgid as i32);
                 self.loading_started(tgid, e.filename_bytes());
@@ -267,7 +371,7 @@ impl Tracker {
         let core = v.core;
         let tgid = core.header.tgid;
         if !self.state.processes.contains_key(&tgid) {
-            return;
+            self.discover(tgid, core.header.ts_ns);
         }
         // Failed calls (EBADF on any of them) are dispatched like the rest.
         let effect = if core.ret >= 0 {
@@ -318,6 +422,26 @@ impl Tracker {
         }
     }
 
+    /// An untraced process exec'd: follow it if its new name or its cgroup is selected.
+    fn on_exec_untraced(&mut self, e: &tracer_common::process::ExecRecord) {
+        let tgid = e.header.tgid;
+        if self.state.processes.get(&tgid).is_some_and(|p| p.is_alive()) {
+            return;
+        }
+        // The kernel names the task after the file's base name (fs/exec.c, __set_task_comm of
+        // kbasename(bprm->filename)), cut to TASK_COMM_LEN - 1 bytes.
+        let name = basename(e.filename_bytes());
+        let comm = &name[..name.len().min(15)];
+        if self.policy.selects(comm, policy::cgroup_of(tgid).as_deref()) {
+            match self.probes.trace(tgid) {
+                Ok(()) => {
+                    let _ = self.seed(tgid);
+                }
+                Err(err) => log::warn!("cannot follow PID {tgid}: {err}"),
+            }
+        }
+    }
+
     /// A locked file is named by the path of the fd the lock call used (once per file).
     fn name_locked_file(&mut self, tgid: u32, fd: i32, file: FileId) {
         if self.state.locks.files.get(&file).is_some_and(|f| f.path.is_none())
@@ -352,6 +476,14 @@ impl Tracker {
 
     /// Periodic work: sample site counts, describe long-lived fds from /proc.
     pub fn tick(&mut self) {
+        self.resync_lossy();
+        /// Ticks between liveness checks (a stat per traced process).
+        const LIVENESS_TICKS: u32 = 10;
+        self.ticks_since_liveness += 1;
+        if self.ticks_since_liveness >= LIVENESS_TICKS {
+            self.ticks_since_liveness = 0;
+            self.infer_exits();
+        }
         let now = proc::monotonic_ns();
         self.state.sample(now);
         self.sync_ipc();
@@ -372,6 +504,29 @@ impl Tracker {
             }
         }
         self.describe_pending(DESCRIBE_BUDGET, DESCRIBE_MIN_AGE_NS);
+        self.state.expire(now);
+        if now.saturating_sub(self.last_sweep_ns) >= STACK_SWEEP_NS {
+            self.last_sweep_ns = now;
+            self.sweep_stacks();
+        }
+    }
+
+    /// Drops the stacks nothing in the state refers to any more.
+    pub fn sweep_stacks(&mut self) {
+        let live = self.state.referenced_stacks();
+        self.stacks.sweep(&|id| live.contains(&id));
+        self.fp_ids.retain(|_, id| live.contains(id));
+        // Kernel stack-map entries no cached id refers to are freed, so the map (a fixed number
+        // of hash buckets) does not fill with the stacks of processes long gone.
+        let in_use: std::collections::HashSet<i64> = self.fp_ids.keys().map(|k| k.1).collect();
+        let probes = &mut self.probes;
+        self.fp_kernel_ids.retain(|kid| {
+            let keep = in_use.contains(kid);
+            if !keep {
+                probes.forget_fp_stack(*kid);
+            }
+            keep
+        });
     }
 
     /// Refreshes RLIMIT_NOFILE of live processes (it can change with prlimit).

@@ -10,7 +10,7 @@ use std::{
 
 use crate::{
     analysis::Frame,
-    state::StackId,
+    state::{StackId, slab::Slab},
     symbolize::{ModuleMap, NormalizedFrame, SymbolizedFrame, Symbols},
 };
 
@@ -25,8 +25,13 @@ pub struct StoredStack {
 pub struct StackStore {
     by_hash: HashMap<u64, Vec<StackId>, foldhash::fast::RandomState>,
     /// Shared with queries: a report hands the stacks it names to the symbolizer worker.
-    stacks: Vec<Arc<StoredStack>>,
+    /// A slab: stacks nothing refers to any more are dropped (see [`StackStore::sweep`]).
+    stacks: Slab<Arc<StoredStack>>,
     hasher: foldhash::fast::RandomState,
+    /// Stacks dropped because nothing referred to them.
+    pub evicted: u64,
+    /// Approximate heap bytes of the stored stacks.
+    pub bytes: usize,
 }
 
 impl StackStore {
@@ -60,22 +65,50 @@ impl StackStore {
             Some(m) => addrs.iter().map(|a| m.lookup(*a)).collect(),
             None => addrs.iter().map(|_| None).collect(),
         };
-        self.stacks.push(Arc::new(StoredStack {
+        let stored = StoredStack {
             tgid,
             addresses: addrs.into(),
             frames,
-        }));
-        let id = StackId(u32::try_from(self.stacks.len()).unwrap_or(u32::MAX));
+        };
+        let bytes = stored.heap_bytes();
+        // Full (16 million stacks alive): the allocation gets no stack.
+        let Some(key) = self.stacks.insert(Arc::new(stored)) else {
+            return StackId::NONE;
+        };
+        self.bytes += bytes;
+        let id = StackId(key);
         let h = self.hash(tgid, addrs);
         self.by_hash.entry(h).or_default().push(id);
         id
     }
 
     pub fn get(&self, id: StackId) -> Option<&Arc<StoredStack>> {
-        if id == StackId::NONE {
-            return None;
+        self.stacks.get(id.0)
+    }
+
+    /// Drops every stack not in `live` (what the state still refers to); returns how many.
+    /// Their module files close once no other stack or process map holds them.
+    pub fn sweep(&mut self, live: &impl Fn(StackId) -> bool) -> usize {
+        let dead: Vec<StackId> = self
+            .stacks
+            .iter()
+            .map(|(k, _)| StackId(k))
+            .filter(|id| !live(*id))
+            .collect();
+        for id in &dead {
+            if let Some(s) = self.stacks.remove(id.0) {
+                self.bytes = self.bytes.saturating_sub(s.heap_bytes());
+                let h = self.hash(s.tgid, &s.addresses);
+                if let Some(ids) = self.by_hash.get_mut(&h) {
+                    ids.retain(|x| x != id);
+                    if ids.is_empty() {
+                        self.by_hash.remove(&h);
+                    }
+                }
+            }
         }
-        self.stacks.get(id.0 as usize - 1)
+        self.evicted += dead.len() as u64;
+        dead.len()
     }
 
     /// The stacks named by `ids` (those still stored), for the symbolizer worker.
@@ -102,6 +135,12 @@ impl StackStore {
 }
 
 impl StoredStack {
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.addresses.len() * 8
+            + self.frames.len() * std::mem::size_of::<Option<NormalizedFrame>>()
+    }
+
     /// Symbolized frames, innermost first; unresolvable frames keep their address.
     pub fn frames(&self, symbols: &mut Symbols) -> Vec<Frame> {
         let stack = self;

@@ -98,6 +98,9 @@ pub struct Frame {
     pub module_bytes: Vec<u8>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
+    /// The module's GNU build id (hex), for pprof mappings; not part of the JSON contract.
+    #[serde(skip)]
+    pub build_id: Option<String>,
 }
 
 impl Frame {
@@ -279,7 +282,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
         } else {
             now_ns
         };
-        let mut samples = st.samples.clone();
+        let mut samples = st.samples.points();
         if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
             samples.push((now_ns, st.outstanding));
         }

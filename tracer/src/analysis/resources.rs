@@ -231,7 +231,7 @@ pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
         if z.max == 0 && z.reaped == 0 && sigchld.coalesced == 0 {
             continue;
         }
-        let mut samples = z.samples.clone();
+        let mut samples = z.samples.points();
         if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
             samples.push((now_ns, z.pending.len() as u32));
         }

@@ -53,6 +53,8 @@ pub struct ProbeOptions {
     pub ring_buffer_bytes: u32,
     /// Trace every process on the host instead of a set.
     pub trace_all: bool,
+    /// Report execs of untraced processes (selection by name or cgroup).
+    pub discover_exec: bool,
     /// Report syscalls failing with EBADF (use of a closed descriptor), with stacks.
     pub report_ebadf: bool,
     /// Capture a stack for every close too (to name the first close of a double close).
@@ -68,6 +70,7 @@ impl Default for ProbeOptions {
             stack_bytes: config::STACK_COPY_DEFAULT as u32,
             ring_buffer_bytes: 64 * 1024 * 1024,
             trace_all: false,
+            discover_exec: false,
             report_ebadf: true,
             close_stacks: false,
             kernel_stack: false,
@@ -81,6 +84,7 @@ pub struct Probes {
     traced: HashMap<MapData, u32, u8>,
     exited: HashMap<MapData, u32, u8>,
     losses: PerCpuArray<MapData, u64>,
+    lost_by_tgid: HashMap<MapData, u32, u64>,
     stacks: Option<StackTraceMap<MapData>>,
     kernel_stacks: Option<StackTraceMap<MapData>>,
 }
@@ -114,6 +118,8 @@ impl Probes {
         })?;
         let mode = opts.stack_mode as u32;
         let all = u32::from(opts.trace_all);
+        let discover = u32::from(opts.discover_exec);
+        let self_tgid = std::process::id();
         // Wake the agent when an eighth of the buffer is waiting; its tick drains the rest.
         let wakeup = u64::from(opts.ring_buffer_bytes / 8).max(64 * 1024);
         let badf = u32::from(opts.report_ebadf);
@@ -125,6 +131,8 @@ impl Probes {
             .map_max_entries(config::KSTACKS_MAP, kstack_entries)
             .override_global(config::STACK_MODE_GLOBAL, &mode, true)
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
+            .override_global(config::DISCOVER_EXEC_GLOBAL, &discover, true)
+            .override_global(config::SELF_TGID_GLOBAL, &self_tgid, true)
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
             .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
@@ -158,6 +166,7 @@ impl Probes {
         let traced = take(&mut ebpf, config::TRACED_MAP)?;
         let exited = take(&mut ebpf, config::EXITED_MAP)?;
         let losses = take(&mut ebpf, config::LOSS_MAP)?;
+        let lost_by_tgid = take(&mut ebpf, config::LOST_BY_TGID_MAP)?;
         let stacks = if opts.stack_mode == StackMode::FramePointer {
             Some(take(&mut ebpf, config::STACKS_MAP)?)
         } else {
@@ -174,6 +183,7 @@ impl Probes {
             traced,
             exited,
             losses,
+            lost_by_tgid,
             stacks,
             kernel_stacks,
         };
@@ -288,6 +298,20 @@ impl Probes {
         out
     }
 
+    /// Processes whose records were lost since the last call, and how many (the kernel's
+    /// counts are taken out of the map).
+    pub fn take_lost_by_process(&mut self) -> Vec<(u32, u64)> {
+        let keys: Vec<u32> = self.lost_by_tgid.keys().flatten().collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for tgid in keys {
+            if let Ok(n) = self.lost_by_tgid.get(&tgid, 0) {
+                let _ = self.lost_by_tgid.remove(&tgid);
+                out.push((tgid, n));
+            }
+        }
+        out
+    }
+
     /// A kernel stack captured at fd installation (`--kernel-stack`), innermost first.
     pub fn kernel_stack(&self, id: u32, out: &mut Vec<u64>) {
         out.clear();
@@ -295,6 +319,13 @@ impl Probes {
             && let Ok(trace) = stacks.get(&id, 0)
         {
             out.extend(trace.frames().iter().map(|f| f.ip).filter(|ip| *ip != 0));
+        }
+    }
+
+    /// Frees a kernel stack-map entry the agent no longer needs (`--stack fp`).
+    pub fn forget_fp_stack(&mut self, id: i64) {
+        if let (Some(stacks), Ok(id)) = (&mut self.stacks, u32::try_from(id)) {
+            let _ = stacks.remove(&id);
         }
     }
 

@@ -42,7 +42,8 @@ impl State {
     pub fn on_syscall(&mut self, sc: &Syscall<'_>, stack: StackId) -> Option<FileId> {
         let gap = self.sample_gap();
         let p = self.processes.get_mut(&sc.tgid)?;
-        if !p.is_alive() {
+        // Dead, or older than the /proc scan that seeded the table (and already in it).
+        if !p.is_alive() || sc.ts_ns < p.seeded_ns {
             return None;
         }
         if sc.ts_ns >= p.sampled_ns.saturating_add(gap) {

@@ -15,6 +15,8 @@ pub enum Origin {
     Inherited,
     /// Installed by `recvmsg`/`recvmmsg` from an SCM_RIGHTS message.
     Received,
+    /// Found in `/proc/PID/fd` when the table was resynchronised after lost records: no stack.
+    Resynced,
 }
 
 /// An open descriptor. Small on purpose: production hosts track hundreds of thousands.

@@ -136,6 +136,22 @@ impl IncidentTable {
     }
 }
 
+impl IncidentTable {
+    /// Drops a forgotten process's incidents (their counts stay in the agent's counters).
+    pub fn forget_process(&mut self, tgid: u32) {
+        if !self.list.iter().any(|i| i.tgid == tgid) {
+            return;
+        }
+        self.list.retain(|i| i.tgid != tgid);
+        self.index = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(n, i)| ((i.tgid, i.kind, i.nr, i.errno, i.stack), n))
+            .collect();
+    }
+}
+
 /// Names of the errnos incidents carry (include/uapi/asm-generic/errno*.h).
 pub fn errno_name(errno: i32) -> &'static str {
     match errno {

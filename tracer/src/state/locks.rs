@@ -398,10 +398,7 @@ impl LockTable {
     /// A process exited: its waits end (its locks are released by the kernel's own records; those
     /// learned from /proc/locks, whose owner is unknown, are dropped).
     pub fn process_exited(&mut self, tgid: u32) {
-        for f in self.files.values_mut() {
-            f.waiting.retain(|w| w.tgid != tgid);
-            f.held.retain(|h| h.traced || h.tgid != tgid);
-        }
+        // The waiting threads' pending verdicts go with them (collected before they are dropped).
         let tids: Vec<u32> = self
             .files
             .values()
@@ -411,6 +408,49 @@ impl LockTable {
             self.pending.remove(&t);
             self.wait_started.remove(&t);
         }
+        for f in self.files.values_mut() {
+            f.waiting.retain(|w| w.tgid != tgid);
+            f.held.retain(|h| h.traced || h.tgid != tgid);
+        }
+    }
+
+    /// Keeps at most `max_idle` files with nothing held or waited for (their history), the
+    /// most contended first; returns how many were dropped. Verdicts of threads whose syscall
+    /// record never came (lost) are dropped past a bound too.
+    pub fn trim(&mut self, max_idle: usize) -> usize {
+        const MAX_PENDING: usize = 65_536;
+        if self.pending.len() > MAX_PENDING {
+            self.pending.clear();
+        }
+        if self.wait_started.len() > MAX_PENDING {
+            self.wait_started.clear();
+        }
+        let mut idle: Vec<(u64, FileId)> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.held.is_empty() && f.waiting.is_empty())
+            .map(|(id, f)| (f.contention.total_wait_ns.saturating_add(f.failures), *id))
+            .collect();
+        if idle.len() <= max_idle {
+            return 0;
+        }
+        idle.sort_unstable();
+        let drop = idle.len() - max_idle;
+        for (_, id) in &idle[..drop] {
+            self.files.remove(id);
+        }
+        drop
+    }
+
+    /// Stacks the lock table refers to.
+    pub fn stacks(&self, out: &mut impl Extend<StackId>) {
+        for f in self.files.values() {
+            out.extend(f.held.iter().map(|h| h.stack));
+            out.extend(f.contention.max_waiter.map(|(_, s)| s));
+            out.extend(f.contention.max_holder.map(|(_, s)| s));
+            out.extend(f.longest_hold.map(|l| l.stack));
+        }
+        out.extend(self.wait_started.values().filter_map(|(_, _, h)| h.map(|(_, s)| s)));
     }
 
     pub fn set_path(&mut self, file: FileId, path: &[u8]) {

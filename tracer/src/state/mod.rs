@@ -12,9 +12,13 @@ pub mod ipc;
 pub mod kind;
 pub mod locks;
 pub mod process;
+mod resync;
+mod retention;
 pub mod scm;
+pub mod series;
 pub mod signals;
 pub mod sites;
+pub(crate) mod slab;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -48,6 +52,11 @@ pub struct State {
     /// Record time without a tick after which a process is sampled from its records (see
     /// [`State::sample_process_at`]); 0 means [`DEFAULT_SAMPLE_GAP_NS`]. Twice the tick period.
     pub sample_gap_ns: u64,
+    /// How long an exited process's state is kept (None: until [`MAX_EXITED`] newer exits push
+    /// it out; the agent sets a grace period so buffered records drain and reports show it).
+    pub exited_grace_ns: Option<u64>,
+    /// What was dropped to keep memory bounded.
+    pub evictions: retention::Evictions,
 }
 
 /// Used when [`State::sample_gap_ns`] is unset: twice the shortest tick period.
@@ -59,6 +68,7 @@ impl State {
         let mut p = ProcessState::new(tgid, now_ns);
         p.comm = comm;
         p.limits = limits;
+        p.seeded_ns = now_ns;
         for e in existing {
             let key = SiteKey {
                 resource: Resource::Fd,
@@ -86,12 +96,15 @@ impl State {
         self.processes.insert(tgid, p);
     }
 
-    /// Drops every trace of a process (a PID being reused, or tracking given up).
+    /// Drops every trace of a process (a PID being reused, its grace period over, or tracking
+    /// given up): its fds, its sites (but for SysV objects it left behind), its incidents.
     fn forget(&mut self, tgid: u32) {
         if let Some(old) = self.processes.remove(&tgid) {
             for (_, o) in old.fds.iter() {
                 self.sites.closed(o.site);
             }
+            self.sites.forget_process(tgid);
+            self.incidents.forget_process(tgid);
             self.exited_order.retain(|t| *t != tgid);
         }
     }
@@ -109,6 +122,7 @@ impl State {
         c.parent = Some(parent);
         c.comm = pp.comm.clone();
         c.limits = pp.limits.clone();
+        c.container = pp.container.clone();
         let inherited: Vec<(i32, OpenFd)> = pp.fds.iter().map(|(fd, o)| (fd, *o)).collect();
         for (fd, o) in inherited {
             let Some(parent_site) = self.sites.get(o.site) else {
@@ -154,7 +168,7 @@ impl State {
             return;
         }
         p.exited_ns = Some(now_ns);
-        p.zombies.sample(now_ns);
+        p.zombies.sample(now_ns, self.sites.window_ns);
         let parent = p.parent;
         self.sites.sample(Some(tgid), now_ns);
         self.ipc.creator_exited(tgid, now_ns);
@@ -167,6 +181,7 @@ impl State {
         while self.exited_order.len() > MAX_EXITED {
             if let Some(old) = self.exited_order.pop_front() {
                 self.forget(old);
+                self.evictions.processes += 1;
             }
         }
     }
@@ -219,12 +234,13 @@ impl State {
 
     /// Takes a sample of every site's open count and every parent's zombie count (on a timer).
     pub fn sample(&mut self, now_ns: u64) {
+        let window = self.sites.window_ns;
         let live: std::collections::HashSet<u32, foldhash::fast::RandomState> = self
             .processes
             .values_mut()
             .filter(|p| p.is_alive())
             .map(|p| {
-                p.zombies.sample(now_ns);
+                p.zombies.sample(now_ns, window);
                 p.sampled_ns = p.sampled_ns.max(now_ns);
                 p.tgid
             })
@@ -238,7 +254,7 @@ impl State {
     pub(crate) fn sample_process_at(&mut self, tgid: u32, ts_ns: u64) {
         if let Some(p) = self.processes.get_mut(&tgid) {
             p.sampled_ns = ts_ns;
-            p.zombies.sample(ts_ns);
+            p.zombies.sample(ts_ns, self.sites.window_ns);
             self.sites.sample(Some(tgid), ts_ns);
         }
     }

@@ -41,6 +41,13 @@ pub struct ProcessState {
     pub zombies: Zombies,
     /// When its sites were last sampled (CLOCK_MONOTONIC ns, agent tick or record time).
     pub sampled_ns: u64,
+    /// When `/proc/PID/fd` was last read into the table (attach, discovery, resync): syscall
+    /// records older than this are already reflected in it and are skipped.
+    pub seeded_ns: u64,
+    /// Times the table was resynchronised from /proc after lost records.
+    pub resyncs: u64,
+    /// Container id from `/proc/PID/cgroup` (empty outside containers).
+    pub container: std::sync::Arc<str>,
 }
 
 impl ProcessState {

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use tracer_common::signal::result;
 
+use super::series::Series;
+
 /// Counts for one signal number received by one process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SignalCounts {
@@ -33,9 +35,6 @@ impl SignalCounts {
     }
 }
 
-/// Samples kept of a parent's zombie count (thinned like site samples).
-const MAX_SAMPLES: usize = 256;
-
 /// Children of one parent that exited and were not reaped yet.
 #[derive(Clone, Debug, Default)]
 pub struct Zombies {
@@ -45,7 +44,7 @@ pub struct Zombies {
     pub reaped: u64,
     /// Sum of exit-to-reap delays of reaped children.
     pub reap_delay_ns: u64,
-    pub samples: Vec<(u64, u32)>,
+    pub samples: Series,
 }
 
 impl Zombies {
@@ -65,21 +64,11 @@ impl Zombies {
         }
     }
 
-    pub fn sample(&mut self, now_ns: u64) {
+    pub fn sample(&mut self, now_ns: u64, window_ns: Option<u64>) {
         if self.samples.is_empty() && self.pending.is_empty() && self.reaped == 0 {
             return;
         }
-        if self.samples.last().is_some_and(|s| s.0 >= now_ns) {
-            return;
-        }
-        if self.samples.len() >= MAX_SAMPLES {
-            let mut i = 0usize;
-            self.samples.retain(|_| {
-                i += 1;
-                i % 2 == 1
-            });
-        }
-        self.samples.push((now_ns, self.pending.len() as u32));
+        self.samples.sample(now_ns, self.pending.len() as u32, window_ns);
     }
 }
 
@@ -153,15 +142,15 @@ mod tests {
     #[test]
     fn zombies_pending_max_and_reap_delay() {
         let mut z = Zombies::default();
-        z.sample(1);
+        z.sample(1, None);
         assert!(z.samples.is_empty(), "no activity, no samples");
         z.exited(100, 10);
         z.exited(101, 20);
         assert!(z.reaped(100, 30));
         assert!(!z.reaped(999, 30), "not a child of this parent");
-        z.sample(40);
+        z.sample(40, None);
         assert_eq!((z.pending.len(), z.max, z.reaped, z.reap_delay_ns), (1, 2, 1, 20));
-        assert_eq!(z.samples, vec![(40, 1)]);
+        assert_eq!(z.samples.points(), vec![(40, 1)]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::kind::FdKind;
+use super::{kind::FdKind, series::Series, slab::Slab};
 
 /// An interned user stack (0: none, e.g. fds open before attach).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -76,9 +76,6 @@ pub struct SiteKey {
     pub before_attach: bool,
 }
 
-/// Samples kept per site; when full, every other one is dropped so the whole run stays covered.
-const MAX_SAMPLES: usize = 256;
-
 #[derive(Clone, Debug)]
 pub struct SiteStats {
     pub key: SiteKey,
@@ -89,8 +86,11 @@ pub struct SiteStats {
     pub example: Option<Box<[u8]>>,
     /// What the site's fds turned out to be when /proc was read (a path open may be a device).
     pub display_kind: Option<FdKind>,
-    /// (CLOCK_MONOTONIC ns, outstanding) samples.
-    pub samples: Vec<(u64, u32)>,
+    /// The outstanding count over time.
+    pub samples: Series,
+    /// Its process was forgotten while objects of the site still existed (SysV orphans): the
+    /// site goes when the last of them does.
+    orphaned: bool,
 }
 
 impl SiteStats {
@@ -101,52 +101,65 @@ impl SiteStats {
             outstanding: 0,
             allocations: 0,
             example: None,
-            samples: Vec::new(),
+            samples: Series::default(),
+            orphaned: false,
         }
     }
 
     /// Records the current count; repeated equal values are kept so a plateau has a length.
-    pub fn sample(&mut self, now_ns: u64) {
-        if let Some(last) = self.samples.last()
-            && last.0 >= now_ns
-        {
-            return;
-        }
-        if self.samples.len() >= MAX_SAMPLES {
-            // Keep the first and last; thin the rest evenly.
-            let mut i = 0usize;
-            self.samples.retain(|_| {
-                i += 1;
-                i % 2 == 1
-            });
-        }
-        self.samples.push((now_ns, self.outstanding));
+    pub fn sample(&mut self, now_ns: u64, window_ns: Option<u64>) {
+        self.samples.sample(now_ns, self.outstanding, window_ns);
     }
 }
 
 #[derive(Debug, Default)]
 pub struct SiteTable {
     ids: HashMap<SiteKey, SiteId, foldhash::fast::RandomState>,
-    stats: Vec<SiteStats>,
+    stats: Slab<SiteStats>,
+    /// Each process's sites, so forgetting a process costs its own sites only.
+    by_tgid: HashMap<u32, Vec<SiteId>, foldhash::fast::RandomState>,
+    /// Trends over a sliding window (the agent) instead of the whole trace (`watch`, `run`).
+    pub window_ns: Option<u64>,
+    /// Sites dropped because nothing was open from them for a whole window.
+    pub evicted: u64,
 }
 
 impl SiteTable {
     pub fn intern(&mut self, key: SiteKey) -> SiteId {
-        if let Some(id) = self.ids.get(&key) {
-            return *id;
+        if let Some(id) = self.ids.get(&key).copied() {
+            if let Some(s) = self.stats.get_mut(id.0)
+                && s.orphaned
+            {
+                // The pid came back (reused) with the same stack: the site is owned again.
+                s.orphaned = false;
+                self.by_tgid.entry(key.tgid).or_default().push(id);
+            }
+            return id;
         }
-        let id = SiteId(u32::try_from(self.stats.len()).unwrap_or(u32::MAX));
-        self.stats.push(SiteStats::new(key));
+        // Full (16 million live sites): the allocation is counted nowhere rather than wrongly.
+        let Some(raw) = self.stats.insert(SiteStats::new(key)) else {
+            return SiteId(0);
+        };
+        let id = SiteId(raw);
         self.ids.insert(key, id);
+        self.by_tgid.entry(key.tgid).or_default().push(id);
         id
     }
 
     pub fn get(&self, id: SiteId) -> Option<&SiteStats> {
-        self.stats.get(id.0 as usize)
+        self.stats.get(id.0)
     }
 
     pub fn get_mut(&mut self, id: SiteId) -> Option<&mut SiteStats> {
-        self.stats.get_mut(id.0 as usize)
+        self.stats.get_mut(id.0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.stats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty()
     }
 
     pub fn opened(&mut self, id: SiteId, example: Option<&[u8]>) {
@@ -163,8 +176,10 @@ impl SiteTable {
     }
 
     pub fn closed(&mut self, id: SiteId) {
-        if let Some(s) = self.get_mut(id) {
-            s.outstanding = s.outstanding.saturating_sub(1);
+        let Some(s) = self.get_mut(id) else { return };
+        s.outstanding = s.outstanding.saturating_sub(1);
+        if s.outstanding == 0 && s.orphaned {
+            self.remove(id);
         }
     }
 
@@ -178,21 +193,91 @@ impl SiteTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SiteId, &SiteStats)> {
-        self.stats.iter().enumerate().map(|(i, s)| (SiteId(i as u32), s))
+        self.stats.iter().map(|(k, s)| (SiteId(k), s))
+    }
+
+    /// The sites of one process.
+    pub fn of_process(&self, tgid: u32) -> &[SiteId] {
+        self.by_tgid.get(&tgid).map_or(&[], Vec::as_slice)
+    }
+
+    fn remove(&mut self, id: SiteId) {
+        if let Some(s) = self.stats.remove(id.0) {
+            self.ids.remove(&s.key);
+            if !s.orphaned
+                && let Some(list) = self.by_tgid.get_mut(&s.key.tgid)
+            {
+                list.retain(|x| *x != id);
+            }
+        }
+    }
+
+    /// The process is gone for good: its sites go, but those whose objects still exist (SysV
+    /// orphans), which go with their last object.
+    pub fn forget_process(&mut self, tgid: u32) {
+        for id in self.by_tgid.remove(&tgid).unwrap_or_default() {
+            let Some(s) = self.stats.get_mut(id.0) else { continue };
+            if s.outstanding == 0 {
+                if let Some(s) = self.stats.remove(id.0) {
+                    self.ids.remove(&s.key);
+                }
+            } else {
+                s.orphaned = true;
+            }
+        }
+    }
+
+    /// Drops sites of `tgid` (a live process) with nothing open and a window of zeros: their
+    /// history says nothing any more, and a busy host makes new ones all the time.
+    pub fn evict_idle(&mut self, tgid: u32) {
+        if self.window_ns.is_none() {
+            return;
+        }
+        let idle: Vec<SiteId> = self
+            .of_process(tgid)
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.get(*id)
+                    .is_some_and(|s| s.outstanding == 0 && s.samples.all_zero())
+            })
+            .collect();
+        for id in idle {
+            self.remove(id);
+            self.evicted += 1;
+        }
     }
 
     /// Samples every site of `tgid` (or of every process when `None`).
     pub fn sample(&mut self, tgid: Option<u32>, now_ns: u64) {
-        self.sample_where(|t| tgid.is_none_or(|x| x == t), now_ns);
+        let window = self.window_ns;
+        match tgid {
+            Some(t) => {
+                let ids = self.by_tgid.get(&t).cloned().unwrap_or_default();
+                for id in ids {
+                    if let Some(s) = self.stats.get_mut(id.0) {
+                        sample_site(s, now_ns, window);
+                    }
+                }
+            }
+            None => self.sample_where(|_| true, now_ns),
+        }
     }
 
     /// Samples every site of the processes `wanted` accepts, in one pass.
     pub fn sample_where(&mut self, wanted: impl Fn(u32) -> bool, now_ns: u64) {
-        for s in &mut self.stats {
-            if (s.outstanding > 0 || !s.samples.is_empty()) && wanted(s.key.tgid) {
-                s.sample(now_ns);
+        let window = self.window_ns;
+        for (_, s) in self.stats.iter_mut() {
+            if wanted(s.key.tgid) {
+                sample_site(s, now_ns, window);
             }
         }
+    }
+}
+
+fn sample_site(s: &mut SiteStats, now_ns: u64, window: Option<u64>) {
+    if s.outstanding > 0 || !s.samples.is_empty() {
+        s.sample(now_ns, window);
     }
 }
 
@@ -228,16 +313,44 @@ mod tests {
     }
 
     #[test]
-    fn samples_stay_bounded_and_span_the_run() {
-        let mut s = SiteStats::new(key(1));
-        for i in 0..10_000u64 {
-            s.outstanding = i as u32;
-            s.sample(i + 1);
-        }
-        assert!(s.samples.len() <= MAX_SAMPLES);
-        assert_eq!(s.samples.first().map(|x| x.0), Some(1));
-        assert_eq!(s.samples.last().map(|x| x.0), Some(10_000));
-        s.sample(5);
-        assert_eq!(s.samples.last().map(|x| x.0), Some(10_000), "time never goes back");
+    fn forgotten_processes_take_their_sites_but_orphans_stay_until_their_last_object() {
+        let mut t = SiteTable::default();
+        let fd = t.intern(key(1));
+        let ipc = t.intern(SiteKey {
+            resource: Resource::SemSet,
+            ..key(2)
+        });
+        let other = t.intern(SiteKey { tgid: 2, ..key(1) });
+        t.opened(fd, None);
+        t.closed(fd);
+        t.opened(ipc, None);
+        t.forget_process(1);
+        assert!(t.get(fd).is_none());
+        assert_eq!(t.get(ipc).map(|s| s.outstanding), Some(1), "an orphan set still exists");
+        assert!(t.get(other).is_some());
+        assert_eq!(t.of_process(1), &[] as &[SiteId]);
+        t.closed(ipc);
+        assert!(t.get(ipc).is_none(), "gone with its last object");
+        assert_eq!(t.len(), 1);
+        // A new site with the same key gets a new id: the old one finds nothing.
+        let again = t.intern(key(1));
+        assert_ne!(again, fd);
+    }
+
+    #[test]
+    fn idle_sites_are_evicted_in_window_mode_only() {
+        let mut t = SiteTable::default();
+        let a = t.intern(key(1));
+        let b = t.intern(key(2));
+        t.opened(a, None);
+        t.opened(b, None);
+        t.closed(b);
+        t.sample(None, 1_000_000_000);
+        t.evict_idle(1);
+        assert_eq!(t.len(), 2, "no window: nothing evicted");
+        t.window_ns = Some(10_000_000_000);
+        t.evict_idle(1);
+        assert!(t.get(a).is_some() && t.get(b).is_none());
+        assert_eq!(t.evicted, 1);
     }
 }

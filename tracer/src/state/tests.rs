@@ -283,7 +283,7 @@ fn exit_keeps_the_table_as_open_at_exit_and_ignores_later_records() {
     assert_eq!(s.process(T).and_then(|p| p.exited_ns), Some(50));
     s.on_syscall(&sc(3, 0, [3, 0, 0, 0, 0, 0]), StackId::NONE);
     assert_eq!(fds(&s), vec![3]);
-    let sampled = s.sites.iter().any(|(_, st)| st.samples.last() == Some(&(50, 1)));
+    let sampled = s.sites.iter().any(|(_, st)| st.samples.last() == Some((50, 1)));
     assert!(sampled, "exit takes a final sample");
 }
 
@@ -343,7 +343,7 @@ fn open_every_25ms(tick: impl Fn(&mut State, u64)) -> Vec<(u64, u32)> {
     s.sites
         .iter()
         .find(|(_, st)| st.key.stack == StackId(1))
-        .map(|(_, st)| st.samples.clone())
+        .map(|(_, st)| st.samples.points())
         .unwrap_or_default()
 }
 

@@ -1,0 +1,152 @@
+//! Which processes are traced: the whole host, or the processes given (`--pid`), named
+//! (`--comm`) or in a cgroup (`--cgroup`), each with the children it forks from then on.
+//!
+//! The kernel follows children at fork by itself (`sched_process_fork`); a process that starts
+//! matching later (an exec to a selected name, an exec inside a selected cgroup) is reported by
+//! the kernel's exec hook and followed from then on.
+
+use std::path::Path;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub pids: Vec<u32>,
+    /// Command names as `/proc/PID/comm` shows them (15 bytes at most).
+    pub comms: Vec<Vec<u8>>,
+    /// Cgroup v2 paths, relative to the cgroup root (`/system.slice/nginx.service`).
+    pub cgroups: Vec<String>,
+}
+
+impl Policy {
+    /// Every process on the host, including processes started later.
+    pub fn whole_host(&self) -> bool {
+        self.pids.is_empty() && self.comms.is_empty() && self.cgroups.is_empty()
+    }
+
+    /// Processes may start to match at exec: the kernel must report execs of untraced ones.
+    pub fn discovers_at_exec(&self) -> bool {
+        !self.comms.is_empty() || !self.cgroups.is_empty()
+    }
+
+    /// Does a process with this name and cgroup match a `--comm` or `--cgroup` selector?
+    pub fn selects(&self, comm: &[u8], cgroup: Option<&str>) -> bool {
+        if self.comms.iter().any(|c| c.as_slice() == comm) {
+            return true;
+        }
+        cgroup.is_some_and(|g| self.cgroups.iter().any(|sel| cgroup_within(g, sel)))
+    }
+}
+
+/// `--cgroup` accepts the path inside the cgroup hierarchy or under its mount point.
+pub fn normalize_cgroup(arg: &Path) -> String {
+    let text = arg.to_string_lossy();
+    let inner = text
+        .strip_prefix("/sys/fs/cgroup/unified")
+        .or_else(|| text.strip_prefix("/sys/fs/cgroup"))
+        .unwrap_or(&text);
+    let trimmed = inner.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// Is cgroup `path` the selected one or below it (whole path components only)?
+fn cgroup_within(path: &str, selected: &str) -> bool {
+    if selected == "/" {
+        return true;
+    }
+    path == selected || path.strip_prefix(selected).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The cgroup v2 path of a process (the `0::` line of `/proc/PID/cgroup`).
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    cgroup_v2_path(&text).map(str::to_owned)
+}
+
+fn cgroup_v2_path(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
+/// The container id in a process's cgroup file, the way Alloy's `discovery.process` finds it
+/// (`^.*/(?:.*-)?([0-9a-f]{64})(?:\.|\s*$)` on any line), empty outside containers.
+pub fn container_id(cgroup_file: &str) -> String {
+    for line in cgroup_file.lines() {
+        let Some(slash) = line.rfind('/') else { continue };
+        let last = &line[slash + 1..];
+        // The id is the last 64 hex digits before an optional `.scope` suffix, after an
+        // optional `docker-`/`cri-containerd-` style prefix.
+        let stem = last.split('.').next().unwrap_or(last).trim_end();
+        let id = stem.rsplit('-').next().unwrap_or(stem);
+        if id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return id.to_owned();
+        }
+    }
+    String::new()
+}
+
+/// The container id of a process (empty outside containers or if it is gone).
+pub fn container_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map(|t| container_id(&t))
+        .unwrap_or_default()
+}
+
+/// Every process on the host now, but `except` (the agent itself).
+pub fn all_processes(except: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| *p != except)
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_as_alloy_finds_them() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        for text in [
+            format!("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-{id}.scope\n"),
+            format!("0::/system.slice/docker-{id}.scope"),
+            format!("12:pids:/docker/{id}\n0::/docker/{id}"),
+            format!("0::/kubepods/besteffort/pod1/{id}"),
+        ] {
+            assert_eq!(container_id(&text), id, "{text}");
+        }
+        assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope\n"), "");
+        assert_eq!(container_id("0::/\n"), "");
+        // 63 digits, or a non-hex digit: not an id.
+        assert_eq!(container_id(&format!("0::/docker/{}", &id[1..])), "");
+        assert_eq!(container_id(&format!("0::/docker/{}g", &id[1..])), "");
+    }
+
+    #[test]
+    fn selection_by_name_and_cgroup() {
+        let p = Policy {
+            pids: vec![],
+            comms: vec![b"nginx".to_vec()],
+            cgroups: vec![normalize_cgroup(Path::new("/sys/fs/cgroup/system.slice/app.service/"))],
+        };
+        assert!(!p.whole_host() && p.discovers_at_exec());
+        assert_eq!(p.cgroups, vec!["/system.slice/app.service".to_owned()]);
+        assert!(p.selects(b"nginx", None));
+        assert!(!p.selects(b"nginx2", Some("/system.slice/other.service")));
+        assert!(p.selects(b"x", Some("/system.slice/app.service")));
+        assert!(p.selects(b"x", Some("/system.slice/app.service/worker")));
+        assert!(!p.selects(b"x", Some("/system.slice/app.service2")));
+        assert!(Policy::default().whole_host());
+        assert_eq!(normalize_cgroup(Path::new("system.slice")), "/system.slice");
+        assert_eq!(cgroup_v2_path("1:cpu:/a\n0::/b/c\n"), Some("/b/c"));
+    }
+}

@@ -1,0 +1,184 @@
+//! In-use profiles for pprof backends (Pyroscope, Parca, `go tool pprof`): what is open or held
+//! now, by the stack that allocated it. Built on the ingest task with stacks unresolved, like
+//! the report; `output::pprof` encodes them once the symbolizer has resolved the stacks.
+
+use std::sync::Arc;
+
+use super::stack::Stack;
+use crate::{
+    output::escape::escape_bytes,
+    state::{Resource, StackId, State, sites::SiteStats},
+};
+
+/// Which profile: the paths under `/debug/pprof/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileKind {
+    /// Descriptors open now, by allocation stack.
+    Fds,
+    /// SysV IPC objects that exist now (orphans included), by creating stack.
+    Sysv,
+    /// File locks held now, by the stack that took them.
+    Locks,
+}
+
+impl ProfileKind {
+    pub fn from_path(name: &str) -> Option<Self> {
+        match name {
+            "fds" => Some(ProfileKind::Fds),
+            "sysv" => Some(ProfileKind::Sysv),
+            "locks" => Some(ProfileKind::Locks),
+            _ => None,
+        }
+    }
+
+    /// The unit counted, for the profile's comments.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ProfileKind::Fds => "open file descriptors",
+            ProfileKind::Sysv => "SysV IPC objects",
+            ProfileKind::Locks => "file locks held",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelValue {
+    Str(String),
+    Num(i64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileSample {
+    pub stack: Stack,
+    /// How many are open (or held) now from this stack.
+    pub value: i64,
+    /// `pid` (num), `comm`, `kind`, `container` (str); one value per key.
+    pub labels: Vec<(&'static str, LabelValue)>,
+}
+
+/// An in-use snapshot (no delta).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub kind: ProfileKind,
+    /// Wall-clock time of the snapshot, ns since the Unix epoch.
+    pub time_unix_ns: i64,
+    pub samples: Vec<ProfileSample>,
+    /// Said in the profile's comments (stack mode, sampling, what is left out).
+    pub comments: Vec<String>,
+}
+
+impl Profile {
+    pub fn stack_ids(&self) -> Vec<StackId> {
+        let mut ids: Vec<StackId> = self
+            .samples
+            .iter()
+            .map(|s| s.stack.id)
+            .filter(|id| *id != StackId::NONE)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+fn labels(pid: u32, comm: &[u8], kind: &str, container: &str) -> Vec<(&'static str, LabelValue)> {
+    vec![
+        ("pid", LabelValue::Num(i64::from(pid))),
+        ("comm", LabelValue::Str(escape_bytes(comm))),
+        ("kind", LabelValue::Str(kind.to_owned())),
+        ("container", LabelValue::Str(container.to_owned())),
+    ]
+}
+
+fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Builds a profile of what exists now. Only live processes' fds count (an exited process has
+/// nothing open); SysV objects outlive their creators, so orphans are in the sysv profile.
+pub fn build(state: &State, kind: ProfileKind) -> Profile {
+    let mut samples = Vec::new();
+    match kind {
+        ProfileKind::Fds => {
+            for (_, st) in state.sites.iter() {
+                if st.key.resource != Resource::Fd || st.outstanding == 0 {
+                    continue;
+                }
+                let Some(p) = state.processes.get(&st.key.tgid).filter(|p| p.is_alive()) else {
+                    continue;
+                };
+                samples.push(ProfileSample {
+                    stack: Stack::unresolved(st.key.stack),
+                    value: i64::from(st.outstanding),
+                    labels: labels(p.tgid, &p.comm, site_kind(st), &p.container),
+                });
+            }
+        }
+        ProfileKind::Sysv => {
+            let mut groups: std::collections::HashMap<(u32, Resource, StackId), i64> = Default::default();
+            for o in state.ipc.objects.values() {
+                let Some(creator) = o.creator else { continue };
+                *groups.entry((creator, Resource::from_ipc(o.kind), o.stack)).or_default() += 1;
+            }
+            for ((pid, resource, stack), n) in groups {
+                let (comm, container): (&[u8], Arc<str>) = match state.processes.get(&pid) {
+                    Some(p) => (&p.comm, p.container.clone()),
+                    None => (b"", Arc::from("")),
+                };
+                samples.push(ProfileSample {
+                    stack: Stack::unresolved(stack),
+                    value: n,
+                    labels: labels(pid, comm, resource.as_str(), &container),
+                });
+            }
+        }
+        ProfileKind::Locks => {
+            let mut groups: std::collections::HashMap<(u32, &'static str, StackId), i64> = Default::default();
+            for f in state.locks.files.values() {
+                for h in f.held.iter().filter(|h| h.traced) {
+                    let lock = if h.family == tracer_common::lock::family::FLOCK {
+                        Resource::Flock.as_str()
+                    } else {
+                        Resource::PosixLock.as_str()
+                    };
+                    *groups.entry((h.tgid, lock, h.stack)).or_default() += 1;
+                }
+            }
+            for ((pid, lock, stack), n) in groups {
+                let (comm, container): (&[u8], Arc<str>) = match state.processes.get(&pid) {
+                    Some(p) => (&p.comm, p.container.clone()),
+                    None => (b"", Arc::from("")),
+                };
+                samples.push(ProfileSample {
+                    stack: Stack::unresolved(stack),
+                    value: n,
+                    labels: labels(pid, comm, lock, &container),
+                });
+            }
+        }
+    }
+    // Stable order: biggest first, then by pid.
+    samples.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| pid_of(a).cmp(&pid_of(b))));
+    Profile {
+        kind,
+        time_unix_ns: unix_now_ns(),
+        samples,
+        comments: vec![format!("tracer: {} now, by the stack that made them (a snapshot, not a delta)", kind.noun())],
+    }
+}
+
+fn pid_of(s: &ProfileSample) -> i64 {
+    s.labels
+        .iter()
+        .find_map(|(k, v)| match (k, v) {
+            (&"pid", LabelValue::Num(n)) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn site_kind(st: &SiteStats) -> &'static str {
+    st.display_kind.unwrap_or(st.key.kind).as_str()
+}
