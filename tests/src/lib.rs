@@ -2,6 +2,8 @@
 //!
 //! Without root the tests skip with a printed reason; with `CI=true` a skip is a failure.
 
+pub mod agent;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},

@@ -58,6 +58,17 @@ pub const STACK_COPY_DEFAULT: usize = 8192;
 pub const STACK_COPY_MAX: usize = 16384;
 /// Global (`aya_ebpf::Global<u32>`): bytes of user stack to copy, one of [`STACK_COPY_SIZES`].
 pub const STACK_BYTES_GLOBAL: &str = "STACK_BYTES";
+/// Global (`aya_ebpf::Global<u32>`): user stacks per second per CPU above which allocation
+/// stacks are sampled (0: every allocation gets one). Counts stay exact either way.
+pub const STACK_BUDGET_GLOBAL: &str = "STACK_BUDGET";
+/// The budget is enforced over windows this long: the sampling period of a window follows
+/// from the allocations the CPU saw in the one before.
+pub const STACK_BUDGET_WINDOW_NS: u64 = 100_000_000;
+/// Windows per second (the budget per window is the budget per second over this).
+pub const STACK_BUDGET_WINDOWS_PER_S: u32 = 10;
+/// A sampling period never exceeds this (one stack in a million allocations).
+pub const STACK_PERIOD_MAX: u32 = 1 << 20;
+
 /// Messages of one `recvmmsg` whose control data is captured.
 pub const RECVMMSG_MAX: u32 = 4;
 

@@ -167,6 +167,8 @@ mod tests {
             stack_len: 0,
             msg_index: 0,
             kernel_stack_id: -1,
+            stack_weight: 1,
+            _pad: 0,
             data: [0; DATA_MAX],
         };
         rec.data[..4].copy_from_slice(b"/tmp");

@@ -47,6 +47,12 @@ pub struct SyscallRecord {
     pub msg_index: u32,
     /// Kernel stack id of the fd's installation (`--kernel-stack`; negative: none).
     pub kernel_stack_id: i32,
+    /// How many allocations this record's user stack stands for: 1 when every allocation
+    /// gets a stack; `k` when stacks are sampled one in `k` under the per-CPU budget
+    /// (`--stack-budget`); 0 when this allocation was not sampled (no user stack was taken:
+    /// the record still counts the fd exactly).
+    pub stack_weight: u32,
+    pub _pad: u32,
     pub data: [u8; DATA_MAX],
 }
 

@@ -13,6 +13,7 @@ pub mod fd;
 pub mod lock;
 pub mod process;
 pub mod record;
+pub mod sampling;
 pub mod signal;
 pub mod syscalls;
 

@@ -25,7 +25,7 @@ use tracer_common::{
 use crate::{
     maps::{
         CAPTURE, EVENTS, KERNEL_STACK, KSTACK_PENDING, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACKS,
-        count_loss, now, ring_full, submit_flags, traced_state,
+        count_loss, now, ring_full, stack_weight, submit_flags, traced_state,
     },
     regs,
 };
@@ -157,40 +157,57 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let data = (capture >> bits::DATA_SHIFT) & bits::DATA_MASK;
     let arg = ((capture >> bits::ARG_SHIFT) & bits::ARG_MASK) as usize;
     let arg_val = if arg < 6 { args[arg] } else { 0 };
+    // Failures (limit pressure, misuse) are rare and always keep their stack.
     if ret < 0 {
-        return emit_detail(ctx, &regs, urgent, &core, Extra::None);
+        return emit_detail(ctx, &regs, urgent, &core, Extra::None, 1);
     }
+    // Successful allocations spend the per-CPU stack budget (weight 0: no stack this time).
+    let weight = || {
+        if STACK_MODE.load() == StackMode::None as u32 {
+            1
+        } else {
+            stack_weight()
+        }
+    };
     match data {
         // The new image's argc, argv, envp and auxv: where the program and its loader were
         // placed (enabled only with stacks). 4 KiB holds auxv unless argv and envp are huge.
         bits::DATA_INITIAL_STACK => {
-            emit_with_stack::<4096>(ctx, &regs, true, &core, Extra::None);
+            emit_with_stack::<4096>(ctx, &regs, true, &core, Extra::None, 1);
             Ok(())
         }
-        bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val)),
-        bits::DATA_FD_PAIR => emit_detail(ctx, &regs, urgent, &core, Extra::FdPair(arg_val)),
+        bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val), weight()),
+        bits::DATA_FD_PAIR => emit_detail(ctx, &regs, urgent, &core, Extra::FdPair(arg_val), weight()),
         bits::DATA_MSGHDR => {
             let (ptr, len) = control_of(arg_val)?;
             // Most received messages carry no control data: no record, no stack.
             if ptr == 0 || len < CMSGHDR_SIZE {
                 return Ok(());
             }
-            emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: 0 })
+            emit_detail(
+                ctx,
+                &regs,
+                urgent,
+                &core,
+                Extra::Control { ptr, len, index: 0 },
+                weight(),
+            )
         }
         bits::DATA_MMSGHDR => {
             let received = ret as u32;
+            let w = weight();
             for i in 0..RECVMMSG_MAX {
                 if i >= received {
                     break;
                 }
                 let (ptr, len) = control_of(arg_val + u64::from(i) * MMSGHDR_SIZE)?;
                 if ptr != 0 && len >= CMSGHDR_SIZE {
-                    emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: i })?;
+                    emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: i }, w)?;
                 }
             }
             Ok(())
         }
-        _ => emit_detail(ctx, &regs, urgent, &core, Extra::None),
+        _ => emit_detail(ctx, &regs, urgent, &core, Extra::None, weight()),
     }
 }
 
@@ -222,13 +239,14 @@ fn emit_detail(
     urgent: bool,
     core: &SyscallCore,
     extra: Extra,
+    weight: u32,
 ) -> Result<(), i64> {
     let mode = STACK_MODE.load();
-    if mode == StackMode::Dwarf as u32 {
+    if mode == StackMode::Dwarf as u32 && weight != 0 {
         match STACK_BYTES.load() {
-            4096 => emit_with_stack::<4096>(ctx, regs, urgent, core, extra),
-            16384 => emit_with_stack::<16384>(ctx, regs, urgent, core, extra),
-            _ => emit_with_stack::<8192>(ctx, regs, urgent, core, extra),
+            4096 => emit_with_stack::<4096>(ctx, regs, urgent, core, extra, weight),
+            16384 => emit_with_stack::<16384>(ctx, regs, urgent, core, extra, weight),
+            _ => emit_with_stack::<8192>(ctx, regs, urgent, core, extra, weight),
         }
     } else {
         let Some(mut entry) = EVENTS.reserve::<SyscallRecord>(0) else {
@@ -238,8 +256,8 @@ fn emit_detail(
         let p = entry.as_mut_ptr();
         // SAFETY: as above, an exclusive reservation written in place.
         unsafe {
-            fill(ctx, regs, p, core, extra, kind::SYSCALL);
-            if mode == StackMode::FramePointer as u32 {
+            fill(ctx, regs, p, core, extra, kind::SYSCALL, weight);
+            if mode == StackMode::FramePointer as u32 && weight != 0 {
                 (*p).stack_id = match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
                     Ok(id) => id,
                     Err(e) => {
@@ -262,6 +280,7 @@ fn emit_with_stack<const N: usize>(
     urgent: bool,
     core: &SyscallCore,
     extra: Extra,
+    weight: u32,
 ) {
     let Some(mut entry) = EVENTS.reserve::<StackRecord<N>>(0) else {
         ring_full();
@@ -272,7 +291,7 @@ fn emit_with_stack<const N: usize>(
     // written in place (the record is far larger than the 512-byte BPF stack).
     unsafe {
         let rec = addr_of_mut!((*p).record);
-        fill(ctx, regs, rec, core, extra, kind::stack_kind(N));
+        fill(ctx, regs, rec, core, extra, kind::stack_kind(N), weight);
         let sp = (*rec).user_sp;
         (*rec).stack_len = copy_stack(sp, &mut (*p).stack);
     }
@@ -291,6 +310,7 @@ unsafe fn fill(
     core: &SyscallCore,
     extra: Extra,
     record_kind: u32,
+    weight: u32,
 ) {
     // SAFETY: the caller guarantees `rec` is a valid, exclusive record.
     unsafe {
@@ -306,6 +326,8 @@ unsafe fn fill(
         (*rec).stack_len = 0;
         (*rec).msg_index = 0;
         (*rec).kernel_stack_id = -1;
+        (*rec).stack_weight = weight;
+        (*rec)._pad = 0;
         if KERNEL_STACK.load() != 0 {
             let tid = bpf_get_current_pid_tgid() as u32;
             if let Some(id) = KSTACK_PENDING.get_ptr(&tid) {

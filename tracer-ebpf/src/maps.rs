@@ -5,7 +5,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::config::{LOSS_COUNTERS, LossCounter, MAX_SYSCALL_NR, StackMode};
+use tracer_common::{
+    config::{LOSS_COUNTERS, LossCounter, MAX_SYSCALL_NR, StackMode},
+    sampling::StackSampler,
+};
 
 /// Resized by the loader (`--ring-buffer-size`).
 #[map]
@@ -75,6 +78,31 @@ pub static LOST_BY_TGID: LruHashMap<u32, u64> = LruHashMap::with_max_entries(819
 /// Bytes of user stack a DWARF-mode record copies: 4096, 8192 or 16384.
 #[unsafe(no_mangle)]
 pub static STACK_BYTES: Global<u32> = Global::new(8192);
+
+/// User stacks per second per CPU before allocation stacks are sampled (0: every allocation).
+#[unsafe(no_mangle)]
+pub static STACK_BUDGET: Global<u32> = Global::new(0);
+
+/// Each CPU's stack budget (see `tracer_common::sampling`).
+#[map]
+pub static STACK_SAMPLER: PerCpuArray<StackSampler> = PerCpuArray::with_max_entries(1, 0);
+
+/// The weight of the stack an allocation on this CPU gets now: 1 with no budget or below it,
+/// the sampling period if this one is sampled, 0 if it is not (no stack is taken).
+#[inline(always)]
+pub fn stack_weight() -> u32 {
+    let budget = STACK_BUDGET.load();
+    if budget == 0 {
+        return 1;
+    }
+    let Some(s) = STACK_SAMPLER.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's slot; programs do not migrate while they run, so nothing else writes it.
+    let period = unsafe { (*s).admit(now(), budget) };
+    // SAFETY: the helper takes no arguments and touches no memory.
+    tracer_common::sampling::weight(period, unsafe { aya_ebpf::helpers::bpf_get_prandom_u32() })
+}
 
 /// Unread bytes in the ring buffer above which a submit wakes the agent. Below it the agent
 /// finds records on its periodic drain: a wakeup per record would cost more than the tracing.

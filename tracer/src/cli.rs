@@ -27,6 +27,46 @@ pub enum Command {
     Watch(WatchArgs),
     /// Run a command under the tracer and report what it leaves open when it exits.
     Run(RunArgs),
+    /// Production mode: trace the whole host (or a selection) continuously and serve
+    /// Prometheus metrics, pprof profiles and the report over HTTP.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Address of the HTTP endpoints (loopback unless another address is named).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// Trace this process and its descendants (repeatable). With no --pid, --comm or --cgroup
+    /// every process on the host is traced, including processes started later.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Trace processes with this command name (as /proc/PID/comm shows it; repeatable), from
+    /// start-up and whenever a process execs into it.
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<OsString>,
+    /// Trace processes in this cgroup v2 or below it (`/system.slice/nginx.service`, or the
+    /// path under /sys/fs/cgroup; repeatable).
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub cgroups: Vec<PathBuf>,
+    /// Give the N processes with the most open fds Prometheus series of their own (a `pid`
+    /// label); the rest are grouped by command and container.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pid_labels: usize,
+    /// Trends (leak suspects, growth rates) are judged over this sliding window.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    pub window: Duration,
+    /// State of an exited process is kept this long (its totals stay in the counters).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub exited_grace: Duration,
+    /// Sites shown by /report unless its query says otherwise.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    /// Ignore fds younger than this in /report.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub min_age: Duration,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 }
 
 #[derive(Debug, Args)]
@@ -58,8 +98,11 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+/// Options of `watch` and `run`: capture, plus how reports are written.
 #[derive(Debug, Args, Clone)]
 pub struct CommonArgs {
+    #[command(flatten)]
+    pub capture: CaptureArgs,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -72,20 +115,34 @@ pub struct CommonArgs {
     /// Show at most N suspects and N other sites.
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// At exit, print the agent's own cost to stderr: records processed, lost, CPU, peak memory.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// What is captured, and how (every command).
+#[derive(Debug, Args, Clone)]
+pub struct CaptureArgs {
     /// How user stacks are captured: dwarf (registers and stack copy, unwound with .eh_frame;
     /// works without frame pointers), fp (kernel frame-pointer walk; cheapest), none.
     #[arg(long, value_enum, default_value_t = StackArg::Dwarf)]
     pub stack: StackArg,
-    /// At exit, print the agent's own cost to stderr: records processed, lost, CPU, peak memory.
-    #[arg(long)]
-    pub stats: bool,
     /// KiB of user stack copied per allocation for --stack dwarf: 4, 8 or 16. Deeper stacks
     /// unwind until the copy ends; bigger copies cost more per allocation.
     #[arg(long, value_name = "KIB", default_value_t = 8, value_parser = parse_stack_size)]
     pub stack_size: u32,
-    /// Kernel ring buffer size in MiB (a power of two).
-    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = parse_ring_size)]
-    pub ring_buffer_size: u32,
+    /// Kernel ring buffer size in MiB (a power of two; default 64 for watch and run, 16 for the
+    /// agent, whose memory counts on every host: the buffer is mapped twice, so it is resident
+    /// twice once filled).
+    #[arg(long, value_name = "MIB", value_parser = parse_ring_size)]
+    pub ring_buffer_size: Option<u32>,
+    /// User stacks per second per CPU before allocation stacks are sampled, the way heap
+    /// profilers sample: past it an allocation gets a stack with a probability that keeps each
+    /// CPU near the budget, and each sampled stack stands for the allocations it represents.
+    /// Counts stay exact. 0: every allocation gets its stack (default for watch and run; the
+    /// agent's default is 1000).
+    #[arg(long, value_name = "N")]
+    pub stack_budget: Option<u32>,
     /// Capture a stack at every close too, so a double close or a use after close names the
     /// first close (like valgrind --track-fds=bad). Doubles the cost of fd churn.
     #[arg(long)]
@@ -197,9 +254,34 @@ mod tests {
             Ok(Command::Run(r)) => {
                 assert_eq!(r.command, vec![OsString::from("ls"), "-l".into(), "--color".into()]);
                 assert_eq!(r.common.top, Some(3));
+                assert_eq!(r.common.capture.stack, StackArg::Dwarf);
             }
             other => panic!("unexpected {other:?}"),
         }
         assert!(Cli::try_parse_from(["tracer", "run", "--ring-buffer-size", "3", "--", "x"]).is_err());
+    }
+
+    #[test]
+    fn agent_defaults_to_loopback_and_the_whole_host() {
+        match Cli::try_parse_from(["tracer", "agent"]).map(|c| c.command) {
+            Ok(Command::Agent(a)) => {
+                assert_eq!(a.listen.to_string(), "127.0.0.1:9464");
+                assert!(a.pids.is_empty() && a.comms.is_empty() && a.cgroups.is_empty());
+                assert_eq!(a.window, Duration::from_secs(900));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let a = Cli::try_parse_from([
+            "tracer", "agent", "--comm", "nginx", "--pid", "7", "--cgroup", "/x", "--listen", "[::1]:1", "--stack",
+            "fp",
+        ]);
+        match a.map(|c| c.command) {
+            Ok(Command::Agent(a)) => {
+                assert_eq!((a.pids, a.comms.len(), a.cgroups.len()), (vec![7], 1, 1));
+                assert_eq!(a.capture.stack, StackArg::Fp);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["tracer", "agent", "--listen", "nowhere"]).is_err());
     }
 }

@@ -3,7 +3,7 @@
 use clap::Parser;
 use tracer::{
     cli::{Cli, Command},
-    session,
+    daemon, session,
 };
 
 fn main() {
@@ -20,6 +20,7 @@ fn main() {
         match cli.command {
             Command::Watch(args) => session::watch(args).await,
             Command::Run(args) => session::run(args).await,
+            Command::Agent(args) => daemon::run(args).await,
         }
     });
     match result {

@@ -19,7 +19,7 @@ use crate::{
     },
     analysis::ReportOptions,
     child::{self, HeldChild},
-    cli::{CommonArgs, RunArgs, StackArg, WatchArgs},
+    cli::{CaptureArgs, CommonArgs, RunArgs, StackArg, WatchArgs},
     output::{self, Heading},
     probes::ProbeOptions,
 };
@@ -32,7 +32,10 @@ fn tick_period(interval: Option<Duration>) -> Duration {
     }
 }
 
-fn probe_options(c: &CommonArgs) -> ProbeOptions {
+/// Ring buffer of `watch` and `run` unless `--ring-buffer-size` says otherwise (MiB).
+const RING_MIB: u32 = 64;
+
+pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
     ProbeOptions {
         stack_mode: match c.stack {
             StackArg::Dwarf => StackMode::Dwarf,
@@ -40,12 +43,13 @@ fn probe_options(c: &CommonArgs) -> ProbeOptions {
             StackArg::None => StackMode::None,
         },
         stack_bytes: c.stack_size * 1024,
-        ring_buffer_bytes: c.ring_buffer_size.saturating_mul(1024 * 1024),
+        ring_buffer_bytes: c.ring_buffer_size.unwrap_or(RING_MIB).saturating_mul(1024 * 1024),
         trace_all: false,
         discover_exec: false,
         report_ebadf: !c.no_ebadf,
         close_stacks: c.close_stacks,
         kernel_stack: c.kernel_stack,
+        stack_budget: c.stack_budget.unwrap_or(0),
     }
 }
 
@@ -78,8 +82,9 @@ impl Reporter {
         let opts = ReportOptions {
             min_age_ns: self.common.min_age.as_nanos() as u64,
             top: self.common.top,
-            lock_hold_ns: self.common.lock_hold.as_nanos() as u64,
+            lock_hold_ns: self.common.capture.lock_hold.as_nanos() as u64,
             system: None,
+            top_processes: None,
         };
         let ReportSnapshot { mut report, stacks } = client.report(opts).await?;
         let resolved = self.symbolizer.resolve(stacks).await;
@@ -87,7 +92,7 @@ impl Reporter {
         let heading = Heading {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             label,
-            stack_mode: self.common.stack.as_str(),
+            stack_mode: self.common.capture.stack.as_str(),
         };
         output::write(&mut self.out, self.common.format, &report, &heading).context("writing the report")?;
         self.out.flush().context("writing the report")?;
@@ -98,26 +103,14 @@ impl Reporter {
 /// The agent's own cost, for `--stats` (and the benchmark, which parses this line).
 async fn print_stats(client: &Client) {
     let status = client.status().await.unwrap_or_default();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        u
-    };
-    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
-    // Anonymous memory: the agent's own heap, without the ring buffer's shared pages.
-    let rss_anon = procfs::process::Process::myself()
-        .and_then(|p| p.status())
-        .ok()
-        .and_then(|s| s.rssanon)
-        .unwrap_or(0);
+    let cost = crate::agent::cost::now();
     eprintln!(
         "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={}",
         status.records,
         status.lost,
-        ms(usage.ru_utime) + ms(usage.ru_stime),
-        usage.ru_maxrss,
-        rss_anon,
+        cost.cpu_seconds * 1e3,
+        cost.max_rss_kib,
+        cost.rss_anon_kib,
         status.tracked_fds,
         status.stacks
     );
@@ -133,15 +126,19 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     let mut reporter = Reporter::new(&args.common)?;
     let tick = tick_period(Some(args.interval));
     let pids = args.pids.clone();
-    let task = IngestTask::start(probe_options(&args.common), TaskOptions { tick }, move |agent| {
-        agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
-        pids.iter().try_for_each(|pid| agent.follow(*pid))
-    })?;
+    let task = IngestTask::start(
+        probe_options(&args.common.capture),
+        TaskOptions { tick },
+        move |agent| {
+            agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
+            pids.iter().try_for_each(|pid| agent.follow(*pid))
+        },
+    )?;
     let client = task.client();
     eprintln!(
         "tracer: tracing PID {} ({} stacks); report every {:.1}s, Ctrl-C for the final one",
         args.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
-        args.common.stack.as_str(),
+        args.common.capture.stack.as_str(),
         args.interval.as_secs_f64()
     );
     let mut alive_check = tokio::time::interval(tick);
@@ -189,10 +186,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let held = HeldChild::spawn(&args.command)?;
     let pid = held.pid;
     let tick = tick_period(None);
-    let started = IngestTask::start(probe_options(&args.common), TaskOptions { tick }, move |agent| {
-        agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
-        agent.follow(pid)
-    });
+    let started = IngestTask::start(
+        probe_options(&args.common.capture),
+        TaskOptions { tick },
+        move |agent| {
+            agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
+            agent.follow(pid)
+        },
+    );
     let task = match started {
         Ok(t) => t,
         Err(e) => {

@@ -4,7 +4,18 @@
 //!
 //! Workloads: fd churn (open, socketpair, pipe2; 1 and 2 threads), bystander cost (an untraced
 //! process while tracer watches another), ingest ceiling (and overload: losses counted, memory
-//! bounded), memory per tracked fd.
+//! bounded), memory per tracked fd, a real server's throughput (nginx under ab), and a soak of
+//! the production agent (memory and CPU over minutes of fork storm, churn and a slow leak).
+
+mod agent;
+mod guard;
+mod load;
+mod nginx;
+mod procfs;
+mod scrape;
+mod soak;
+mod watch;
+mod web;
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -14,13 +25,20 @@ use std::{
 };
 
 use crate::Result;
+use guard::Guarded;
+use watch::Watch;
+
+/// What `--only` accepts.
+const WORKLOADS: [&str; 6] = ["churn", "bystander", "ingest", "memory", "nginx", "soak"];
 
 pub struct Options {
     pub quick: bool,
-    /// Only this workload (churn, bystander, ingest, memory).
+    /// Only this workload (one of `WORKLOADS`).
     pub only: Option<String>,
     pub runs: usize,
     pub out: PathBuf,
+    /// Length of the soak (default: 600 s, 20 s in quick mode).
+    pub soak_seconds: Option<u64>,
 }
 
 impl Options {
@@ -30,6 +48,7 @@ impl Options {
             only: None,
             runs: 5,
             out: root.join("target/bench/bench.json"),
+            soak_seconds: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -38,15 +57,23 @@ impl Options {
                 "--runs" => o.runs = it.next().and_then(|v| v.parse().ok()).ok_or("--runs takes a number")?,
                 "--out" => o.out = it.next().map(PathBuf::from).ok_or("--out takes a file")?,
                 "--only" => {
-                    o.only = Some(
+                    let w = it
+                        .next()
+                        .filter(|w| WORKLOADS.contains(&w.as_str()))
+                        .ok_or_else(|| format!("--only takes one of {}", WORKLOADS.join(", ")))?;
+                    o.only = Some(w.clone());
+                }
+                "--soak-seconds" => {
+                    o.soak_seconds = Some(
                         it.next()
-                            .cloned()
-                            .ok_or("--only takes churn, bystander, ingest or memory")?,
+                            .and_then(|v| v.parse().ok())
+                            .filter(|s| *s > 0)
+                            .ok_or("--soak-seconds takes a number of seconds (at least 1)")?,
                     )
                 }
                 other => {
                     return Err(format!(
-                        "unknown bench option {other} (--quick, --runs N, --out FILE, --only WORKLOAD)"
+                        "unknown bench option {other} (--quick, --runs N, --out FILE, --only WORKLOAD, --soak-seconds N)"
                     ));
                 }
             }
@@ -150,6 +177,13 @@ struct Env {
     tracer: PathBuf,
     churn: PathBuf,
     script: PathBuf,
+}
+
+impl Env {
+    /// Another fixture, built beside churn.
+    fn fixture(&self, name: &str) -> PathBuf {
+        self.churn.with_file_name(name)
+    }
 }
 
 const BPFTRACE_SCRIPT: &str = r#"// Same per-fd state as tracer: every open fd of PID $1 with its user stack.
@@ -260,31 +294,9 @@ fn measure(env: &Env, config: Config, kind: &str, n: u64, threads: u32) -> Resul
         }
         Config::Tracer(mode) => {
             let churn = HeldChurn::start(env, kind, n, threads)?;
-            let pid = churn.pid().to_string();
-            let mut tracer = Command::new(&env.tracer)
-                .args([
-                    "watch",
-                    "-p",
-                    &pid,
-                    "--stack",
-                    mode,
-                    "--stats",
-                    "-o",
-                    "/dev/null",
-                    "3600",
-                ])
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("starting tracer: {e}"))?;
-            let mut err = BufReader::new(tracer.stderr.take().ok_or("tracer stderr")?);
-            let mut text = wait_for_line(&mut err, "tracer: tracing PID", "tracer")?;
+            let tracer = Watch::start(&env.tracer, &[churn.pid()], mode)?;
             let elapsed = churn.go()?;
-            interrupt(&tracer);
-            let mut rest = String::new();
-            let _ = std::io::Read::read_to_string(&mut err, &mut rest);
-            let _ = tracer.wait();
-            text.push_str(&rest);
-            let stats = parse_stats(&text).ok_or_else(|| format!("no tracer-stats line in: {text}"))?;
+            let stats = tracer.finish()?;
             Ok(Sample {
                 ns_per_op: elapsed as f64 / n as f64,
                 agent_cpu_ms: Some(stats.cpu_ms),
@@ -298,25 +310,25 @@ fn measure(env: &Env, config: Config, kind: &str, n: u64, threads: u32) -> Resul
             // its BEGIN probe creates (BEGIN fires once every probe is attached).
             let ready = env.script.with_extension("ready");
             let _ = std::fs::remove_file(&ready);
-            let mut bt = Command::new("bpftrace")
-                .arg("--unsafe")
-                .arg(&env.script)
-                .arg(churn.pid().to_string())
-                .arg(&ready)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("starting bpftrace: {e}"))?;
+            let mut bt = Guarded::spawn(
+                Command::new("bpftrace")
+                    .arg("--unsafe")
+                    .arg(&env.script)
+                    .arg(churn.pid().to_string())
+                    .arg(&ready)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+                "bpftrace",
+            )?;
             let deadline = Instant::now() + Duration::from_secs(60);
             while !ready.exists() {
                 if Instant::now() > deadline || bt.try_wait().map_err(|e| e.to_string())?.is_some() {
-                    let _ = bt.kill();
                     return Err("bpftrace did not start (try the script by hand)".into());
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             let elapsed = churn.go()?;
-            stop(&mut bt);
+            let _ = bt.finish();
             Ok(Sample {
                 ns_per_op: elapsed as f64 / n as f64,
                 ..Default::default()
@@ -425,35 +437,18 @@ fn bystander_rows(env: &Env, o: &Options, rows: &mut Vec<Row>) -> Result {
     let n: u64 = if o.quick { 2_000 } else { 200_000 };
     let mut without = Vec::new();
     let mut with = Vec::new();
-    let mut target = Command::new("sleep").arg("3600").spawn().map_err(|e| e.to_string())?;
+    let target = Guarded::spawn(Command::new("sleep").arg("3600"), "sleep")?;
     for round in 0..usize::from(!o.quick) + o.runs {
         let a = measure(env, Config::Untraced, "open", n, 1)?;
-        let mut tracer = Command::new(&env.tracer)
-            .args([
-                "watch",
-                "-p",
-                &target.id().to_string(),
-                "--stack",
-                "dwarf",
-                "-o",
-                "/dev/null",
-                "3600",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let mut err = BufReader::new(tracer.stderr.take().ok_or("tracer stderr")?);
-        wait_for_line(&mut err, "tracer: tracing PID", "tracer")?;
+        let tracer = Watch::start(&env.tracer, &[target.id()], "dwarf")?;
         let b = measure(env, Config::Untraced, "open", n, 1)?;
-        interrupt(&tracer);
-        let _ = tracer.wait();
+        tracer.finish()?;
         if round >= usize::from(!o.quick) {
             without.push(a.ns_per_op);
             with.push(b.ns_per_op);
         }
     }
-    let _ = target.kill();
-    let _ = target.wait();
+    drop(target);
     let base = median(&mut without);
     let traced = median(&mut with);
     for (config, ns) in [("no tracer running", base), ("tracer watching another process", traced)] {
@@ -642,6 +637,10 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
         eprintln!("bench: not installed, left out: {}", skipped.join(", "));
     }
     let wanted = |w: &str| o.only.as_deref().is_none_or(|only| only == w);
+    // Missing tools fail now, not after the other workloads ran.
+    if wanted("nginx") {
+        web::check_installed()?;
+    }
     let mut rows = Vec::new();
     if wanted("churn") {
         churn_rows(&env, o, &configs, &mut rows)?;
@@ -659,6 +658,16 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
     } else {
         (0, 0, 0, f64::NAN)
     };
+    let nginx = if wanted("nginx") {
+        Some(web::run(&env, o)?)
+    } else {
+        None
+    };
+    let soak = if wanted("soak") {
+        Some(soak::run(&env, o)?)
+    } else {
+        None
+    };
 
     // The table.
     let machine = machine();
@@ -671,10 +680,12 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
             ""
         }
     );
-    println!(
-        "{:<26} {:<28} {:>10} {:>7} {:>12} {:>12} {:>6}",
-        "workload", "configuration", "ns/op", "ratio", "+ns/event", "agent ns/ev", "lost"
-    );
+    if !rows.is_empty() {
+        println!(
+            "{:<26} {:<28} {:>10} {:>7} {:>12} {:>12} {:>6}",
+            "workload", "configuration", "ns/op", "ratio", "+ns/event", "agent ns/ev", "lost"
+        );
+    }
     for r in &rows {
         println!(
             "{:<26} {:<28} {:>10.0} {:>6.2}x {:>12.0} {:>12} {:>6}",
@@ -688,11 +699,13 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
             r.lost.map_or_else(|| "-".into(), |v| v.to_string())
         );
     }
-    println!("\nIngest (churn open x2 under `tracer run`):");
-    println!(
-        "{:<8} {:>9} {:>14} {:>10} {:>9} {:>12}",
-        "stacks", "ring MiB", "events/s", "records", "lost", "agent RSS"
-    );
+    if !ingest.is_empty() {
+        println!("\nIngest (churn open x2 under `tracer run`):");
+        println!(
+            "{:<8} {:>9} {:>14} {:>10} {:>9} {:>12}",
+            "stacks", "ring MiB", "events/s", "records", "lost", "agent RSS"
+        );
+    }
     for i in &ingest {
         println!(
             "{:<8} {:>9} {:>14.0} {:>10} {:>9} {:>9} KiB",
@@ -703,6 +716,12 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
         println!(
             "\nMemory: {mem_fds} outstanding fds tracked: agent anonymous RSS {mem_loaded} KiB vs {mem_base} KiB holding none: {mem_per_fd:.0} bytes per tracked fd"
         );
+    }
+    if let Some(n) = &nginx {
+        n.print();
+    }
+    if let Some(s) = &soak {
+        s.print();
     }
 
     // The JSON.
@@ -743,8 +762,13 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
         ));
     }
     j.push_str(&format!(
-        "  ],\n  \"memory\": {{\"tracked_fds\": {mem_fds}, \"base_rss_anon_kib\": {mem_base}, \"loaded_rss_anon_kib\": {mem_loaded}, \"bytes_per_fd\": {}}}\n}}\n",
+        "  ],\n  \"memory\": {{\"tracked_fds\": {mem_fds}, \"base_rss_anon_kib\": {mem_base}, \"loaded_rss_anon_kib\": {mem_loaded}, \"bytes_per_fd\": {}}},\n",
         num(mem_per_fd)
+    ));
+    j.push_str(&format!(
+        "  \"nginx\": {},\n  \"soak\": {}\n}}\n",
+        nginx.as_ref().map_or_else(|| "null".into(), web::Report::json),
+        soak.as_ref().map_or_else(|| "null".into(), soak::Soak::json)
     ));
     std::fs::write(&o.out, j).map_err(|e| format!("{}: {e}", o.out.display()))?;
     println!("\nbench: figures written to {}", o.out.display());

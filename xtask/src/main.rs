@@ -29,6 +29,14 @@ const APT_PACKAGES: &[&str] = &[
     "binutils",
     "libc6-dbg",
     "util-linux",
+    // Production-mode tests use the real things: a Prometheus server and promtool, go tool pprof,
+    // systemd-analyze for the unit file.
+    "prometheus",
+    "golang-go",
+    "systemd",
+    // The benchmark's real-server workload: nginx serving a file to ApacheBench (ab).
+    "nginx-light",
+    "apache2-utils",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -44,7 +52,7 @@ fn main() -> ExitCode {
         Some("fixtures") => build_fixtures().map(|dir| println!("{}", dir.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      formatting, clippy, unit and integration tests (integration tests need root),\n            then the benchmark once in quick mode so it cannot rot\n  bench     overhead, ingest and memory against bpftrace, strace, valgrind [--quick] [--runs N] [--out FILE]\n  fixtures  compile the C fixture programs"
+                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      formatting, clippy, unit and integration tests (integration tests need root),\n            then the benchmark once in quick mode so it cannot rot\n  bench     overhead, ingest and memory against bpftrace, strace, valgrind; nginx throughput\n            under the agent; an agent soak [--quick] [--runs N] [--out FILE] [--only WORKLOAD]\n            [--soak-seconds N]\n  fixtures  compile the C fixture programs"
             );
             return ExitCode::from(2);
         }
@@ -108,6 +116,17 @@ fn setup() -> Result {
             .args(["install", "-y", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        // Debian starts the Prometheus it installs, on every interface, where systemd runs:
+        // the tests start their own on loopback instead.
+        if missing.contains(&"prometheus") && Path::new("/run/systemd/system").is_dir() {
+            let _ = Command::new("systemctl")
+                .args(["disable", "--now", "prometheus"])
+                .status();
+        }
+        // Likewise nginx, on port 80: the benchmark starts its own on a loopback port.
+        if missing.contains(&"nginx-light") && Path::new("/run/systemd/system").is_dir() {
+            let _ = Command::new("systemctl").args(["disable", "--now", "nginx"]).status();
+        }
     }
     let toolchains = stdout_of(Command::new("rustup").args(["toolchain", "list"]));
     if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
@@ -224,6 +243,7 @@ fn test(extra: &[String]) -> Result {
         only: None,
         runs: 1,
         out: root().join("target/bench/quick.json"),
+        soak_seconds: None,
     };
     bench::run(
         root().join("target/release/tracer"),

@@ -32,7 +32,11 @@ impl Tracker {
         d: &tracer_common::fd::SyscallRecord,
         kernel: &[u64],
     ) -> StackId {
+        // Not sampled under the stack budget: the fd is counted, no user stack was taken.
+        let unsampled = d.stack_weight == 0;
         match self.stack_mode {
+            _ if unsampled && kernel.is_empty() => StackId::NONE,
+            _ if unsampled => self.intern(tgid, kernel, &[]),
             StackMode::None if kernel.is_empty() => StackId::NONE,
             StackMode::None => self.intern(tgid, kernel, &[]),
             StackMode::FramePointer => {

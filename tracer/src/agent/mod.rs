@@ -2,6 +2,7 @@
 //! decisions live in `state` (what a syscall does) and `analysis` (what is a leak).
 
 mod capture;
+pub mod cost;
 mod describe;
 mod layout;
 pub mod policy;
@@ -110,6 +111,9 @@ pub struct TrackerCounters {
     pub resync_added: u64,
     /// Processes found gone without their exit record.
     pub exits_inferred: u64,
+    /// Records with a user stack, and allocations whose stack the budget skipped.
+    pub stacks_taken: u64,
+    pub stacks_skipped: u64,
 }
 
 impl Agent {
@@ -168,6 +172,24 @@ impl Agent {
     pub fn drain_up_to(&mut self, max: usize) -> usize {
         let tracker = &mut self.tracker;
         self.ingest.drain(max, |r| tracker.handle(r))
+    }
+
+    /// The loss, resync and size figures the ingest side knows.
+    pub fn fill_health(&self, h: &mut crate::analysis::metrics::AgentHealth) {
+        let t = &self.tracker;
+        h.records = self.records();
+        h.kernel_lost = t.probes.losses();
+        h.undecodable = self.ingest.decode_errors;
+        h.resyncs = t.counters.resyncs;
+        h.resync_dropped_fds = t.counters.resync_dropped;
+        h.resync_added_fds = t.counters.resync_added;
+        h.discovered = t.counters.discovered;
+        h.exits_inferred = t.counters.exits_inferred;
+        h.stacks_taken = t.counters.stacks_taken;
+        h.stacks_skipped = t.counters.stacks_skipped;
+        h.evicted_stacks = t.stacks.evicted;
+        h.stacks = t.stacks.len() as u64;
+        h.stack_bytes = t.stacks.bytes as u64;
     }
 
     /// The agent's own counters.
@@ -385,10 +407,18 @@ impl Tracker {
             Some(Effect::MapCode) => return self.on_code_mapping(tgid, core),
             _ => {}
         }
-        let stack = if v.detail.is_some() {
-            self.stack_of(tgid, v)
-        } else {
-            StackId::NONE
+        let stack = match v.detail {
+            Some(d) => {
+                if self.stack_mode != StackMode::None {
+                    if d.stack_weight == 0 {
+                        self.counters.stacks_skipped += 1;
+                    } else {
+                        self.counters.stacks_taken += 1;
+                    }
+                }
+                self.stack_of(tgid, v)
+            }
+            None => StackId::NONE,
         };
         let (data_kind, data) = match v.detail {
             Some(d) => (d.data_kind, v.data()),
@@ -403,6 +433,7 @@ impl Tracker {
             args: core.args,
             data_kind,
             data,
+            weight: v.detail.map_or(1, |d| d.stack_weight),
         };
         let locked = self.state.on_syscall(&sc, stack);
         if let Some(file) = locked {

@@ -61,6 +61,24 @@ fn cgroup_within(path: &str, selected: &str) -> bool {
     path == selected || path.strip_prefix(selected).is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// `PF_KTHREAD` in the flags field of /proc/PID/stat (include/linux/sched.h).
+fn is_kernel_thread(pid: u32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Fields after the command name (which may hold spaces and parentheses): state is the
+    // 3rd field, flags the 9th.
+    let Some(close) = stat.iter().rposition(|b| *b == b')') else {
+        return false;
+    };
+    let rest = String::from_utf8_lossy(&stat[close + 1..]);
+    rest.split_whitespace()
+        .nth(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
 /// The cgroup v2 path of a process (the `0::` line of `/proc/PID/cgroup`).
 pub fn cgroup_of(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
@@ -95,7 +113,8 @@ pub fn container_of(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// Every process on the host now, but `except` (the agent itself).
+/// Every user-space process on the host now, but `except` (the agent itself). Kernel threads
+/// make no syscalls and have no fds of their own: left out.
 pub fn all_processes(except: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -103,7 +122,7 @@ pub fn all_processes(except: u32) -> Vec<u32> {
     let mut pids: Vec<u32> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| *p != except)
+        .filter(|p| *p != except && !is_kernel_thread(*p))
         .collect();
     pids.sort_unstable();
     pids
@@ -148,5 +167,7 @@ mod tests {
         assert!(Policy::default().whole_host());
         assert_eq!(normalize_cgroup(Path::new("system.slice")), "/system.slice");
         assert_eq!(cgroup_v2_path("1:cpu:/a\n0::/b/c\n"), Some("/b/c"));
+        assert!(is_kernel_thread(2), "kthreadd");
+        assert!(!is_kernel_thread(std::process::id()));
     }
 }

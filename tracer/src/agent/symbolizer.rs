@@ -2,7 +2,14 @@
 //! normalized stacks a query handed out into frames, so that symbolization (reading DWARF, which
 //! can take seconds for a big binary) never runs on the ingest task.
 
-use std::{collections::HashMap, sync::Arc, sync::mpsc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+};
 
 use tokio::sync::oneshot;
 
@@ -17,15 +24,25 @@ struct Job {
     reply: oneshot::Sender<Resolved>,
 }
 
+/// What the worker's caches evicted (for the agent's metrics).
+#[derive(Debug, Default)]
+pub struct SymbolizerStats {
+    pub evicted_locations: AtomicU64,
+    pub file_cache_resets: AtomicU64,
+}
+
 /// A handle to the worker; clones share it. The thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct SymbolizerWorker {
     tx: mpsc::Sender<Job>,
+    pub stats: Arc<SymbolizerStats>,
 }
 
 impl SymbolizerWorker {
     pub fn spawn() -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(SymbolizerStats::default());
+        let shared = stats.clone();
         std::thread::Builder::new()
             .name("tracer-symbolize".into())
             .spawn(move || {
@@ -35,9 +52,15 @@ impl SymbolizerWorker {
                     // The client may have given up waiting (a closed connection): nothing to do.
                     let _ = job.reply.send(resolved);
                     symbols.trim();
+                    shared
+                        .evicted_locations
+                        .store(symbols.evicted_locations, Ordering::Relaxed);
+                    shared
+                        .file_cache_resets
+                        .store(symbols.module_cache_resets, Ordering::Relaxed);
                 }
             })?;
-        Ok(SymbolizerWorker { tx })
+        Ok(SymbolizerWorker { tx, stats })
     }
 
     /// Frames of `stacks`; empty if the worker is gone (the stacks are then shown unresolved).

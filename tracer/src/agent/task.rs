@@ -12,7 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Agent, AgentError, proc, stacks::StoredStack, sysv};
 use crate::{
-    analysis::{self, Report, ReportOptions},
+    analysis::{
+        self, Report, ReportOptions,
+        metrics::MetricsSnapshot,
+        profile::{self, Profile, ProfileKind},
+    },
     probes::ProbeOptions,
     state::StackId,
 };
@@ -32,6 +36,12 @@ pub struct ReportSnapshot {
     pub stacks: Vec<(StackId, Arc<StoredStack>)>,
 }
 
+/// A profile with its stacks unresolved, and the stacks it names.
+pub struct ProfileSnapshot {
+    pub profile: Profile,
+    pub stacks: Vec<(StackId, Arc<StoredStack>)>,
+}
+
 /// The agent's own counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Status {
@@ -44,6 +54,14 @@ pub struct Status {
 }
 
 enum Request {
+    Metrics {
+        pid_labels: usize,
+        reply: oneshot::Sender<MetricsSnapshot>,
+    },
+    Profile {
+        kind: ProfileKind,
+        reply: oneshot::Sender<ProfileSnapshot>,
+    },
     Report {
         opts: Box<ReportOptions>,
         reply: oneshot::Sender<ReportSnapshot>,
@@ -56,6 +74,8 @@ enum Request {
     Settle {
         reply: oneshot::Sender<()>,
     },
+    /// Detach and end the thread, whoever still holds a client (a lingering connection).
+    Stop,
 }
 
 /// A handle to the ingest task; clones share it.
@@ -82,6 +102,16 @@ impl Client {
             reply,
         })
         .await
+    }
+
+    /// What `/metrics` shows (see `analysis::metrics`).
+    pub async fn metrics(&self, pid_labels: usize) -> Result<MetricsSnapshot, TaskGone> {
+        self.ask(|reply| Request::Metrics { pid_labels, reply }).await
+    }
+
+    /// An in-use profile (see `analysis::profile`).
+    pub async fn profile(&self, kind: ProfileKind) -> Result<ProfileSnapshot, TaskGone> {
+        self.ask(|reply| Request::Profile { kind, reply }).await
     }
 
     pub async fn status(&self) -> Result<Status, TaskGone> {
@@ -161,9 +191,11 @@ impl IngestTask {
 
 impl Drop for IngestTask {
     fn drop(&mut self) {
-        // The thread ends when every client is gone: clients held elsewhere (an HTTP
-        // connection) keep it a little longer, which is harmless.
-        self.client = None;
+        // Clients may live on elsewhere (an HTTP connection): stop explicitly. Their later
+        // queries get `TaskGone`.
+        if let Some(c) = self.client.take() {
+            let _ = c.tx.send(Request::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -178,6 +210,7 @@ async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts
     loop {
         loop {
             match rx.try_recv() {
+                Ok(Request::Stop) => return,
                 Ok(req) => answer(agent, req).await,
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
@@ -200,8 +233,8 @@ async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts
             }
             _ = tokio::time::sleep_until(next_tick.into()) => {}
             req = rx.recv() => match req {
+                Some(Request::Stop) | None => return,
                 Some(req) => answer(agent, req).await,
-                None => return,
             },
         }
     }
@@ -209,6 +242,19 @@ async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts
 
 async fn answer(agent: &mut Agent, req: Request) {
     match req {
+        Request::Metrics { pid_labels, reply } => {
+            agent.drain();
+            agent.tracker.refresh_limits();
+            let mut m = analysis::metrics::snapshot(&agent.tracker.state, proc::monotonic_ns(), pid_labels);
+            agent.fill_health(&mut m.health);
+            let _ = reply.send(m);
+        }
+        Request::Profile { kind, reply } => {
+            agent.drain();
+            let profile = profile::build(&agent.tracker.state, kind);
+            let stacks = agent.tracker.stacks.share(&profile.stack_ids());
+            let _ = reply.send(ProfileSnapshot { profile, stacks });
+        }
         Request::Report { opts, reply } => {
             agent.drain();
             agent.tracker.refresh_limits();
@@ -230,5 +276,6 @@ async fn answer(agent: &mut Agent, req: Request) {
             agent.tracker.tick();
             let _ = reply.send(());
         }
+        Request::Stop => {}
     }
 }

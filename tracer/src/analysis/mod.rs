@@ -3,6 +3,7 @@
 //! incidents, orphans, lock contention, zombies and signals.
 
 pub mod locks;
+pub mod metrics;
 pub mod profile;
 pub mod report;
 pub mod resources;

@@ -103,7 +103,9 @@ pub fn build(state: &State, kind: ProfileKind) -> Profile {
     match kind {
         ProfileKind::Fds => {
             for (_, st) in state.sites.iter() {
-                if st.key.resource != Resource::Fd || st.outstanding == 0 {
+                // `estimated`: sampled stacks stand for the allocations of their period, and
+                // allocations left unsampled are represented by those (their site adds 0).
+                if st.key.resource != Resource::Fd || st.estimated == 0 {
                     continue;
                 }
                 let Some(p) = state.processes.get(&st.key.tgid).filter(|p| p.is_alive()) else {
@@ -111,7 +113,7 @@ pub fn build(state: &State, kind: ProfileKind) -> Profile {
                 };
                 samples.push(ProfileSample {
                     stack: Stack::unresolved(st.key.stack),
-                    value: i64::from(st.outstanding),
+                    value: i64::try_from(st.estimated).unwrap_or(i64::MAX),
                     labels: labels(p.tgid, &p.comm, site_kind(st), &p.container),
                 });
             }
@@ -120,7 +122,9 @@ pub fn build(state: &State, kind: ProfileKind) -> Profile {
             let mut groups: std::collections::HashMap<(u32, Resource, StackId), i64> = Default::default();
             for o in state.ipc.objects.values() {
                 let Some(creator) = o.creator else { continue };
-                *groups.entry((creator, Resource::from_ipc(o.kind), o.stack)).or_default() += 1;
+                *groups
+                    .entry((creator, Resource::from_ipc(o.kind), o.stack))
+                    .or_default() += 1;
             }
             for ((pid, resource, stack), n) in groups {
                 let (comm, container): (&[u8], Arc<str>) = match state.processes.get(&pid) {
@@ -165,7 +169,10 @@ pub fn build(state: &State, kind: ProfileKind) -> Profile {
         kind,
         time_unix_ns: unix_now_ns(),
         samples,
-        comments: vec![format!("tracer: {} now, by the stack that made them (a snapshot, not a delta)", kind.noun())],
+        comments: vec![format!(
+            "tracer: {} now, by the stack that made them (a snapshot, not a delta)",
+            kind.noun()
+        )],
     }
 }
 

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     agent::sysv::SystemLimits,
-    state::{Origin, Resource, SiteId, StackId, State, kind::family_name},
+    state::{Origin, ProcessState, Resource, SiteId, SiteStats, StackId, State, kind::family_name},
 };
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -64,6 +64,10 @@ pub struct SiteReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<&'static str>,
     pub count: u32,
+    /// What `count` stands for when stacks were sampled under the budget (`--stack-budget`):
+    /// each sampled stack weighs its sampling period. Absent when every allocation had its stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<u64>,
     /// Allocations from this site over the whole trace (closed ones included).
     pub allocations: u64,
     pub growth_per_min: f64,
@@ -127,6 +131,8 @@ pub struct ReportOptions {
     pub lock_hold_ns: u64,
     /// System-wide limits, read by the caller.
     pub system: Option<SystemLimits>,
+    /// List only the N processes with the most open fds (a whole host has hundreds).
+    pub top_processes: Option<usize>,
 }
 
 /// Text as UTF-8 where it is, with a lossless hex copy where it is not.
@@ -275,6 +281,11 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
         let Some(p) = state.processes.get(&st.key.tgid) else {
             continue;
         };
+        // Allocations the stack budget left without a stack: the sampled sites stand for them
+        // (their estimates), and the process summary counts them exactly.
+        if st.estimated == 0 && st.outstanding > 0 {
+            continue;
+        }
         let resource = st.key.resource;
         // Objects outlive their creator: their age runs on after its exit.
         let reference = if resource == Resource::Fd {
@@ -282,17 +293,9 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
         } else {
             now_ns
         };
-        let mut samples = st.samples.points();
-        if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
-            samples.push((now_ns, st.outstanding));
-        }
-        let t = trend::classify(&samples);
-        // Fds open before attach have no stack and no measured history: never suspects.
-        let growing = t.growing && !st.key.before_attach;
-        let time_to_limit_s = match (resource, growing, p.is_alive(), p.limits.nofile_soft) {
-            (Resource::Fd, true, true, Some(soft)) if t.growth_per_min > 0.0 => Some(round2(
-                soft.saturating_sub(p.fds.len() as u64) as f64 / (t.growth_per_min / 60.0),
-            )),
+        let (t, growing) = site_trend(st, p, now_ns);
+        let time_to_limit_s = match (resource, growing) {
+            (Resource::Fd, true) => fd_time_to_limit(p, t.growth_per_min).map(round2),
             (Resource::Fd, ..) => None,
             (_, true, ..) => resources::time_to_ipc_limit(resource, t.growth_per_min, opts.system.as_ref()).map(round2),
             _ => None,
@@ -314,6 +317,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
             },
             family: (st.key.family != 0).then(|| family_name(st.key.family)),
             count,
+            estimated: (st.estimated != u64::from(st.outstanding)).then_some(st.estimated),
             allocations: st.allocations,
             growth_per_min: round2(t.growth_per_min),
             example,
@@ -329,6 +333,10 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
         }
         outstanding.push(site);
     }
+    if let Some(n) = opts.top_processes {
+        processes.sort_by(|a, b| b.open_fds.cmp(&a.open_fds).then(a.pid.cmp(&b.pid)));
+        processes.truncate(n);
+    }
     suspects.sort_by(|a, b| {
         b.growth_per_min
             .total_cmp(&a.growth_per_min)
@@ -336,8 +344,9 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
             .then(a.pid.cmp(&b.pid))
     });
     outstanding.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
+        b.estimated
+            .unwrap_or(u64::from(b.count))
+            .cmp(&a.estimated.unwrap_or(u64::from(a.count)))
             .then(b.oldest_age_ms.cmp(&a.oldest_age_ms))
             .then(a.pid.cmp(&b.pid))
             .then(a.kind.cmp(b.kind))
@@ -358,6 +367,26 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
         signals: resources::signals(state),
         system: opts.system,
     }
+}
+
+/// A site's trend as of `now_ns` (its samples and, for a live process, the count now), and
+/// whether that makes it a suspect: fds open before attach (or found by a resync) have no stack
+/// and no measured history, so they never are.
+pub(crate) fn site_trend(st: &SiteStats, p: &ProcessState, now_ns: u64) -> (trend::Trend, bool) {
+    let mut samples = st.samples.points();
+    if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
+        samples.push((now_ns, u32::try_from(st.estimated).unwrap_or(u32::MAX)));
+    }
+    let t = trend::classify(&samples);
+    let growing = t.growing && !st.key.before_attach;
+    (t, growing)
+}
+
+/// Seconds until a live process reaches its soft RLIMIT_NOFILE at `growth_per_min`.
+pub(crate) fn fd_time_to_limit(p: &ProcessState, growth_per_min: f64) -> Option<f64> {
+    let soft = p.limits.nofile_soft?;
+    (p.is_alive() && growth_per_min > 0.0)
+        .then(|| soft.saturating_sub(p.fds.len() as u64) as f64 / (growth_per_min / 60.0))
 }
 
 fn round2(x: f64) -> f64 {

@@ -8,6 +8,11 @@ const MS: u64 = 1_000_000;
 const T: u32 = 7;
 
 fn open_at(s: &mut State, ts: u64, fd: i64, stack: u32, path: &'static [u8]) {
+    open_weighted(s, ts, fd, stack, path, 1);
+}
+
+/// An open whose stack was sampled with `weight` (0: skipped by the budget; its stack is none).
+fn open_weighted(s: &mut State, ts: u64, fd: i64, stack: u32, path: &'static [u8], weight: u32) {
     let sc = Syscall {
         tid: 1,
         tgid: T,
@@ -17,6 +22,7 @@ fn open_at(s: &mut State, ts: u64, fd: i64, stack: u32, path: &'static [u8]) {
         args: [0; 6],
         data_kind: data_kind::PATH,
         data: path,
+        weight,
     };
     s.on_syscall(&sc, StackId(stack));
 }
@@ -155,6 +161,7 @@ fn an_exited_childs_inherited_fds_are_not_listed_as_its_sites() {
         args: [0; 6],
         data_kind: data_kind::PATH,
         data: b"/tmp/own",
+        weight: 1,
     };
     s.on_syscall(&own, StackId(2));
     s.on_exit(8, 4 * MS);
@@ -169,4 +176,33 @@ fn an_exited_childs_inherited_fds_are_not_listed_as_its_sites() {
     assert!(r.outstanding.iter().any(|o| o.pid == T && o.stack.id == StackId(1)));
     let summary = r.processes.iter().find(|p| p.pid == 8).map(|p| p.open_fds);
     assert_eq!(summary, Some(2), "the summary still counts what was open at exit");
+}
+
+#[test]
+fn sampled_stacks_stand_for_the_allocations_the_budget_skipped() {
+    let mut s = State::default();
+    s.attach(T, b"svc".to_vec(), Limits::default(), &[], 0);
+    // Ten leaked fds every 100 ms for 3 s; one stack in five is taken, weighing 5.
+    let mut fd = 100;
+    for tick in 1..=30u64 {
+        let now = tick * 100 * MS;
+        for i in 0..10 {
+            let sampled = i % 5 == 0;
+            let (stack, weight) = if sampled { (1, 5) } else { (0, 0) };
+            open_weighted(&mut s, now, fd, stack, b"/etc/hostname", weight);
+            fd += 1;
+        }
+        s.sample(now);
+    }
+    let r = build(&s, 3000 * MS, 0, &ReportOptions::default(), frames);
+    assert_eq!(r.processes[0].open_fds, 300, "the process's count stays exact");
+    assert_eq!(r.suspects.len(), 1, "{:#?}", r.suspects);
+    let leak = &r.suspects[0];
+    assert_eq!((leak.count, leak.estimated, leak.allocations), (60, Some(300), 300));
+    assert!((leak.growth_per_min - 6000.0).abs() < 10.0, "{}", leak.growth_per_min);
+    // The skipped allocations are not a site of their own: the sampled one stands for them.
+    assert_eq!(r.outstanding.len(), 1, "{:#?}", r.outstanding);
+    let p = crate::analysis::profile::build(&s, crate::analysis::profile::ProfileKind::Fds);
+    let values: Vec<i64> = p.samples.iter().map(|x| x.value).collect();
+    assert_eq!(values, vec![300], "the profile's value is the estimate");
 }

@@ -2,6 +2,8 @@
 
 pub mod escape;
 pub mod json;
+pub mod pprof;
+pub mod prometheus;
 pub mod text;
 mod text_more;
 

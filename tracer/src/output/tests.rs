@@ -27,6 +27,7 @@ fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) ->
         kind: "file",
         family: None,
         count,
+        estimated: None,
         allocations: u64::from(count) + 3,
         growth_per_min: growth,
         example: Some(ex),

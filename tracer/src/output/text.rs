@@ -108,12 +108,15 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
     };
     write!(
         out,
-        "[{n}] pid {}: {} x {kind}{}, oldest {}",
+        "[{n}] pid {}: {} x {kind}{}",
         s.pid,
         s.count,
         if s.resource == "fd" { " open" } else { "" },
-        age(s.oldest_age_ms)
     )?;
+    if let Some(e) = s.estimated {
+        write!(out, " (~{e} estimated from sampled stacks)")?;
+    }
+    write!(out, ", oldest {}", age(s.oldest_age_ms))?;
     if suspect {
         write!(out, ", growing {:.1}/min", s.growth_per_min)?;
         if let Some(t) = s.time_to_limit_s {

@@ -61,6 +61,8 @@ pub struct ProbeOptions {
     pub close_stacks: bool,
     /// Add kernel stacks of fd installation (needs kprobes).
     pub kernel_stack: bool,
+    /// User stacks per second per CPU before allocation stacks are sampled (0: every one).
+    pub stack_budget: u32,
 }
 
 impl Default for ProbeOptions {
@@ -74,6 +76,7 @@ impl Default for ProbeOptions {
             report_ebadf: true,
             close_stacks: false,
             kernel_stack: false,
+            stack_budget: 0,
         }
     }
 }
@@ -135,6 +138,7 @@ impl Probes {
             .override_global(config::SELF_TGID_GLOBAL, &self_tgid, true)
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
             .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
+            .override_global(config::STACK_BUDGET_GLOBAL, &opts.stack_budget, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(|e| {

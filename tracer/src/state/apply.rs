@@ -25,6 +25,8 @@ pub struct Syscall<'a> {
     pub args: [u64; 6],
     pub data_kind: u16,
     pub data: &'a [u8],
+    /// The stack's sampling weight (`SyscallRecord::stack_weight`; 1 for records without one).
+    pub weight: u32,
 }
 
 /// Where a new fd's kind comes from.
@@ -132,14 +134,16 @@ impl State {
                     tid: sc.tid,
                     stack,
                 };
+                let closes = &mut p.counters.closes;
                 p.fds.retain(
                     |fd, _| {
                         let n = fd as u32;
                         n < first || n > last
                     },
                     |fd, o| {
-                        sites.closed(o.site);
+                        sites.closed(o.site, o.weight);
                         closed.insert(fd, by);
+                        closes[o.kind as usize] += 1;
                     },
                 );
             }
@@ -275,10 +279,11 @@ impl State {
                 self.sites.set_example(site, &e);
             }
         }
-        self.sites.opened(site, None);
+        self.sites.opened(site, None, sc.weight);
         let Some(p) = self.processes.get_mut(&sc.tgid) else {
             return;
         };
+        p.counters.allocations[new.kind as usize] += 1;
         let open = OpenFd {
             site,
             kind: new.kind,
@@ -287,10 +292,11 @@ impl State {
             opened_ns: sc.ts_ns,
             // /proc can only add to path kinds and to fds of unknown kind.
             described: !(new.kind.is_path_kind() || new.kind == FdKind::Unknown || new.kind == FdKind::Socket),
+            weight: sc.weight,
         };
         if let Some(stale) = p.fds.insert(fd, open) {
             p.stale_replaced += 1;
-            self.sites.closed(stale.site);
+            self.sites.closed(stale.site, stale.weight);
         }
     }
 
@@ -325,7 +331,8 @@ impl State {
             return;
         };
         if let Some(o) = p.fds.remove(fd) {
-            self.sites.closed(o.site);
+            self.sites.closed(o.site, o.weight);
+            p.counters.closes[o.kind as usize] += 1;
         }
     }
 }

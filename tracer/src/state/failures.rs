@@ -55,6 +55,7 @@ impl State {
             return;
         }
         p.limit_failures += 1;
+        p.counters.limit_failure(sc.nr, (-sc.ret) as i32);
         let open = p.fds.len() as u64;
         let mut o = self.occurrence(sc, IncidentKind::LimitFailure, stack);
         o.value = open;
@@ -66,6 +67,9 @@ impl State {
         if sc.ret == -syscalls::EBADF && sc.args[0] <= syscalls::FD_SETSIZE {
             self.bad_descriptor(sc, stack);
             return;
+        }
+        if let Some(p) = self.processes.get_mut(&sc.tgid) {
+            p.counters.select_beyond_fd_setsize += 1;
         }
         let mut o = self.occurrence(sc, IncidentKind::SelectBeyondFdSetSize, stack);
         o.value = sc.args[0];
@@ -85,6 +89,7 @@ impl State {
         } else {
             IncidentKind::CloseNotOpen
         };
+        count_misuse(p, kind);
         let mut o = self.occurrence(sc, kind, stack);
         o.fd = i64::from(fd);
         o.previous_close = previous;
@@ -95,7 +100,7 @@ impl State {
     /// fd-taking syscall the report names) was closed, or never open.
     pub(super) fn bad_descriptor(&mut self, sc: &Syscall<'_>, stack: StackId) {
         let fd = sc.args[0] as i32;
-        let Some(p) = self.processes.get(&sc.tgid) else {
+        let Some(p) = self.processes.get_mut(&sc.tgid) else {
             return;
         };
         let previous = p.closed.get(&fd).copied().filter(|_| p.fds.get(fd).is_none());
@@ -104,9 +109,16 @@ impl State {
         } else {
             IncidentKind::BadDescriptor
         };
+        count_misuse(p, kind);
         let mut o = self.occurrence(sc, kind, stack);
         o.fd = i64::from(fd);
         o.previous_close = previous;
         self.incidents.record(o);
+    }
+}
+
+fn count_misuse(p: &mut super::ProcessState, kind: IncidentKind) {
+    if let Some(i) = super::counters::misuse_index(kind) {
+        p.counters.misuse[i] += 1;
     }
 }

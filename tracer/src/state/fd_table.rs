@@ -31,6 +31,8 @@ pub struct OpenFd {
     pub opened_ns: u64,
     /// `/proc/PID/fd` was read for this fd (kind refined, example path known).
     pub described: bool,
+    /// Its sampling weight (see `SiteStats::estimated`): 1 unless stacks are sampled.
+    pub weight: u32,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -115,7 +115,7 @@ impl IpcTable {
                 family: 0,
                 before_attach: false,
             });
-            sites.opened(site, Some(describe_key(g.key).as_bytes()));
+            sites.opened(site, Some(describe_key(g.key).as_bytes()), 1);
             site
         });
         self.objects.insert(
@@ -146,7 +146,7 @@ impl IpcTable {
                 self.removed[index(kind)] += 1;
             }
             if let Some(site) = o.site {
-                sites.closed(site);
+                sites.closed(site, 1);
             }
         }
     }

@@ -162,7 +162,7 @@ impl LockTable {
                         same_owner && h.family == e.family && (!posix || overlaps((h.start, h.end), (e.start, e.end)));
                     if released {
                         if let Some(s) = h.site {
-                            sites.closed(s);
+                            sites.closed(s, 1);
                         }
                         let held_ns = e.ts_ns.saturating_sub(h.since_ns);
                         if longest.is_none_or(|l| held_ns > l.held_ns) {
@@ -214,7 +214,7 @@ impl LockTable {
                     if (replaced || conflicting)
                         && let Some(s) = h.site
                     {
-                        sites.closed(s);
+                        sites.closed(s, 1);
                     }
                     !(replaced || conflicting)
                 });
@@ -312,7 +312,7 @@ impl LockTable {
                         family: 0,
                         before_attach: false,
                     });
-                    sites.opened(site, f.path.as_deref());
+                    sites.opened(site, f.path.as_deref(), 1);
                     h.stack = stack;
                     h.site = Some(site);
                     call.waited_ns = h.waited_ns;
@@ -482,6 +482,14 @@ impl State {
         let call = self
             .locks
             .on_call(sc.tgid, sc.tid, sc.ts_ns, sc.ret, stack, &mut self.sites);
+        if let Some(p) = self.processes.get_mut(&sc.tgid) {
+            if call.waited_ns > 0 {
+                p.counters.lock_wait(call.waited_ns);
+            }
+            if sc.ret < 0 {
+                p.counters.lock_failure((-sc.ret) as i32);
+            }
+        }
         if sc.ret < 0 {
             self.incidents.record(Occurrence {
                 kind: IncidentKind::LockFailure,

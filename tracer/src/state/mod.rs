@@ -5,6 +5,7 @@
 //! (dup2 over an open fd, close_range, fork, exec, exit) is unit-tested without a kernel.
 
 pub mod apply;
+pub mod counters;
 mod failures;
 pub mod fd_table;
 pub mod incidents;
@@ -57,6 +58,8 @@ pub struct State {
     pub exited_grace_ns: Option<u64>,
     /// What was dropped to keep memory bounded.
     pub evictions: retention::Evictions,
+    /// Counter totals of forgotten processes, by (comm, container).
+    pub groups: counters::Groups,
 }
 
 /// Used when [`State::sample_gap_ns`] is unset: twice the shortest tick period.
@@ -79,7 +82,7 @@ impl State {
                 before_attach: true,
             };
             let site = self.sites.intern(key);
-            self.sites.opened(site, Some(&e.target));
+            self.sites.opened(site, Some(&e.target), 1);
             p.fds.insert(
                 e.fd,
                 OpenFd {
@@ -89,6 +92,7 @@ impl State {
                     origin: Origin::BeforeAttach,
                     opened_ns: now_ns,
                     described: e.kind != FdKind::Socket,
+                    weight: 1,
                 },
             );
         }
@@ -101,8 +105,10 @@ impl State {
     fn forget(&mut self, tgid: u32) {
         if let Some(old) = self.processes.remove(&tgid) {
             for (_, o) in old.fds.iter() {
-                self.sites.closed(o.site);
+                self.sites.closed(o.site, o.weight);
             }
+            self.groups
+                .retire(old.group(), &old.counters, old.exited_ns.unwrap_or(old.sampled_ns));
             self.sites.forget_process(tgid);
             self.incidents.forget_process(tgid);
             self.exited_order.retain(|t| *t != tgid);
@@ -132,7 +138,7 @@ impl State {
             key.tgid = child;
             let example = parent_site.example.clone();
             let site = self.sites.intern(key);
-            self.sites.opened(site, example.as_deref());
+            self.sites.opened(site, example.as_deref(), o.weight);
             let origin = if o.origin == Origin::BeforeAttach {
                 Origin::BeforeAttach
             } else {
@@ -150,13 +156,22 @@ impl State {
         let Some(p) = self.processes.get_mut(&tgid) else {
             return;
         };
-        if !comm.is_empty() {
+        if !comm.is_empty() && p.comm != comm {
+            // A new name is a new metrics group: what it counted so far stays with the old one.
+            let counted = std::mem::take(&mut p.counters);
+            self.groups.retire(p.group(), &counted, p.sampled_ns);
             p.comm = comm.to_vec();
         }
         let Some(open) = still_open else { return };
         let sites = &mut self.sites;
-        p.fds
-            .retain(|fd, _| open.binary_search(&fd).is_ok(), |_, o| sites.closed(o.site));
+        let closes = &mut p.counters.closes;
+        p.fds.retain(
+            |fd, _| open.binary_search(&fd).is_ok(),
+            |_, o| {
+                sites.closed(o.site, o.weight);
+                closes[o.kind as usize] += 1;
+            },
+        );
     }
 
     /// The last thread exited. The table is kept as "open at exit" (what valgrind reports).
@@ -219,11 +234,11 @@ impl State {
                 key.family = new_family;
                 let new_site = self.sites.intern(key);
                 // The same allocation moves: its count and its open slot go to the refined site.
-                self.sites.closed(o.site);
+                self.sites.closed(o.site, o.weight);
                 if let Some(old) = self.sites.get_mut(o.site) {
-                    old.allocations = old.allocations.saturating_sub(1);
+                    old.allocations = old.allocations.saturating_sub(u64::from(o.weight));
                 }
-                self.sites.opened(new_site, None);
+                self.sites.opened(new_site, None, o.weight);
                 o.site = new_site;
             }
             o.kind = new_kind;
@@ -292,7 +307,12 @@ impl State {
         };
         let counts = p.signals.entry(r.sig).or_default();
         match r.event {
-            event::GENERATE => counts.on_generate(r.result),
+            event::GENERATE => {
+                counts.on_generate(r.result);
+                if r.result == tracer_common::signal::result::ALREADY_PENDING {
+                    p.counters.signals_merged_one(r.sig);
+                }
+            }
             event::DELIVER => counts.delivered += 1,
             _ => {}
         }

@@ -48,6 +48,8 @@ pub struct ProcessState {
     pub resyncs: u64,
     /// Container id from `/proc/PID/cgroup` (empty outside containers).
     pub container: std::sync::Arc<str>,
+    /// Totals for the Prometheus counters (see `counters`).
+    pub counters: super::counters::Counters,
 }
 
 impl ProcessState {
@@ -61,5 +63,12 @@ impl ProcessState {
 
     pub fn is_alive(&self) -> bool {
         self.exited_ns.is_none()
+    }
+
+    pub fn group(&self) -> super::counters::GroupKey {
+        super::counters::GroupKey {
+            comm: self.comm.as_slice().into(),
+            container: self.container.clone(),
+        }
     }
 }

@@ -33,7 +33,7 @@ impl State {
         p.fds.retain(
             |fd, o| listed(fd).is_some_and(|f| same_kind(o, f)),
             |_, o| {
-                sites.closed(o.site);
+                sites.closed(o.site, o.weight);
                 out.dropped += 1;
             },
         );
@@ -50,7 +50,7 @@ impl State {
                 before_attach: true,
             };
             let site = sites.intern(key);
-            sites.opened(site, Some(&f.target));
+            sites.opened(site, Some(&f.target), 1);
             p.fds.insert(
                 f.fd,
                 OpenFd {
@@ -60,6 +60,7 @@ impl State {
                     origin: Origin::Resynced,
                     opened_ns: scan_start_ns,
                     described: f.kind != FdKind::Socket,
+                    weight: 1,
                 },
             );
             out.added += 1;
@@ -89,6 +90,7 @@ mod tests {
             args: [0; 6],
             data_kind: 0,
             data: &[],
+            weight: 1,
         };
         s.on_syscall(&sc, StackId(5));
     }

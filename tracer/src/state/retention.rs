@@ -7,6 +7,9 @@ use std::collections::HashSet;
 
 use super::{StackId, State};
 
+/// Without a window, a group's counters are kept this long after its last process went.
+const GROUP_IDLE_NS: u64 = 3600 * 1_000_000_000;
+
 /// Locked files kept with nothing held or waited for (their contention history).
 const MAX_IDLE_LOCK_FILES: usize = 4096;
 
@@ -44,6 +47,11 @@ impl State {
             self.sites.evict_idle(tgid);
         }
         self.evictions.lock_files += self.locks.trim(MAX_IDLE_LOCK_FILES) as u64;
+        let present: HashSet<super::counters::GroupKey> = self.processes.values().map(|p| p.group()).collect();
+        // A group with no process for a whole window has nothing left to say; without a
+        // window (`watch`, `run`) groups stay an hour.
+        let idle = self.sites.window_ns.unwrap_or(GROUP_IDLE_NS);
+        self.groups.expire(now_ns, idle, |k| present.contains(k));
     }
 
     /// Every stack something in the state still refers to: the stack store may drop the rest.

@@ -81,6 +81,11 @@ pub struct SiteStats {
     pub key: SiteKey,
     /// Descriptors from this site still open now (or at the process's exit).
     pub outstanding: u32,
+    /// What `outstanding` stands for when stacks are sampled: the sum of the open objects'
+    /// sampling weights (each sampled stack stands for `period` allocations; unsampled ones
+    /// count nowhere here). Equal to `outstanding` when every allocation has its stack.
+    pub estimated: u64,
+    /// Sampled allocations count for their sampling weight (see `estimated`).
     pub allocations: u64,
     /// One path (or other description) of an fd from this site: raw bytes, may be any encoding.
     pub example: Option<Box<[u8]>>,
@@ -99,6 +104,7 @@ impl SiteStats {
             key,
             display_kind: None,
             outstanding: 0,
+            estimated: 0,
             allocations: 0,
             example: None,
             samples: Series::default(),
@@ -108,7 +114,8 @@ impl SiteStats {
 
     /// Records the current count; repeated equal values are kept so a plateau has a length.
     pub fn sample(&mut self, now_ns: u64, window_ns: Option<u64>) {
-        self.samples.sample(now_ns, self.outstanding, window_ns);
+        let estimated = u32::try_from(self.estimated).unwrap_or(u32::MAX);
+        self.samples.sample(now_ns, estimated, window_ns);
     }
 }
 
@@ -162,10 +169,12 @@ impl SiteTable {
         self.stats.is_empty()
     }
 
-    pub fn opened(&mut self, id: SiteId, example: Option<&[u8]>) {
+    /// One more object from the site, standing for `weight` (see [`SiteStats::estimated`]).
+    pub fn opened(&mut self, id: SiteId, example: Option<&[u8]>, weight: u32) {
         if let Some(s) = self.get_mut(id) {
             s.outstanding = s.outstanding.saturating_add(1);
-            s.allocations += 1;
+            s.estimated = s.estimated.saturating_add(u64::from(weight));
+            s.allocations += u64::from(weight);
             if s.example.is_none()
                 && let Some(e) = example
                 && !e.is_empty()
@@ -175,9 +184,11 @@ impl SiteTable {
         }
     }
 
-    pub fn closed(&mut self, id: SiteId) {
+    /// One object from the site went; `weight` is the one it was opened with.
+    pub fn closed(&mut self, id: SiteId, weight: u32) {
         let Some(s) = self.get_mut(id) else { return };
         s.outstanding = s.outstanding.saturating_sub(1);
+        s.estimated = s.estimated.saturating_sub(u64::from(weight));
         if s.outstanding == 0 && s.orphaned {
             self.remove(id);
         }
@@ -303,10 +314,10 @@ mod tests {
         assert_eq!(t.intern(key(1)), a);
         let b = t.intern(key(2));
         assert_ne!(a, b);
-        t.opened(a, Some(b"/etc/passwd"));
-        t.opened(a, Some(b"/etc/other"));
-        t.closed(a);
-        t.closed(b);
+        t.opened(a, Some(b"/etc/passwd"), 1);
+        t.opened(a, Some(b"/etc/other"), 1);
+        t.closed(a, 1);
+        t.closed(b, 1);
         let s = t.get(a).map(|s| (s.outstanding, s.allocations, s.example.clone()));
         assert_eq!(s, Some((1, 2, Some(b"/etc/passwd".to_vec().into_boxed_slice()))));
         assert_eq!(t.get(b).map(|s| s.outstanding), Some(0));
@@ -321,15 +332,15 @@ mod tests {
             ..key(2)
         });
         let other = t.intern(SiteKey { tgid: 2, ..key(1) });
-        t.opened(fd, None);
-        t.closed(fd);
-        t.opened(ipc, None);
+        t.opened(fd, None, 1);
+        t.closed(fd, 1);
+        t.opened(ipc, None, 1);
         t.forget_process(1);
         assert!(t.get(fd).is_none());
         assert_eq!(t.get(ipc).map(|s| s.outstanding), Some(1), "an orphan set still exists");
         assert!(t.get(other).is_some());
         assert_eq!(t.of_process(1), &[] as &[SiteId]);
-        t.closed(ipc);
+        t.closed(ipc, 1);
         assert!(t.get(ipc).is_none(), "gone with its last object");
         assert_eq!(t.len(), 1);
         // A new site with the same key gets a new id: the old one finds nothing.
@@ -342,9 +353,9 @@ mod tests {
         let mut t = SiteTable::default();
         let a = t.intern(key(1));
         let b = t.intern(key(2));
-        t.opened(a, None);
-        t.opened(b, None);
-        t.closed(b);
+        t.opened(a, None, 1);
+        t.opened(b, None, 1);
+        t.closed(b, 1);
         t.sample(None, 1_000_000_000);
         t.evict_idle(1);
         assert_eq!(t.len(), 2, "no window: nothing evicted");

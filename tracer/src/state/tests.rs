@@ -15,6 +15,7 @@ fn sc(nr: u32, ret: i64, args: [u64; 6]) -> Syscall<'static> {
         args,
         data_kind: data_kind::NONE,
         data: &[],
+        weight: 1,
     }
 }
 
@@ -68,6 +69,7 @@ fn open_then_close() {
     let open = Syscall {
         data_kind: data_kind::PATH,
         data: path,
+        weight: 1,
         ..sc(257, 3, [0; 6])
     };
     s.on_syscall(&open, StackId(1));
@@ -192,6 +194,7 @@ fn scm_rights_receipt_adds_unknown_fds() {
     let rx = Syscall {
         data_kind: data_kind::CONTROL,
         data: &control,
+        weight: 1,
         ..sc(47, 10, [3, 0, 0, 0, 0, 0])
     };
     s.on_syscall(&rx, StackId(4));
@@ -309,6 +312,7 @@ impl WithPair for Syscall<'static> {
         Syscall {
             data_kind: data_kind::FD_PAIR,
             data: Vec::leak(v),
+            weight: 1,
             ..self
         }
     }

@@ -1,0 +1,279 @@
+//! What `/metrics` shows, as plain numbers: built on the ingest task from the state (cheap: one
+//! pass over processes and their sites), encoded by `output::prometheus` on the HTTP side.
+//!
+//! Series are grouped by (comm, container) for cardinality; `--pid-labels N` gives the N
+//! processes with the most open fds series of their own (labelled `pid`), and leaves them out
+//! of their group's series, so sums over every series stay right.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::report::{fd_time_to_limit, site_trend};
+use crate::{
+    output::escape::escape_bytes,
+    state::{
+        ProcessState, Resource, State,
+        counters::{Counters, GroupKey, KINDS},
+    },
+};
+
+/// Gauges and counters of one group of processes (or of one process with `--pid-labels`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupMetrics {
+    /// Label values, escaped (`output::escape`): any bytes a process put in its name survive.
+    pub comm: String,
+    pub container: String,
+    /// Set for a process's own series (`--pid-labels`).
+    pub pid: Option<u32>,
+    /// Processes in the group now (alive, or exited within the grace period).
+    pub processes: u64,
+    pub open_fds: [u64; KINDS],
+    /// Allocation sites growing now, by fd kind.
+    pub suspects: [u64; KINDS],
+    /// The lowest soft RLIMIT_NOFILE in the group (None: unlimited or unknown).
+    pub fd_soft_limit: Option<u64>,
+    /// The highest open/soft-limit ratio of a process in the group.
+    pub worst_fd_ratio: Option<f64>,
+    /// The shortest time to EMFILE among the group's suspects.
+    pub time_to_fd_limit_s: Option<f64>,
+    /// Children exited and not reaped, of the group's processes.
+    pub zombies: u64,
+    /// Totals: retired processes of the group plus the live ones.
+    pub counters: Counters,
+}
+
+/// SysV objects by resource (sem, shm, msg).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SysvMetrics {
+    /// Objects created by traced processes that exist now.
+    pub objects: [u64; 3],
+    /// Of those, objects whose creator exited.
+    pub orphans: [u64; 3],
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    pub groups: Vec<GroupMetrics>,
+    pub sysv: SysvMetrics,
+    pub health: AgentHealth,
+}
+
+/// The agent's own health: every loss the kernel or the agent counts, what was evicted to stay
+/// bounded, how big the state is, and what the agent costs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentHealth {
+    pub records: u64,
+    /// Kernel counters, by `tracer_common::config::LossCounter`: ring buffer full, traced map
+    /// full, clone map full, stack not captured.
+    pub kernel_lost: [u64; 4],
+    /// Records the agent could not decode.
+    pub undecodable: u64,
+    pub resyncs: u64,
+    pub resync_dropped_fds: u64,
+    pub resync_added_fds: u64,
+    pub discovered: u64,
+    pub exits_inferred: u64,
+    /// User stacks taken, and allocations the stack budget left without one.
+    pub stacks_taken: u64,
+    pub stacks_skipped: u64,
+    pub evicted_processes: u64,
+    pub evicted_sites: u64,
+    pub evicted_stacks: u64,
+    pub evicted_groups: u64,
+    pub evicted_lock_files: u64,
+    pub dropped_incidents: u64,
+    pub evicted_symbol_locations: u64,
+    pub symbol_cache_resets: u64,
+    pub tracked_processes: u64,
+    pub tracked_fds: u64,
+    pub sites: u64,
+    pub stacks: u64,
+    pub stack_bytes: u64,
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+}
+
+fn sysv_index(r: Resource) -> Option<usize> {
+    match r {
+        Resource::SemSet => Some(0),
+        Resource::ShmSegment => Some(1),
+        Resource::MsgQueue => Some(2),
+        _ => None,
+    }
+}
+
+/// Builds the snapshot at `now_ns`. `pid_labels`: processes given series of their own.
+pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapshot {
+    // The processes with the most open fds get their own series.
+    let mut by_fds: Vec<&ProcessState> = state.processes.values().filter(|p| p.is_alive()).collect();
+    by_fds.sort_by(|a, b| b.fds.len().cmp(&a.fds.len()).then(a.tgid.cmp(&b.tgid)));
+    let own: std::collections::HashSet<u32> = by_fds.iter().take(pid_labels).map(|p| p.tgid).collect();
+
+    let mut groups: BTreeMap<(GroupKey, Option<u32>), GroupMetrics> = BTreeMap::new();
+    for (key, retired) in &state.groups.retired {
+        groups
+            .entry((key.clone(), None))
+            .or_default()
+            .counters
+            .add(&retired.counters);
+    }
+    let mut suspects: HashMap<u32, [u64; KINDS]> = HashMap::new();
+    let mut fastest: HashMap<u32, f64> = HashMap::new();
+    for (_, st) in state.sites.iter() {
+        if st.key.resource != Resource::Fd || st.outstanding == 0 {
+            continue;
+        }
+        let Some(p) = state.processes.get(&st.key.tgid).filter(|p| p.is_alive()) else {
+            continue;
+        };
+        let (t, growing) = site_trend(st, p, now_ns);
+        if growing {
+            let kind = st.display_kind.unwrap_or(st.key.kind);
+            suspects.entry(p.tgid).or_insert([0; KINDS])[kind as usize] += 1;
+            if let Some(secs) = fd_time_to_limit(p, t.growth_per_min) {
+                let f = fastest.entry(p.tgid).or_insert(f64::INFINITY);
+                *f = f.min(secs);
+            }
+        }
+    }
+    for p in state.processes.values() {
+        let pid = own.contains(&p.tgid).then_some(p.tgid);
+        let g = groups.entry((p.group(), pid)).or_default();
+        g.pid = pid;
+        g.processes += 1;
+        g.counters.add(&p.counters);
+        g.zombies += p.zombies.pending.len() as u64;
+        if !p.is_alive() {
+            continue;
+        }
+        for (_, o) in p.fds.iter() {
+            g.open_fds[o.kind as usize] += 1;
+        }
+        if let Some(s) = suspects.get(&p.tgid) {
+            for (a, b) in g.suspects.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+        if let Some(soft) = p.limits.nofile_soft {
+            g.fd_soft_limit = Some(g.fd_soft_limit.map_or(soft, |s| s.min(soft)));
+            if soft > 0 {
+                let ratio = p.fds.len() as f64 / soft as f64;
+                g.worst_fd_ratio = Some(g.worst_fd_ratio.map_or(ratio, |r| r.max(ratio)));
+            }
+        }
+        if let Some(secs) = fastest.get(&p.tgid) {
+            g.time_to_fd_limit_s = Some(g.time_to_fd_limit_s.map_or(*secs, |s| s.min(*secs)));
+        }
+    }
+    let mut sysv = SysvMetrics::default();
+    for o in state.ipc.objects.values().filter(|o| o.creator.is_some()) {
+        if let Some(i) = sysv_index(Resource::from_ipc(o.kind)) {
+            sysv.objects[i] += 1;
+            if o.is_orphan() {
+                sysv.orphans[i] += 1;
+            }
+        }
+    }
+    let groups = groups
+        .into_iter()
+        .map(|((key, pid), mut g)| {
+            g.comm = escape_bytes(&key.comm);
+            g.container = key.container.to_string();
+            g.pid = pid;
+            g
+        })
+        .collect();
+    let health = AgentHealth {
+        evicted_processes: state.evictions.processes,
+        evicted_sites: state.sites.evicted,
+        evicted_groups: state.groups.evicted,
+        evicted_lock_files: state.evictions.lock_files,
+        dropped_incidents: state.incidents.dropped,
+        tracked_processes: state.processes.len() as u64,
+        tracked_fds: state.processes.values().map(|p| p.fds.len() as u64).sum(),
+        sites: state.sites.len() as u64,
+        ..AgentHealth::default()
+    };
+    MetricsSnapshot { groups, sysv, health }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{FdKind, Limits, StackId, apply::Syscall};
+
+    const MS: u64 = 1_000_000;
+
+    fn open(s: &mut State, tgid: u32, ts: u64, fd: i64, stack: u32) {
+        let sc = Syscall {
+            tgid,
+            tid: tgid,
+            ts_ns: ts,
+            nr: 41, // socket(AF_INET, ..)
+            ret: fd,
+            args: [2, 1, 0, 0, 0, 0],
+            data_kind: 0,
+            data: &[],
+            weight: 1,
+        };
+        s.on_syscall(&sc, StackId(stack));
+    }
+
+    #[test]
+    fn groups_pid_series_and_retired_totals() {
+        let mut s = State::default();
+        let limits = Limits {
+            nofile_soft: Some(1000),
+            nofile_hard: Some(4096),
+        };
+        for tgid in [10, 11, 12] {
+            s.attach(tgid, b"web\nd".to_vec(), limits.clone(), &[], 0);
+        }
+        // 10 leaks a socket every 100 ms for 3 s; 11 holds two; 12 holds one.
+        for (fd, tick) in (100..).zip(1..=30u64) {
+            open(&mut s, 10, tick * 100 * MS, fd, 1);
+            s.sample(tick * 100 * MS);
+        }
+        open(&mut s, 11, 50 * MS, 3, 2);
+        open(&mut s, 11, 50 * MS, 4, 2);
+        open(&mut s, 12, 50 * MS, 3, 3);
+        s.on_exit(12, 3000 * MS);
+
+        let m = snapshot(&s, 3000 * MS, 0);
+        assert_eq!(m.groups.len(), 1);
+        let g = &m.groups[0];
+        assert_eq!(g.comm, "web\\nd", "escaped, lossless");
+        assert_eq!(g.processes, 3);
+        assert_eq!(
+            g.open_fds[FdKind::Socket as usize],
+            32,
+            "the exited process has nothing open"
+        );
+        assert_eq!(g.suspects[FdKind::Socket as usize], 1);
+        assert_eq!(g.worst_fd_ratio, Some(0.03));
+        assert_eq!(g.fd_soft_limit, Some(1000));
+        // 970 fds left at 10 a second.
+        assert!(
+            g.time_to_fd_limit_s.is_some_and(|t| (t - 97.0).abs() < 1.0),
+            "{:?}",
+            g.time_to_fd_limit_s
+        );
+        assert_eq!(g.counters.allocations[FdKind::Socket as usize], 33);
+
+        // The leaker gets its own series and leaves the group's.
+        let m = snapshot(&s, 3000 * MS, 1);
+        let own = m.groups.iter().find(|g| g.pid == Some(10));
+        assert_eq!(own.map(|g| g.open_fds[FdKind::Socket as usize]), Some(30));
+        let rest = m.groups.iter().find(|g| g.pid.is_none());
+        assert_eq!(
+            rest.map(|g| (g.open_fds[FdKind::Socket as usize], g.suspects[FdKind::Socket as usize])),
+            Some((2, 0))
+        );
+
+        // Forgotten processes leave their totals behind: counters never go back.
+        s.exited_grace_ns = Some(1);
+        s.expire(4000 * MS);
+        let m = snapshot(&s, 4000 * MS, 0);
+        assert_eq!(m.groups[0].processes, 2);
+        assert_eq!(m.groups[0].counters.allocations[FdKind::Socket as usize], 33);
+    }
+}
