@@ -35,10 +35,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Address of the HTTP endpoints (loopback unless another address is named).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    /// An IPv6 address may come without brackets (`fd00::1:9464`, as a pod's address from the
+    /// downward API is pasted).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
-    /// Trace this process and its descendants (repeatable). With no --pid, --comm or --cgroup
-    /// every process on the host is traced, including processes started later.
+    /// Trace this process and its descendants, those it has now and those it forks later
+    /// (repeatable). With no --pid, --comm or --cgroup every process on the host is traced,
+    /// including processes started later.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Trace processes with this command name (as /proc/PID/comm shows it; repeatable), from
@@ -53,10 +56,13 @@ pub struct AgentArgs {
     /// label); the rest are grouped by command and container.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub pid_labels: usize,
-    /// Trends (leak suspects, growth rates) are judged over this sliding window.
+    /// Trends (leak suspects, growth rates) are judged over this sliding window; sites with
+    /// nothing open for a whole window are dropped, and so are the totals of a group whose
+    /// processes are all gone for that long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
     pub window: Duration,
-    /// State of an exited process is kept this long (its totals stay in the counters).
+    /// State of an exited process is kept this long (its totals stay in the counters), or less
+    /// when more than 512 exited processes wait: the oldest go first.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub exited_grace: Duration,
     /// Sites shown by /report unless its query says otherwise.
@@ -178,6 +184,18 @@ impl StackArg {
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds (`2.5`).
+/// `IP:PORT`, `[IPv6]:PORT`, or an IPv6 address without brackets followed by `:PORT`.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let bad = || format!("{s:?} is not an address and port (127.0.0.1:9464, [::1]:9464)");
+    let (ip, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(std::net::SocketAddr::from((ip, port)))
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
@@ -283,5 +301,14 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(Cli::try_parse_from(["tracer", "agent", "--listen", "nowhere"]).is_err());
+        assert_eq!(
+            parse_listen("fd00::1:9464").map(|a| a.to_string()),
+            Ok("[fd00::1]:9464".into())
+        );
+        assert_eq!(
+            parse_listen("10.1.2.3:80").map(|a| a.to_string()),
+            Ok("10.1.2.3:80".into())
+        );
+        assert!(parse_listen("fd00::1").is_err() && parse_listen("1.2.3.4:x").is_err());
     }
 }

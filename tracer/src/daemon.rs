@@ -78,7 +78,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         let _ = stop_rx.await;
     }));
     eprintln!(
-        "tracer: agent on http://{bound} (/metrics, /debug/pprof/fds, /report); tracing {}",
+        "tracer: agent on http://{bound} (/metrics, /debug/pprof/{{fds,sysv,locks}}, /report, /healthy, /ready); tracing {}",
         describe(&policy)
     );
 
@@ -132,6 +132,12 @@ fn sampling_comment(stack: &str, budget: u32) -> String {
 fn seed(agent: &mut crate::agent::Agent, policy: &Policy) -> Result<(), crate::agent::AgentError> {
     for pid in &policy.pids {
         agent.follow(*pid)?;
+    }
+    // Children the given processes already have are theirs too (later ones join at fork).
+    for pid in policy::descendants(&policy.pids) {
+        if let Err(e) = agent.follow(pid) {
+            log::debug!("PID {pid} (a descendant) not seeded: {e}");
+        }
     }
     if policy.pids.is_empty() || policy.discovers_at_exec() {
         let me = std::process::id();

@@ -1,10 +1,19 @@
 //! Describing fds from /proc: kinds only /proc can tell (received fds, paths that are devices)
 //! and socket peers.
 
-use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 
-use super::{Tracker, proc, sockets};
+use super::{
+    Tracker, proc,
+    sockets::{self, Lookup},
+};
 use crate::state::apply::Syscall;
+
+/// The network namespace of a process (the nsfs inode of /proc/PID/ns/net); a key of its own
+/// if it cannot be read.
+fn netns_of(tgid: u32) -> u64 {
+    std::fs::metadata(format!("/proc/{tgid}/ns/net")).map_or(u64::from(tgid) << 32, |m| m.ino())
+}
 
 impl Tracker {
     /// Reads `/proc/PID/fd/N` for fds whose kind or path only /proc can tell.
@@ -33,7 +42,7 @@ impl Tracker {
             note(fd);
         }
         for fd in &unknown[..n] {
-            self.describe_one(sc.tgid, *fd, &mut HashMap::new());
+            self.describe_one(sc.tgid, *fd);
         }
     }
 
@@ -54,27 +63,45 @@ impl Tracker {
                 }
             }
         }
-        // One read of a process's socket tables per pass, and only if it has sockets to describe.
-        let mut tables: HashMap<u32, sockets::SocketTable> = HashMap::new();
         for (tgid, fd) in todo {
-            self.describe_one(tgid, fd, &mut tables);
+            self.describe_one(tgid, fd);
         }
+        self.socket_tables.trim(now);
     }
 
     /// Reads one fd's kind and description (a socket's peer) from /proc.
-    fn describe_one(&mut self, tgid: u32, fd: i32, tables: &mut HashMap<u32, sockets::SocketTable>) {
+    fn describe_one(&mut self, tgid: u32, fd: i32) {
         match proc::describe_fd(tgid, fd) {
             Some((kind, target)) => {
-                let info = sockets::socket_inode(&target).and_then(|ino| {
-                    tables
-                        .entry(tgid)
-                        .or_insert_with(|| sockets::SocketTable::read(tgid))
-                        .get(ino)
-                        .cloned()
-                });
-                match info {
-                    Some(i) => self.state.describe(tgid, fd, kind, Some(i.family), &i.description),
-                    None => self.state.describe(tgid, fd, kind, None, &target),
+                let lookup = match sockets::socket_inode(&target) {
+                    Some(ino) => {
+                        let opened_ns = self
+                            .state
+                            .processes
+                            .get(&tgid)
+                            .and_then(|p| p.fds.get(fd))
+                            .map_or(0, |o| o.opened_ns);
+                        let now = proc::monotonic_ns();
+                        self.socket_tables.lookup(tgid, netns_of(tgid), ino, opened_ns, now)
+                    }
+                    None => Lookup::Absent,
+                };
+                match lookup {
+                    Lookup::Found(i) => self.state.describe(tgid, fd, kind, Some(i.family), &i.description),
+                    Lookup::Absent => self.state.describe(tgid, fd, kind, None, &target),
+                    // Tables were read moments ago: the peer on a later pass, but a kind only
+                    // /proc could tell (a received fd) at once.
+                    Lookup::Later => {
+                        let unknown = self
+                            .state
+                            .processes
+                            .get(&tgid)
+                            .and_then(|p| p.fds.get(fd))
+                            .is_some_and(|o| o.kind == crate::state::FdKind::Unknown);
+                        if unknown {
+                            self.state.describe(tgid, fd, kind, None, &target);
+                        }
+                    }
                 }
             }
             None => {

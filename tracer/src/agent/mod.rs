@@ -70,6 +70,8 @@ pub struct Tracker {
     /// Kernel stack-map ids already interned, per process (fp mode).
     /// Keyed by (process, user stack id, kernel stack id).
     fp_ids: HashMap<(u32, i64, i32), StackId, foldhash::fast::RandomState>,
+    /// Socket tables by network namespace, for describing sockets' peers.
+    socket_tables: sockets::TableCache,
     /// Kernel stack-map ids `fp_ids` was filled from.
     fp_kernel_ids: std::collections::HashSet<i64>,
     scratch: Vec<u64>,
@@ -133,6 +135,7 @@ impl Agent {
             unwinder: DwarfUnwinder::new(),
             modules: HashMap::default(),
             fp_ids: HashMap::default(),
+            socket_tables: sockets::TableCache::default(),
             fp_kernel_ids: Default::default(),
             scratch: Vec::with_capacity(MAX_FRAMES),
             kernel_scratch: Vec::new(),

@@ -61,22 +61,48 @@ fn cgroup_within(path: &str, selected: &str) -> bool {
     path == selected || path.strip_prefix(selected).is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// The parent pid and the flags of /proc/PID/stat.
+fn stat_of(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses): state is the
+    // 3rd field, ppid the 4th, flags the 9th.
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = String::from_utf8_lossy(&stat[close + 1..]);
+    let mut f = rest.split_whitespace();
+    let ppid = f.nth(1)?.parse().ok()?;
+    let flags = f.nth(4)?.parse().ok()?;
+    Some((ppid, flags))
+}
+
 /// `PF_KTHREAD` in the flags field of /proc/PID/stat (include/linux/sched.h).
 fn is_kernel_thread(pid: u32) -> bool {
     const PF_KTHREAD: u64 = 0x0020_0000;
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Fields after the command name (which may hold spaces and parentheses): state is the
-    // 3rd field, flags the 9th.
-    let Some(close) = stat.iter().rposition(|b| *b == b')') else {
-        return false;
-    };
-    let rest = String::from_utf8_lossy(&stat[close + 1..]);
-    rest.split_whitespace()
-        .nth(6)
-        .and_then(|f| f.parse::<u64>().ok())
-        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+    stat_of(pid).is_some_and(|(_, flags)| flags & PF_KTHREAD != 0)
+}
+
+/// Every process below `roots` now (children, their children, ...), from /proc.
+pub fn descendants(roots: &[u32]) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = all_processes(0)
+        .into_iter()
+        .filter_map(|p| stat_of(p).map(|(ppid, _)| (p, ppid)))
+        .collect();
+    descendants_in(roots, &parents)
+}
+
+/// The processes below `roots` given (pid, parent pid) pairs.
+fn descendants_in(roots: &[u32], parents: &[(u32, u32)]) -> Vec<u32> {
+    let mut found: Vec<u32> = Vec::new();
+    let mut frontier: Vec<u32> = roots.to_vec();
+    while let Some(parent) = frontier.pop() {
+        for (pid, _) in parents.iter().filter(|(p, pp)| *pp == parent && !roots.contains(p)) {
+            if !found.contains(pid) {
+                found.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    found.sort_unstable();
+    found
 }
 
 /// The cgroup v2 path of a process (the `0::` line of `/proc/PID/cgroup`).
@@ -169,5 +195,12 @@ mod tests {
         assert_eq!(cgroup_v2_path("1:cpu:/a\n0::/b/c\n"), Some("/b/c"));
         assert!(is_kernel_thread(2), "kthreadd");
         assert!(!is_kernel_thread(std::process::id()));
+        assert_eq!(
+            stat_of(std::process::id()).map(|s| s.0),
+            Some(std::os::unix::process::parent_id())
+        );
+        let tree = [(10, 1), (11, 10), (12, 11), (13, 1), (14, 12)];
+        assert_eq!(descendants_in(&[10], &tree), vec![11, 12, 14]);
+        assert_eq!(descendants_in(&[13], &tree), Vec::<u32>::new());
     }
 }

@@ -103,6 +103,66 @@ impl SocketTable {
     }
 }
 
+/// How often a namespace's tables may be read again: reading `/proc/PID/net/tcp` walks the
+/// kernel's whole TCP hash table (`established_get_first`), about a millisecond per read on a
+/// host with plenty of memory, whatever the number of sockets.
+const REFRESH_NS: u64 = 10_000_000_000;
+/// Tables not used for this long are dropped (their namespace may be gone).
+const IDLE_NS: u64 = 60_000_000_000;
+
+/// What a cached table says of a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(SocketInfo),
+    /// Not in tables read after the socket was made: in none (unbound, unconnected, closed).
+    Absent,
+    /// Made after the last read, which is too recent to read again: ask later.
+    Later,
+}
+
+/// Socket tables kept between describe passes, by network namespace (they belong to the
+/// namespace, not to a process, so a host's processes share one read).
+#[derive(Debug, Default)]
+pub struct TableCache {
+    by_netns: HashMap<u64, (u64, SocketTable)>,
+}
+
+impl TableCache {
+    /// The socket `inode`, made at `opened_ns`, of `tgid` in namespace `netns` (CLOCK_MONOTONIC).
+    pub fn lookup(&mut self, tgid: u32, netns: u64, inode: u64, opened_ns: u64, now_ns: u64) -> Lookup {
+        self.lookup_with(netns, inode, opened_ns, now_ns, || SocketTable::read(tgid))
+    }
+
+    fn lookup_with(
+        &mut self,
+        netns: u64,
+        inode: u64,
+        opened_ns: u64,
+        now_ns: u64,
+        read: impl FnOnce() -> SocketTable,
+    ) -> Lookup {
+        let fresh = match self.by_netns.get(&netns) {
+            Some((_, t)) if t.get(inode).is_some() => false,
+            Some((read_ns, _)) if opened_ns < *read_ns => return Lookup::Absent,
+            Some((read_ns, _)) if now_ns.saturating_sub(*read_ns) < REFRESH_NS => return Lookup::Later,
+            _ => true,
+        };
+        if fresh {
+            self.by_netns.insert(netns, (now_ns, read()));
+        }
+        match self.by_netns.get(&netns).and_then(|(_, t)| t.get(inode)) {
+            Some(i) => Lookup::Found(i.clone()),
+            None => Lookup::Absent,
+        }
+    }
+
+    /// Drops tables not read again for a minute.
+    pub fn trim(&mut self, now_ns: u64) {
+        self.by_netns
+            .retain(|_, (read_ns, _)| now_ns.saturating_sub(*read_ns) < IDLE_NS);
+    }
+}
+
 /// The inode of a `socket:[INODE]` link target.
 pub fn socket_inode(target: &[u8]) -> Option<u64> {
     let inner = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
@@ -134,6 +194,39 @@ mod tests {
             "udp 10.0.0.1:5432 unconnected"
         );
         assert_eq!(family_of(&a), libc::AF_INET as u16);
+    }
+
+    #[test]
+    fn tables_are_read_again_only_for_newer_sockets_and_not_too_often() {
+        const S: u64 = 1_000_000_000;
+        let mut c = TableCache::default();
+        let table = |inodes: &[u64]| {
+            let mut t = SocketTable::default();
+            for i in inodes {
+                t.insert(*i, libc::AF_UNIX as u16, b"unix x".to_vec());
+            }
+            t
+        };
+        let found = |l: Lookup| matches!(l, Lookup::Found(_));
+        let mut reads = 0;
+        assert!(found(c.lookup_with(1, 7, 0, S, || {
+            reads += 1;
+            table(&[7])
+        })));
+        // Older than the read and not in it: in no table; no read.
+        assert_eq!(c.lookup_with(1, 8, S / 2, 2 * S, || unreachable!()), Lookup::Absent);
+        // Newer than the read, which is recent: later.
+        assert_eq!(c.lookup_with(1, 9, 2 * S, 3 * S, || unreachable!()), Lookup::Later);
+        // Ten seconds on: read again.
+        assert!(found(c.lookup_with(1, 9, 2 * S, 12 * S, || {
+            reads += 1;
+            table(&[7, 9])
+        })));
+        assert_eq!(reads, 2);
+        // Another namespace has its own table.
+        assert_eq!(c.lookup_with(2, 7, 0, 12 * S, || table(&[])), Lookup::Absent);
+        c.trim(100 * S);
+        assert!(c.by_netns.is_empty());
     }
 
     #[test]

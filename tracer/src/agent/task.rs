@@ -104,6 +104,11 @@ impl Client {
         .await
     }
 
+    /// False once the ingest thread has ended (its queue is closed).
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// What `/metrics` shows (see `analysis::metrics`).
     pub async fn metrics(&self, pid_labels: usize) -> Result<MetricsSnapshot, TaskGone> {
         self.ask(|reply| Request::Metrics { pid_labels, reply }).await

@@ -2,8 +2,10 @@
 //! pass over processes and their sites), encoded by `output::prometheus` on the HTTP side.
 //!
 //! Series are grouped by (comm, container) for cardinality; `--pid-labels N` gives the N
-//! processes with the most open fds series of their own (labelled `pid`), and leaves them out
-//! of their group's series, so sums over every series stay right.
+//! processes with the most open fds gauges of their own (labelled `pid`), left out of their
+//! group's gauges, so sums over every series stay right. Counters always stay with the group:
+//! which processes are in the top N changes from scrape to scrape, and a total moving between
+//! series would make a group's counter go back (a reset, to Prometheus).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -137,10 +139,10 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
     }
     for p in state.processes.values() {
         let pid = own.contains(&p.tgid).then_some(p.tgid);
+        groups.entry((p.group(), None)).or_default().counters.add(&p.counters);
         let g = groups.entry((p.group(), pid)).or_default();
         g.pid = pid;
         g.processes += 1;
-        g.counters.add(&p.counters);
         g.zombies += p.zombies.pending.len() as u64;
         if !p.is_alive() {
             continue;
@@ -268,6 +270,10 @@ mod tests {
             rest.map(|g| (g.open_fds[FdKind::Socket as usize], g.suspects[FdKind::Socket as usize])),
             Some((2, 0))
         );
+        // Its counters stay with the group: the top N changes between scrapes, and a group's
+        // counter must never go back.
+        assert_eq!(own.map(|g| g.counters.allocations[FdKind::Socket as usize]), Some(0));
+        assert_eq!(rest.map(|g| g.counters.allocations[FdKind::Socket as usize]), Some(33));
 
         // Forgotten processes leave their totals behind: counters never go back.
         s.exited_grace_ns = Some(1);

@@ -68,8 +68,8 @@ pub struct HttpOptions {
 
 /// Shared by every connection.
 pub struct Context {
-    /// Set once the programs are attached and /proc is seeded: until then only `/healthy`
-    /// answers 200.
+    /// Set once the programs are attached and /proc is seeded: until then only `/healthy` and
+    /// the index `/` answer 200.
     pub client: OnceLock<Client>,
     pub symbolizer: SymbolizerWorker,
     pub options: HttpOptions,

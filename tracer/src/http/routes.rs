@@ -61,9 +61,15 @@ pub async fn handle<B>(ctx: &Context, req: Request<B>) -> Reply {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
     let result = match path {
-        "/healthy" => Ok(text(StatusCode::OK, "ok")),
+        // Liveness: fails once tracing has stopped for good (the ingest thread ended), so that
+        // a supervisor restarts the agent; starting up is healthy.
+        "/healthy" => match ctx.client.get() {
+            Some(c) if !c.is_alive() => Ok(text(StatusCode::SERVICE_UNAVAILABLE, "tracing has stopped")),
+            _ => Ok(text(StatusCode::OK, "ok")),
+        },
         "/ready" => match ctx.client.get() {
-            Some(_) => Ok(text(StatusCode::OK, "ready")),
+            Some(c) if c.is_alive() => Ok(text(StatusCode::OK, "ready")),
+            Some(_) => Ok(text(StatusCode::SERVICE_UNAVAILABLE, "tracing has stopped")),
             None => Ok(text(StatusCode::SERVICE_UNAVAILABLE, "starting")),
         },
         "/metrics" => metrics(ctx, &req).await,

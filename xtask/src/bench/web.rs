@@ -2,10 +2,14 @@
 //! a 6-byte file to `ab -c 8` (one connection per request), untraced and under each way of
 //! tracing it, configurations alternated round by round; median requests per second.
 
-use std::{process::Command, time::Instant};
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use super::{
-    Env, Options, agent::Agent, have, json_str, median, nginx, nginx::Nginx, num, opt, procfs, scrape, watch::Watch,
+    Env, Options, agent::Agent, guard::Guarded, have, json_str, median, nginx, nginx::Nginx, num, opt, procfs, scrape,
+    watch::Watch,
 };
 use crate::Result;
 
@@ -22,10 +26,18 @@ enum Setup {
     Agent(Option<&'static str>),
     /// `tracer watch -p` on the master and its workers, DWARF stacks.
     Watch,
+    /// The floor: an empty bpftrace program on the syscall-exit hook tracer attaches, which
+    /// switches every task onto the kernel's syscall-tracepoint path (shared/KERNEL.md). What
+    /// any syscall tracer pays; the rows above it show what tracer adds. Needs bpftrace.
+    Floor,
 }
 
-const SETUPS: [Setup; 5] = [
+/// bpftrace's BEGIN runs once every probe is attached: the marker file says so.
+const FLOOR_SCRIPT: &str = "BEGIN { system(\"touch %s\", str($1)); }\ntracepoint:raw_syscalls:sys_exit { }\n";
+
+const SETUPS: [Setup; 6] = [
     Setup::Untraced,
+    Setup::Floor,
     Setup::Agent(None),
     Setup::Agent(Some("fp")),
     Setup::Agent(Some("none")),
@@ -39,6 +51,7 @@ impl Setup {
             Setup::Agent(None) => "tracer agent (defaults)".into(),
             Setup::Agent(Some(mode)) => format!("tracer agent --stack {mode}"),
             Setup::Watch => "tracer watch -p (dwarf)".into(),
+            Setup::Floor => "floor: empty sys_exit hook".into(),
         }
     }
 }
@@ -48,6 +61,7 @@ enum Tracer {
     None,
     Agent(Agent),
     Watch(Watch),
+    Floor(Guarded),
 }
 
 impl Tracer {
@@ -59,6 +73,7 @@ impl Tracer {
                 Tracer::Agent(Agent::start(&env.tracer, &args)?)
             }
             Setup::Watch => Tracer::Watch(Watch::start(&env.tracer, &nginx.pids(), "dwarf")?),
+            Setup::Floor => Tracer::Floor(start_floor(env)?),
         })
     }
 
@@ -67,6 +82,7 @@ impl Tracer {
             Tracer::None => None,
             Tracer::Agent(a) => Some(a.pid()),
             Tracer::Watch(w) => Some(w.pid()),
+            Tracer::Floor(b) => Some(b.id()),
         }
     }
 
@@ -82,8 +98,36 @@ impl Tracer {
                 Ok(Some(lost as u64))
             }
             Tracer::Watch(w) => Ok(Some(w.finish()?.lost)),
+            Tracer::Floor(b) => {
+                let _ = b.finish();
+                Ok(None)
+            }
         }
     }
+}
+
+fn start_floor(env: &Env) -> Result<Guarded> {
+    let script = env.script.with_file_name("floor.bt");
+    std::fs::write(&script, FLOOR_SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
+    let ready = script.with_extension("ready");
+    let _ = std::fs::remove_file(&ready);
+    let mut bt = Guarded::spawn(
+        Command::new("bpftrace")
+            .arg("--unsafe")
+            .arg(&script)
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "bpftrace",
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        if Instant::now() > deadline || bt.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("bpftrace did not start (try {} by hand)", script.display()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(bt)
 }
 
 /// One ab run.
@@ -192,16 +236,21 @@ pub(super) fn run(env: &Env, o: &Options) -> Result<Report> {
         // Warm-up: caches, the TCP stack, nginx's first connections.
         ab(&nginx.url(), 5_000)?;
     }
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); SETUPS.len()];
+    let setups: Vec<Setup> = SETUPS
+        .iter()
+        .copied()
+        .filter(|s| *s != Setup::Floor || have("bpftrace"))
+        .collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); setups.len()];
     // Alternate configurations within each round so drift hits them all alike.
     for _ in 0..rounds {
-        for (i, s) in SETUPS.iter().enumerate() {
+        for (i, s) in setups.iter().enumerate() {
             samples[i].push(measure(env, *s, &nginx, requests, ticks)?);
         }
     }
     let rate = |s: &[Sample]| median(&mut s.iter().map(|x| x.requests_per_s).collect::<Vec<_>>());
     let base = rate(&samples[0]);
-    let rows = SETUPS
+    let rows = setups
         .iter()
         .zip(&samples)
         .map(|(setup, s)| {
