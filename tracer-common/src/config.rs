@@ -44,6 +44,12 @@ pub const SELF_TGID_GLOBAL: &str = "SELF_TGID";
 /// Global (`aya_ebpf::Global<u32>`): non-zero reports execs of untraced processes
 /// ([`crate::record::kind::EXEC_UNTRACED`]).
 pub const DISCOVER_EXEC_GLOBAL: &str = "DISCOVER_EXEC";
+/// `HashMap<[u8; 16] comm, u8>`: command names selected with `--comm`, NUL-padded as
+/// `bpf_get_current_comm` gives them. A process that execs into one is traced by the kernel at
+/// once, so the children it forks before the agent reads its exec record are followed too.
+pub const SELECTED_COMMS_MAP: &str = "SELECTED_COMMS";
+/// Names `--comm` may select.
+pub const SELECTED_COMMS_MAX: u32 = 64;
 /// `LruHashMap<u32 tgid, u64>`: records lost to a full ring buffer, by process.
 pub const LOST_BY_TGID_MAP: &str = "LOST_BY_TGID";
 

@@ -70,6 +70,11 @@ pub static SELF_TGID: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static DISCOVER_EXEC: Global<u32> = Global::new(0);
 
+/// Names selected with `--comm` (see `tracer_common::config::SELECTED_COMMS_MAP`).
+#[map]
+pub static SELECTED_COMMS: HashMap<[u8; 16], u8> =
+    HashMap::with_max_entries(tracer_common::config::SELECTED_COMMS_MAX, 0);
+
 /// Records lost to a full ring buffer, by the process whose record it was: the agent
 /// resynchronises those processes' fd tables from /proc.
 #[map]

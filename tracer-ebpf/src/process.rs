@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -15,8 +15,8 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    CLONE_FLAGS, DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELF_TGID, TRACE_ALL, TRACED, count_loss, is_traced, now,
-    ring_full, submit_flags,
+    CLONE_FLAGS, DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, TRACE_ALL, TRACED, count_loss,
+    is_traced, now, ring_full, submit_flags,
 };
 
 /// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
@@ -116,8 +116,19 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         }
         kind::EXEC
     } else if DISCOVER_EXEC.load() != 0 && tgid != SELF_TGID.load() {
-        // Selection by name or cgroup: the agent looks at the new image and may follow it.
-        kind::EXEC_UNTRACED
+        // A name selected with --comm (the task has its new name by now: begin_new_exec sets
+        // it before this tracepoint): traced from here, so that the children it forks before
+        // the agent reads this record are followed too.
+        let selected = bpf_get_current_comm().is_ok_and(|comm| {
+            // SAFETY: a plain u8 value, only read.
+            unsafe { SELECTED_COMMS.get(&comm) }.is_some()
+        });
+        if selected && TRACED.insert(&tgid, &NEEDS_MAPS, 0).is_ok() {
+            kind::EXEC
+        } else {
+            // Selection by cgroup (or a full map): the agent looks and may follow it.
+            kind::EXEC_UNTRACED
+        }
     } else {
         return 0;
     };

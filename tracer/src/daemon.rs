@@ -92,6 +92,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             t.state.sites.window_ns = Some(window.as_nanos() as u64);
             t.state.exited_grace_ns = Some(grace.as_nanos() as u64);
             t.policy = setup_policy.clone();
+            agent.select_comms(&setup_policy.comms)?;
             seed(agent, &setup_policy)
         })
     })

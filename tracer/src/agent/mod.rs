@@ -152,6 +152,11 @@ impl Agent {
         Ok(Agent { ingest, tracker })
     }
 
+    /// Command names the kernel traces at exec by itself (`--comm`).
+    pub fn select_comms(&mut self, comms: &[Vec<u8>]) -> Result<(), AgentError> {
+        Ok(self.tracker.probes.select_comms(comms)?)
+    }
+
     /// Starts tracing a running process (see [`Tracker::follow`]).
     pub fn follow(&mut self, pid: u32) -> Result<(), AgentError> {
         self.tracker.follow(pid)

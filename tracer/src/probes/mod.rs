@@ -269,6 +269,25 @@ impl Probes {
             })
     }
 
+    /// Command names whose exec makes a process traced by the kernel at once (`--comm`; see
+    /// `config::SELECTED_COMMS_MAP`). At most `SELECTED_COMMS_MAX`; longer names are cut to
+    /// the 15 bytes a task's comm holds.
+    pub fn select_comms(&mut self, comms: &[Vec<u8>]) -> Result<(), ProbeError> {
+        let name = config::SELECTED_COMMS_MAP;
+        let map = self.ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))?;
+        let mut selected: HashMap<&mut MapData, [u8; 16], u8> =
+            HashMap::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
+        for c in comms {
+            let mut key = [0u8; 16];
+            let n = c.len().min(15);
+            key[..n].copy_from_slice(&c[..n]);
+            selected
+                .insert(&key, &1, 0)
+                .map_err(|source| ProbeError::Map { name, source })?;
+        }
+        Ok(())
+    }
+
     /// The agent has read the process's memory maps: its records no longer need to wake it.
     pub fn maps_known(&mut self, tgid: u32) {
         // Only if still traced: never re-add a process that exited.
