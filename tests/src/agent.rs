@@ -218,12 +218,11 @@ impl Prometheus {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start prometheus (cargo xtask setup installs it): {e}"));
         let p = Prometheus { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not start listening on {addr}"
-            );
+        // Prometheus listens before its storage is open (it answers 503 until then): wait for
+        // its readiness endpoint, not for the port.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(addr).is_err() || http_get(addr, "/-/ready").status != 200 {
+            assert!(Instant::now() < deadline, "prometheus did not become ready on {addr}");
             std::thread::sleep(Duration::from_millis(100));
         }
         p

@@ -186,6 +186,32 @@ impl Env {
     }
 }
 
+/// Runs a bpftrace script with `args` and then a marker file's path, which the script's BEGIN
+/// probe creates (BEGIN fires once every probe is attached; bpftrace buffers its output when it
+/// is not a terminal, so no line can say so); returns once it exists.
+fn start_bpftrace(script: &Path, args: &[String]) -> Result<Guarded> {
+    let ready = script.with_extension("ready");
+    let _ = std::fs::remove_file(&ready);
+    let mut bt = Guarded::spawn(
+        Command::new("bpftrace")
+            .arg("--unsafe")
+            .arg(script)
+            .args(args)
+            .arg(&ready)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "bpftrace",
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        if Instant::now() > deadline || bt.try_wait().map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("bpftrace did not start (try {} by hand)", script.display()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(bt)
+}
+
 const BPFTRACE_SCRIPT: &str = r#"// Same per-fd state as tracer: every open fd of PID $1 with its user stack.
 // $2: a file to create once attached (bpftrace buffers its own output when piped).
 BEGIN { system("touch %s", str($2)); }
@@ -306,27 +332,7 @@ fn measure(env: &Env, config: Config, kind: &str, n: u64, threads: u32) -> Resul
         }
         Config::Bpftrace => {
             let churn = HeldChurn::start(env, kind, n, threads)?;
-            // bpftrace buffers its output when it is not a terminal: readiness is a marker file
-            // its BEGIN probe creates (BEGIN fires once every probe is attached).
-            let ready = env.script.with_extension("ready");
-            let _ = std::fs::remove_file(&ready);
-            let mut bt = Guarded::spawn(
-                Command::new("bpftrace")
-                    .arg("--unsafe")
-                    .arg(&env.script)
-                    .arg(churn.pid().to_string())
-                    .arg(&ready)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null()),
-                "bpftrace",
-            )?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !ready.exists() {
-                if Instant::now() > deadline || bt.try_wait().map_err(|e| e.to_string())?.is_some() {
-                    return Err("bpftrace did not start (try the script by hand)".into());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let bt = start_bpftrace(&env.script, &[churn.pid().to_string()])?;
             let elapsed = churn.go()?;
             let _ = bt.finish();
             Ok(Sample {

@@ -90,6 +90,29 @@ fn labels(pid: u32, comm: &[u8], kind: &str, container: &str) -> Vec<(&'static s
     ]
 }
 
+/// One sample per (process, kind, stack) of `items`, its value how many there are; the process's
+/// name and container while its state is kept (empty after: SysV objects outlive creators).
+fn grouped<'a>(state: &State, items: impl Iterator<Item = (u32, &'a str, StackId)>) -> Vec<ProfileSample> {
+    let mut groups: std::collections::HashMap<(u32, &str, StackId), i64> = Default::default();
+    for key in items {
+        *groups.entry(key).or_default() += 1;
+    }
+    groups
+        .into_iter()
+        .map(|((pid, kind, stack), n)| {
+            let (comm, container): (&[u8], Arc<str>) = match state.processes.get(&pid) {
+                Some(p) => (&p.comm, p.container.clone()),
+                None => (b"", Arc::from("")),
+            };
+            ProfileSample {
+                stack: Stack::unresolved(stack),
+                value: n,
+                labels: labels(pid, comm, kind, &container),
+            }
+        })
+        .collect()
+}
+
 fn unix_now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -119,48 +142,25 @@ pub fn build(state: &State, kind: ProfileKind) -> Profile {
             }
         }
         ProfileKind::Sysv => {
-            let mut groups: std::collections::HashMap<(u32, Resource, StackId), i64> = Default::default();
-            for o in state.ipc.objects.values() {
-                let Some(creator) = o.creator else { continue };
-                *groups
-                    .entry((creator, Resource::from_ipc(o.kind), o.stack))
-                    .or_default() += 1;
-            }
-            for ((pid, resource, stack), n) in groups {
-                let (comm, container): (&[u8], Arc<str>) = match state.processes.get(&pid) {
-                    Some(p) => (&p.comm, p.container.clone()),
-                    None => (b"", Arc::from("")),
-                };
-                samples.push(ProfileSample {
-                    stack: Stack::unresolved(stack),
-                    value: n,
-                    labels: labels(pid, comm, resource.as_str(), &container),
-                });
-            }
+            let objects = state
+                .ipc
+                .objects
+                .values()
+                .filter_map(|o| Some((o.creator?, Resource::from_ipc(o.kind).as_str(), o.stack)));
+            samples.extend(grouped(state, objects));
         }
         ProfileKind::Locks => {
-            let mut groups: std::collections::HashMap<(u32, &'static str, StackId), i64> = Default::default();
-            for f in state.locks.files.values() {
-                for h in f.held.iter().filter(|h| h.traced) {
+            let held = state.locks.files.values().flat_map(|f| {
+                f.held.iter().filter(|h| h.traced).map(|h| {
                     let lock = if h.family == tracer_common::lock::family::FLOCK {
-                        Resource::Flock.as_str()
+                        Resource::Flock
                     } else {
-                        Resource::PosixLock.as_str()
+                        Resource::PosixLock
                     };
-                    *groups.entry((h.tgid, lock, h.stack)).or_default() += 1;
-                }
-            }
-            for ((pid, lock, stack), n) in groups {
-                let (comm, container): (&[u8], Arc<str>) = match state.processes.get(&pid) {
-                    Some(p) => (&p.comm, p.container.clone()),
-                    None => (b"", Arc::from("")),
-                };
-                samples.push(ProfileSample {
-                    stack: Stack::unresolved(stack),
-                    value: n,
-                    labels: labels(pid, comm, lock, &container),
-                });
-            }
+                    (h.tgid, lock.as_str(), h.stack)
+                })
+            });
+            samples.extend(grouped(state, held));
         }
     }
     // Stable order: biggest first, then by pid.

@@ -2,14 +2,11 @@
 //! a 6-byte file to `ab -c 8` (one connection per request), untraced and under each way of
 //! tracing it, configurations alternated round by round; median requests per second.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Instant};
 
 use super::{
     Env, Options, agent::Agent, guard::Guarded, have, json_str, median, nginx, nginx::Nginx, num, opt, procfs, scrape,
-    watch::Watch,
+    start_bpftrace, watch::Watch,
 };
 use crate::Result;
 
@@ -109,25 +106,7 @@ impl Tracer {
 fn start_floor(env: &Env) -> Result<Guarded> {
     let script = env.script.with_file_name("floor.bt");
     std::fs::write(&script, FLOOR_SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
-    let ready = script.with_extension("ready");
-    let _ = std::fs::remove_file(&ready);
-    let mut bt = Guarded::spawn(
-        Command::new("bpftrace")
-            .arg("--unsafe")
-            .arg(&script)
-            .arg(&ready)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "bpftrace",
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        if Instant::now() > deadline || bt.try_wait().map_err(|e| e.to_string())?.is_some() {
-            return Err(format!("bpftrace did not start (try {} by hand)", script.display()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(bt)
+    start_bpftrace(&script, &[])
 }
 
 /// One ab run.
