@@ -105,14 +105,15 @@ async fn print_stats(client: &Client) {
     let status = client.status().await.unwrap_or_default();
     let cost = crate::agent::cost::now();
     eprintln!(
-        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={}",
+        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={} {}",
         status.records,
         status.lost,
         cost.cpu_seconds * 1e3,
         cost.max_rss_kib,
         cost.rss_anon_kib,
         status.tracked_fds,
-        status.stacks
+        status.stacks,
+        status.losses.pairs()
     );
 }
 
