@@ -1,9 +1,11 @@
 //! Bad input gets a clear message and a non-zero exit, never a panic; hostile names survive every
 //! output format.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-use integration_tests::{can_trace, fixture, run_json, sites, stack_functions, tracer, tracer_bin};
+use integration_tests::{
+    Background, WATCH_READY, can_trace, fixture, have_tool, run_json, sites, stack_functions, tracer, tracer_bin,
+};
 
 fn no_panic(stderr: &str) {
     assert!(!stderr.contains("panicked"), "tracer panicked:\n{stderr}");
@@ -48,13 +50,21 @@ fn watch_reports_a_process_that_exits_mid_trace() {
     if !can_trace("watch exit") {
         return;
     }
-    let mut victim = Command::new("sleep").arg("1").spawn().unwrap_or_else(|e| panic!("{e}"));
+    // The victim lives until the tracer is ready, then exits: its stdin closes.
+    let mut victim = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
     let pid = victim.id().to_string();
-    let out = tracer(&["watch", "-p", &pid, "--format", "json", "30"]);
+    let mut watching = Background::tracer(&["watch", "-p", &pid, "--format", "json", "30"]);
+    watching.wait_for_stderr(WATCH_READY);
+    drop(victim.stdin.take());
     let _ = victim.wait();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = watching.finish();
+    let stderr = out.stderr;
     no_panic(&stderr);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(1), "{stderr}");
     assert!(stderr.contains(&format!("PID {pid} exited")), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert!(
@@ -67,11 +77,7 @@ fn watch_reports_a_process_that_exits_mid_trace() {
 #[test]
 fn without_privileges_the_error_says_what_to_do() {
     // Runs as an unprivileged user through setpriv (util-linux); skipped where it is missing.
-    if !can_trace("no privileges") {
-        return;
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("no privileges: skipped: setpriv is not installed");
+    if !can_trace("no privileges") || !have_tool("no privileges", "setpriv") {
         return;
     }
     let out = Command::new("setpriv")
@@ -127,11 +133,7 @@ fn hostile_file_names_survive_text_and_json() {
 #[test]
 fn missing_tracefs_is_mounted() {
     // In a private mount namespace (the host's mounts are untouched): unmount tracefs, run.
-    if !can_trace("tracefs") {
-        return;
-    }
-    if Command::new("unshare").arg("--version").output().is_err() {
-        eprintln!("tracefs: skipped: unshare is not installed");
+    if !can_trace("tracefs") || !have_tool("tracefs", "unshare") {
         return;
     }
     let script = format!(

@@ -1,6 +1,13 @@
 //! The correctness oracle: at every checkpoint of a fixture that exercises every fd allocation
-//! and close path, the agent's fd table for each traced process equals `/proc/PID/fd` (numbers
-//! and kinds).
+//! and close path, the agent's fd table for each traced process equals `/proc/PID/fd`: the same
+//! numbers, and the kinds the agent learned from its own records.
+//!
+//! Some kinds only /proc can give, by design, and are checked apart (after the agent reads
+//! /proc): fds open before the attach (read from /proc at attach), fds received over SCM_RIGHTS
+//! (the message carries no kind; the agent reads /proc as it receives them), and which path
+//! kind a path open gave (the syscall cannot tell a file from a device, a directory or a FIFO,
+//! except `O_DIRECTORY`). Everything else (sockets, pipes, anonymous inodes, regular files,
+//! duplicates, inherited fds) must be right from the records alone.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -12,35 +19,81 @@ use tracer::{
     agent::{Agent, proc},
     child::HeldChild,
     probes::ProbeOptions,
-    state::FdKind,
+    state::{FdKind, Origin},
 };
 use tracer_common::config::StackMode;
 
+/// Why an fd's kind is /proc's to give, or None when the records must give it.
+fn from_proc_by_design(origin: Origin, recorded: FdKind, actual: FdKind) -> Option<&'static str> {
+    match origin {
+        Origin::BeforeAttach => Some("open before the attach"),
+        Origin::Received => Some("received over SCM_RIGHTS"),
+        Origin::Resynced => Some("found by a resync"),
+        _ if recorded.is_path_kind() && actual.is_path_kind() && actual != FdKind::File => {
+            Some("a path open that is not a regular file")
+        }
+        _ => None,
+    }
+}
+
 fn compare(agent: &mut Agent, pid: u32, at: &str) {
     agent.drain();
-    agent.tracker.describe_pending(usize::MAX, 0);
-    let Ok(actual) = proc::scan_fds(pid) else {
-        return;
-    };
+    let actual = proc::scan_fds(pid).unwrap_or_else(|e| panic!("{at}: PID {pid}: the comparison cannot be made: {e}"));
     let Some(p) = agent.tracker.state.process(pid) else {
         panic!("{at}: PID {pid} is not tracked");
     };
-    let ours: Vec<(i32, FdKind)> = {
-        let mut v: Vec<(i32, FdKind)> = p.fds.iter().map(|(fd, o)| (fd, o.kind)).collect();
-        v.sort();
-        v
+    let targets = || -> String {
+        actual
+            .iter()
+            .map(|f| format!("{}={}", f.fd, String::from_utf8_lossy(&f.target)))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    let theirs: Vec<(i32, FdKind)> = actual.iter().map(|f| (f.fd, f.kind)).collect();
+    let mut ours: Vec<i32> = p.fds.iter().map(|(fd, _)| fd).collect();
+    ours.sort_unstable();
+    let mut theirs: Vec<i32> = actual.iter().map(|f| f.fd).collect();
+    theirs.sort_unstable();
     if ours != theirs {
         let missing: Vec<_> = theirs.iter().filter(|t| !ours.contains(t)).collect();
         let extra: Vec<_> = ours.iter().filter(|o| !theirs.contains(o)).collect();
-        let targets: Vec<String> = actual
-            .iter()
-            .map(|f| format!("{}={}", f.fd, String::from_utf8_lossy(&f.target)))
-            .collect();
         panic!(
             "{at}: PID {pid}: agent table differs from /proc\n  only in /proc: {missing:?}\n  only in agent: {extra:?}\n  /proc: {}",
-            targets.join(" ")
+            targets()
+        );
+    }
+    // Kinds as the records gave them. A path open keeps its recorded kind in its site's key
+    // (the fd's own kind is refined in place when /proc is read).
+    let mut wrong = Vec::new();
+    let mut by_design = Vec::new();
+    for f in &actual {
+        let Some(o) = p.fds.get(f.fd) else { continue };
+        let recorded = if o.kind.is_path_kind() {
+            agent.tracker.state.sites.get(o.site).map_or(o.kind, |s| s.key.kind)
+        } else {
+            o.kind
+        };
+        match from_proc_by_design(o.origin, recorded, f.kind) {
+            Some(why) => by_design.push((f.fd, f.kind, why)),
+            None if recorded != f.kind => wrong.push((f.fd, recorded, f.kind, o.origin)),
+            None => {}
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{at}: PID {pid}: kinds from the records differ from /proc (fd, recorded, /proc, origin): {wrong:?}\n  /proc: {}",
+        targets()
+    );
+    // The kinds only /proc can give: right once the agent has read /proc.
+    agent.tracker.describe_pending(usize::MAX, 0);
+    let Some(p) = agent.tracker.state.process(pid) else {
+        panic!("{at}: PID {pid} is not tracked");
+    };
+    for (fd, kind, why) in by_design {
+        let ours = p.fds.get(fd).map(|o| o.kind);
+        assert_eq!(
+            ours,
+            Some(kind),
+            "{at}: PID {pid}: fd {fd} ({why}): kind after reading /proc"
         );
     }
 }
@@ -74,10 +127,9 @@ fn oracle(stack_mode: StackMode) {
             ["CHECKPOINT", ..] => {
                 checkpoints += 1;
                 compare(&mut agent, pid, &line);
+                // The forked child lives until the fixture releases it after the last checkpoint.
                 for c in &children {
-                    if proc::exists(*c) {
-                        compare(&mut agent, *c, &format!("{line} (child {c})"));
-                    }
+                    compare(&mut agent, *c, &format!("{line} (child {c})"));
                 }
                 writeln!(stdin, "go").unwrap_or_else(|e| panic!("resuming fixture: {e}"));
                 stdin.flush().unwrap_or_else(|e| panic!("resuming fixture: {e}"));

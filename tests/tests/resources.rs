@@ -1,6 +1,8 @@
 //! Beyond fds (issue 4): SysV IPC orphans, flock/fcntl contention, zombies with merged SIGCHLD,
 //! EMFILE, select beyond FD_SETSIZE, double close and use after close. Each fixture has a
-//! well-behaved twin (`--fixed`) that must produce no finding.
+//! well-behaved twin (`--fixed`) that must produce no finding, and each twin test also checks
+//! what the tracer must have seen of the twin (its objects, locks, signals, children, fds), so
+//! that an agent that traced nothing cannot pass it.
 
 use integration_tests::{Traced, can_trace, fixture, run_traced, stack_functions};
 use serde_json::Value;
@@ -35,6 +37,20 @@ fn announced(t: &Traced, prefix: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_owned()))
         .collect()
+}
+
+/// The report's summary of the traced command (the lowest pid: the command itself).
+fn command_process(report: &Value) -> Value {
+    list(report, "processes")
+        .into_iter()
+        .min_by_key(|p| p["pid"].as_u64().unwrap_or(u64::MAX))
+        .cloned()
+        .unwrap_or_else(|| panic!("no process in the report:\n{report:#}"))
+}
+
+/// Fds the traced command created, closed ones included.
+fn allocations(report: &Value) -> u64 {
+    command_process(report)["allocations"].as_u64().unwrap_or(0)
 }
 
 /// Removes SysV objects a buggy fixture leaves, even when an assertion fails.
@@ -107,7 +123,14 @@ fn sysv_twin_leaves_no_orphans() {
     let t = run_traced(&[], &[&path_of("sysv_orphans"), "--fixed", "8", "50"]);
     assert_eq!(t.code, 0, "stderr: {}", t.stderr);
     assert_eq!(list(&t.report["ipc"], "orphans").len(), 0, "{:#}", t.report["ipc"]);
-    assert_eq!(t.report["ipc"]["removed"][0], 8, "{:#}", t.report["ipc"]);
+    // Seen: every set, the segment and the queue it created, each removed.
+    assert_eq!(
+        t.report["ipc"]["removed"],
+        serde_json::json!([8, 1, 1]),
+        "sem, shm, msg removed: {:#}",
+        t.report["ipc"]
+    );
+    assert_eq!(t.report["ipc"]["live"], 0, "{:#}", t.report["ipc"]);
     assert!(list(&t.report, "suspects").is_empty(), "{:#}", t.report["suspects"]);
 }
 
@@ -214,13 +237,34 @@ fn flock_twin_is_not_a_suspect() {
     let lock = std::env::temp_dir().join(format!("tracer-flock-twin-{}.lock", std::process::id()));
     let lock_path = lock.to_string_lossy().into_owned();
     let t = run_traced(&[], &[&path_of("flock_contend"), "--fixed", &lock_path]);
+    // The lock is found by inode: the twin closes its fds within milliseconds, often before the
+    // agent reads the name from /proc.
+    let ino = std::fs::metadata(&lock).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     let _ = std::fs::remove_file(&lock);
+    let ino = ino.unwrap_or_else(|e| panic!("the fixture left no lock file: {e}"));
     assert_eq!(t.code, 0, "stderr: {}", t.stderr);
     assert!(
         list(&t.report, "locks").iter().all(|l| l["suspect"] == false),
         "{:#}",
         t.report["locks"]
     );
+    // Seen: the short wait of the child for the parent's brief hold, with both named.
+    let holder: u64 = announced(&t, "HOLDER ")
+        .first()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let waiter: u64 = announced(&t, "WAITER ")
+        .first()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let l = list(&t.report, "locks")
+        .into_iter()
+        .find(|l| l["ino"] == ino)
+        .unwrap_or_else(|| panic!("the twin's lock (inode {ino}) was not seen:\n{:#}", t.report["locks"]));
+    assert!(l["waits"].as_u64().is_some_and(|w| w >= 1), "{l:#}");
+    assert_eq!(l["max_waiter"]["pid"], waiter, "{l:#}");
+    assert_eq!(l["max_wait_holder"]["pid"], holder, "{l:#}");
+    assert!(l["max_wait_ms"].as_u64().is_some_and(|w| w < 1000), "{l:#}");
     assert!(
         incidents(&t.report, "lock_failure").is_empty(),
         "{:#}",
@@ -261,6 +305,16 @@ fn zombie_twin_reaps_everything() {
         assert_eq!(z["growing"], false, "{z:#}");
         assert!(z["max_zombies"].as_u64().is_some_and(|m| m <= 10), "{z:#}");
     }
+    // Seen: the parent's 100 children (20 bursts of 5) exited and reaped, and its SIGCHLDs.
+    let parent = command_process(&t.report)["pid"].clone();
+    let z = list(&t.report, "zombies")
+        .into_iter()
+        .find(|z| z["pid"] == parent)
+        .unwrap_or_else(|| panic!("the twin's children were not seen:\n{:#}", t.report["zombies"]));
+    assert_eq!(z["reaped"], 100, "{z:#}");
+    assert_eq!(z["zombies"], 0, "{z:#}");
+    assert!(z["sigchld"]["generated"].as_u64().is_some_and(|g| g >= 90), "{z:#}");
+    assert!(z["sigchld"]["delivered"].as_u64().is_some_and(|d| d > 0), "{z:#}");
 }
 
 #[test]
@@ -290,6 +344,18 @@ fn emfile_is_reported_with_the_stack() {
         "{:#}",
         twin.report["incidents"]
     );
+    // Seen: its LIMIT*2 opens (each closed at once).
+    let opened: u64 = announced(&twin, "OPENED ")
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(opened, 128, "fixture output: {}", twin.stdout);
+    assert!(
+        allocations(&twin.report) >= opened,
+        "{:#}",
+        command_process(&twin.report)
+    );
+    assert_eq!(command_process(&twin.report)["limit_failures"], 0);
 }
 
 #[test]
@@ -312,6 +378,8 @@ fn select_beyond_fd_setsize_is_reported() {
         "a select on a small fd and poll on a big one are fine: {:#}",
         twin.report["incidents"]
     );
+    // Seen: the open of /dev/null and its duplicate at 1100.
+    assert!(allocations(&twin.report) >= 2, "{:#}", command_process(&twin.report));
 }
 
 #[test]
@@ -364,6 +432,16 @@ fn double_close_and_use_after_close_name_both_closes() {
         "{:#}",
         twin.report["incidents"]
     );
+    // Seen: its three opens (the fd closed once, thread A's, the one B reopens), none left open.
+    assert_eq!(announced(&twin, "RACE reopen ").len(), 1, "{}", twin.stdout);
+    assert!(allocations(&twin.report) >= 3, "{:#}", command_process(&twin.report));
+    assert!(
+        !list(&twin.report, "outstanding").iter().any(|s| stack_functions(s)
+            .iter()
+            .any(|f| f.starts_with("worker_") || f == "close_twice")),
+        "{:#}",
+        twin.report["outstanding"]
+    );
 }
 
 #[test]
@@ -392,4 +470,17 @@ fn fork_failing_with_eagain_is_reported_with_the_stack() {
         "{:#}",
         twin.report["incidents"]
     );
+    // Seen: its 3 children, followed and reaped.
+    assert_eq!(announced(&twin, "FORKED ").first().map(String::as_str), Some("3"));
+    let parent = command_process(&twin.report)["pid"].clone();
+    assert!(
+        list(&twin.report, "processes").len() >= 4,
+        "the parent and its 3 children: {:#}",
+        twin.report["processes"]
+    );
+    let z = list(&twin.report, "zombies")
+        .into_iter()
+        .find(|z| z["pid"] == parent)
+        .unwrap_or_else(|| panic!("the twin's children were not seen:\n{:#}", twin.report["zombies"]));
+    assert_eq!(z["reaped"], 3, "{z:#}");
 }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use integration_tests::{Build, can_trace, fixture_built, run_json, sites, workspace_root};
+use integration_tests::{Build, can_trace, fixture_built, have_tool, run_json, sites, workspace_root};
 
 /// Line of the "LEAK:<marker>" comment in the fixture source.
 fn marked_line(marker: &str) -> u64 {
@@ -89,11 +89,9 @@ fn stripped_binary_is_symbolized_from_its_debuglink() {
         let syms = Command::new("nm")
             .arg(&bin)
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        assert!(
-            !syms.unwrap_or_default().contains("leak_open"),
-            "the fixture must really be stripped"
-        );
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| panic!("nm (binutils): {e}"));
+        assert!(!syms.contains("leak_open"), "the fixture must really be stripped");
         leaks_named(Build::StrippedWithDebuglink);
     }
 }
@@ -133,11 +131,7 @@ fn valgrind_stacks(bin: &str) -> Option<Vec<Vec<String>>> {
 
 #[test]
 fn our_stacks_match_valgrind_track_fds() {
-    if !can_trace("valgrind") {
-        return;
-    }
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("valgrind: skipped: valgrind is not installed");
+    if !can_trace("valgrind") || !have_tool("valgrind", "valgrind") {
         return;
     }
     let bin = fixture_built("nofp_leaks", Build::Optimized)

@@ -5,11 +5,10 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    thread::sleep,
     time::Duration,
 };
 
-use integration_tests::{can_trace, fixture, stack_functions, tracer_bin};
+use integration_tests::{can_trace, fixture, stack_functions, tracer_bin, wait_until};
 use serde_json::Value;
 
 /// Runs `tracer watch -p PID --format json INTERVAL COUNT`, returning every report.
@@ -24,6 +23,29 @@ fn watch(pid: u32, interval: &str, count: &str) -> (Vec<Value>, String) {
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("{e}; stderr: {stderr}"));
     (docs, stderr)
+}
+
+/// Children of `parent` that exited and were not reaped (state Z in /proc).
+fn zombie_children(parent: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // "pid (comm) S ppid ...": the fields after the last ')'.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let mut f = rest.split_whitespace();
+            f.next() == Some("Z") && f.next().and_then(|p| p.parse::<u32>().ok()) == Some(parent)
+        })
+        .count()
+}
+
+/// /proc/locks shows `pid` blocked waiting for a lock (a "->" line).
+fn blocked_on_a_lock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"->") && f.get(5).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+    })
 }
 
 struct Reap(Child);
@@ -47,7 +69,7 @@ fn watch_a_parent_that_already_has_zombies() {
         .unwrap_or_else(|e| panic!("{e}"));
     let pid = parent.id();
     let _guard = Reap(parent);
-    sleep(Duration::from_millis(1200)); // about 40 zombies before the attach
+    wait_until("36 zombies before the attach", || zombie_children(pid) >= 36);
     let (docs, stderr) = watch(pid, "1", "2");
     let last = docs.last().unwrap_or_else(|| panic!("no report; stderr: {stderr}"));
     let z = last["zombies"]
@@ -102,7 +124,9 @@ fn watch_a_process_blocked_on_a_lock_names_the_holder() {
         }
     }
     assert!(holder > 0 && waiter > 0, "fixture did not announce its processes");
-    sleep(Duration::from_millis(300)); // blocked in flock() before the attach
+    wait_until("the waiter blocked in flock() before the attach", || {
+        blocked_on_a_lock(waiter)
+    });
     let (docs, stderr) = watch(waiter, "1", "5");
     let _ = std::fs::remove_file(&lock);
     let file = |doc: &Value| -> Option<Value> {

@@ -103,3 +103,23 @@ pub enum LossCounter {
     StackLost = 3,
 }
 pub const LOSS_COUNTERS: u32 = 4;
+
+impl LossCounter {
+    /// Every counter, in index order.
+    pub const ALL: [LossCounter; LOSS_COUNTERS as usize] = [
+        LossCounter::RingBufFull,
+        LossCounter::TracedMapFull,
+        LossCounter::CloneMapFull,
+        LossCounter::StackLost,
+    ];
+
+    /// The counter's name in every output (report, `--stats`, JSON, metrics `reason` label).
+    pub const fn name(self) -> &'static str {
+        match self {
+            LossCounter::RingBufFull => "ring_buffer_full",
+            LossCounter::TracedMapFull => "traced_map_full",
+            LossCounter::CloneMapFull => "clone_map_full",
+            LossCounter::StackLost => "stack_not_captured",
+        }
+    }
+}

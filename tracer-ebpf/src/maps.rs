@@ -23,6 +23,10 @@ pub static CAPTURE: Array<u32> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
 #[map]
 pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_COUNTERS, 0);
 
+/// `--stack fp`. Without `BPF_F_REUSE_STACKID` on purpose: reuse would overwrite a bucket whose id
+/// a queued record still names, and the agent would read another stack for it. A stack that finds
+/// its bucket taken is counted lost instead, and the agent frees the ids no record named for a
+/// while (tracer/src/agent/fp_ids.rs), so the map holds the stacks in use now.
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal as unix_signal};
 use tracer_common::config::StackMode;
 
 use crate::{
@@ -105,14 +106,15 @@ async fn print_stats(client: &Client) {
     let status = client.status().await.unwrap_or_default();
     let cost = crate::agent::cost::now();
     eprintln!(
-        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={}",
+        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={} {}",
         status.records,
         status.lost,
         cost.cpu_seconds * 1e3,
         cost.max_rss_kib,
         cost.rss_anon_kib,
         status.tracked_fds,
-        status.stacks
+        status.stacks,
+        status.losses.pairs()
     );
 }
 
@@ -123,6 +125,10 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
             anyhow::bail!("PID {pid} does not exist (or has already exited)");
         }
     }
+    // Ctrl-C and SIGTERM are caught from here on: from the readiness line below, a signal
+    // always gets the final report (tokio's `ctrl_c()` would only register at its first poll).
+    let mut interrupt = unix_signal(SignalKind::interrupt())?;
+    let mut sigterm = unix_signal(SignalKind::terminate())?;
     let mut reporter = Reporter::new(&args.common)?;
     let tick = tick_period(Some(args.interval));
     let pids = args.pids.clone();
@@ -144,9 +150,6 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     let mut alive_check = tokio::time::interval(tick);
     let mut report_timer = tokio::time::interval_at(tokio::time::Instant::now() + args.interval, args.interval);
     let mut reports = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = alive_check.tick() => {
@@ -168,7 +171,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
                     return Ok(0);
                 }
             }
-            _ = &mut ctrl_c => { break; }
+            _ = interrupt.recv() => { break; }
             _ = sigterm.recv() => { break; }
         }
     }
@@ -182,6 +185,9 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
 
 /// `tracer run -- CMD ARGS..`. Returns CMD's exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    // Caught before anything starts: Ctrl-C reaches the command too (same process group), and
+    // tracer must outlive it to report.
+    let mut interrupt = unix_signal(SignalKind::interrupt())?;
     let mut reporter = Reporter::new(&args.common)?;
     let held = HeldChild::spawn(&args.command)?;
     let pid = held.pid;
@@ -208,14 +214,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         let mut child = child;
         let _ = tx.send(child.wait());
     });
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     tokio::pin!(rx);
     let status = loop {
         tokio::select! {
             s = &mut rx => { break s.ok().and_then(|s| s.ok()); }
             // Ctrl-C reaches the command too (same process group); keep going until it exits.
-            _ = &mut ctrl_c => {}
+            _ = interrupt.recv() => {}
         }
     };
     // Everything the command did is in the ring buffer by now (its exit preceded the wait),

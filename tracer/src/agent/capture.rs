@@ -3,7 +3,7 @@
 
 use tracer_common::{config::StackMode, decode::SyscallView};
 
-use super::{MAX_FRAMES, Tracker};
+use super::{MAX_FRAMES, Tracker, fp_ids::Lookup};
 use crate::{
     state::StackId,
     symbolize::{ModuleMap, UserRegs},
@@ -41,21 +41,29 @@ impl Tracker {
             StackMode::None => self.intern(tgid, kernel, &[]),
             StackMode::FramePointer => {
                 let key = (tgid, d.stack_id, d.kernel_stack_id);
-                if let Some(id) = self.fp_ids.get(&key) {
-                    return *id;
+                match self.fp.lookup(key, v.core.header.ts_ns) {
+                    Lookup::Cached(id) => return id,
+                    Lookup::Gone => {
+                        self.counters.stacks_gone += 1;
+                        return self.intern(tgid, kernel, &[]);
+                    }
+                    Lookup::Read => {}
                 }
                 let mut addrs = std::mem::take(&mut self.scratch);
-                if d.stack_id >= 0 {
-                    self.probes.fp_stack(d.stack_id as u32, &mut addrs);
+                // A negative id: the kernel captured nothing (and counted it).
+                let read = d.stack_id < 0 || self.probes.fp_stack(d.stack_id as u32, &mut addrs);
+                if d.stack_id >= 0 && read {
                     self.truncate_at_garbage(tgid, &mut addrs);
                 } else {
                     addrs.clear();
                 }
                 let id = self.intern(tgid, kernel, &addrs);
                 self.scratch = addrs;
-                self.fp_ids.insert(key, id);
-                if d.stack_id >= 0 {
-                    self.fp_kernel_ids.insert(d.stack_id);
+                if read {
+                    self.fp.read(key, id);
+                } else {
+                    // Freed before it was read (not by a sweep this record knows of).
+                    self.counters.stacks_gone += 1;
                 }
                 id
             }

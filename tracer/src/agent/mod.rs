@@ -4,6 +4,7 @@
 mod capture;
 pub mod cost;
 mod describe;
+mod fp_ids;
 mod layout;
 pub mod policy;
 pub mod proc;
@@ -24,6 +25,7 @@ use tracer_common::{
 };
 
 use crate::{
+    analysis::losses::{AgentLosses, Losses},
     ingest::Ingest,
     probes::{ProbeError, ProbeOptions, Probes},
     state::{
@@ -67,13 +69,10 @@ pub struct Tracker {
     stack_mode: StackMode,
     unwinder: DwarfUnwinder,
     modules: HashMap<u32, ModuleMap, foldhash::fast::RandomState>,
-    /// Kernel stack-map ids already interned, per process (fp mode).
-    /// Keyed by (process, user stack id, kernel stack id).
-    fp_ids: HashMap<(u32, i64, i32), StackId, foldhash::fast::RandomState>,
+    /// Kernel stack-map ids read (fp mode), and which to free.
+    fp: fp_ids::FpStackIds,
     /// Socket tables by network namespace, for describing sockets' peers.
     socket_tables: sockets::TableCache,
-    /// Kernel stack-map ids `fp_ids` was filled from.
-    fp_kernel_ids: std::collections::HashSet<i64>,
     scratch: Vec<u64>,
     kernel_scratch: Vec<u64>,
     combined_scratch: Vec<u64>,
@@ -116,6 +115,9 @@ pub struct TrackerCounters {
     /// Records with a user stack, and allocations whose stack the budget skipped.
     pub stacks_taken: u64,
     pub stacks_skipped: u64,
+    /// `--stack fp`: records whose stack id was freed from the kernel's map before they were
+    /// read (see `fp_ids`): counted with the kernel's `stack_not_captured`.
+    pub stacks_gone: u64,
 }
 
 impl Agent {
@@ -134,9 +136,8 @@ impl Agent {
             stack_mode: opts.stack_mode,
             unwinder: DwarfUnwinder::new(),
             modules: HashMap::default(),
-            fp_ids: HashMap::default(),
+            fp: fp_ids::FpStackIds::default(),
             socket_tables: sockets::TableCache::default(),
-            fp_kernel_ids: Default::default(),
             scratch: Vec::with_capacity(MAX_FRAMES),
             kernel_scratch: Vec::new(),
             combined_scratch: Vec::new(),
@@ -187,6 +188,8 @@ impl Agent {
         let t = &self.tracker;
         h.records = self.records();
         h.kernel_lost = t.probes.losses();
+        // `stack_not_captured` is "a record went without its stack", whoever noticed.
+        h.kernel_lost[LossCounter::StackLost as usize] += t.counters.stacks_gone;
         h.undecodable = self.ingest.decode_errors;
         h.resyncs = t.counters.resyncs;
         h.resync_dropped_fds = t.counters.resync_dropped;
@@ -206,6 +209,7 @@ impl Agent {
         task::Status {
             records: self.records(),
             lost: self.lost_events(),
+            losses: self.losses(),
             tracked_fds: state.processes.values().map(|p| p.fds.len()).sum(),
             stacks: self.tracker.stacks.len(),
             targets_alive: self
@@ -223,8 +227,20 @@ impl Agent {
 
     /// Lost records: kernel ring-buffer reserve failures plus undecodable records.
     pub fn lost_events(&self) -> u64 {
-        let l = self.tracker.probes.losses();
-        l[LossCounter::RingBufFull as usize] + self.ingest.decode_errors
+        self.losses().records()
+    }
+
+    /// Every loss counter, the kernel's and the agent's.
+    pub fn losses(&self) -> Losses {
+        let t = &self.tracker;
+        Losses::new(
+            t.probes.losses(),
+            AgentLosses {
+                undecodable: self.ingest.decode_errors,
+                stacks_gone: t.counters.stacks_gone,
+                map_update_failed: t.probes.map_update_failures(),
+            },
+        )
     }
 
     pub fn records(&self) -> u64 {
@@ -474,8 +490,12 @@ impl Tracker {
         if self.policy.selects(comm, policy::cgroup_of(tgid).as_deref()) {
             match self.probes.trace(tgid) {
                 Ok(()) => {
-                    let _ = self.seed(tgid);
+                    // Gone already: nothing to follow. Otherwise its next record seeds it.
+                    if let Err(e) = self.seed(tgid) {
+                        log::debug!("PID {tgid} not seeded at its exec: {e}");
+                    }
                 }
+                // Counted by the probes (`map_update_failed`).
                 Err(err) => log::warn!("cannot follow PID {tgid}: {err}"),
             }
         }
@@ -550,22 +570,15 @@ impl Tracker {
         }
     }
 
-    /// Drops the stacks nothing in the state refers to any more.
+    /// Drops the stacks nothing in the state refers to any more, and frees the kernel's
+    /// frame-pointer stack ids no record named since the last sweep (see `fp_ids`). Call it
+    /// right after a drain.
     pub fn sweep_stacks(&mut self) {
         let live = self.state.referenced_stacks();
         self.stacks.sweep(&|id| live.contains(&id));
-        self.fp_ids.retain(|_, id| live.contains(id));
-        // Kernel stack-map entries no cached id refers to are freed, so the map (a fixed number
-        // of hash buckets) does not fill with the stacks of processes long gone.
-        let in_use: std::collections::HashSet<i64> = self.fp_ids.keys().map(|k| k.1).collect();
-        let probes = &mut self.probes;
-        self.fp_kernel_ids.retain(|kid| {
-            let keep = in_use.contains(kid);
-            if !keep {
-                probes.forget_fp_stack(*kid);
-            }
-            keep
-        });
+        for id in self.fp.sweep(|id| live.contains(&id), proc::monotonic_ns()) {
+            self.probes.forget_fp_stack(id);
+        }
     }
 
     /// Refreshes RLIMIT_NOFILE of live processes (it can change with prlimit).

@@ -47,6 +47,8 @@ pub struct ProfileSnapshot {
 pub struct Status {
     pub records: u64,
     pub lost: u64,
+    /// Every loss counter by name (`lost` is their whole-record part).
+    pub losses: analysis::Losses,
     pub tracked_fds: usize,
     pub stacks: usize,
     /// Some process given on the command line (or started) is still alive.
@@ -268,7 +270,7 @@ async fn answer(agent: &mut Agent, req: Request) {
                 opts.system = Some(sysv::system_limits());
             }
             let mut report =
-                analysis::build_unresolved(&agent.tracker.state, proc::monotonic_ns(), agent.lost_events(), &opts);
+                analysis::build_unresolved(&agent.tracker.state, proc::monotonic_ns(), agent.losses(), &opts);
             let stacks = agent.tracker.stacks.share(&report.stack_ids());
             let _ = reply.send(ReportSnapshot { report, stacks });
         }

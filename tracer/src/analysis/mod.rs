@@ -3,6 +3,7 @@
 //! incidents, orphans, lock contention, zombies and signals.
 
 pub mod locks;
+pub mod losses;
 pub mod metrics;
 pub mod profile;
 pub mod report;
@@ -10,6 +11,7 @@ pub mod resources;
 pub mod stack;
 pub mod trend;
 
+pub use losses::Losses;
 pub use report::{Frame, ProcessSummary, Report, ReportOptions, SiteReport, build, build_unresolved};
 pub use stack::Stack;
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{
     locks::{self, LockReport},
+    losses::Losses,
     resources::{self, IncidentReport, IpcReport, SignalReport, ZombieReport},
     stack::Stack,
     trend,
@@ -17,7 +18,10 @@ use crate::{
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
+    /// Records lost whole: ring-buffer reservation failures plus undecodable records.
     pub lost_events: u64,
+    /// Every loss counter, each under its own name.
+    pub losses: Losses,
     pub processes: Vec<ProcessSummary>,
     pub suspects: Vec<SiteReport>,
     /// Every site with fds still open (suspects included).
@@ -50,6 +54,8 @@ pub struct ProcessSummary {
     pub fd_hard_limit: Option<u64>,
     pub exited: bool,
     pub by_kind: BTreeMap<&'static str, usize>,
+    /// Fds the process created while traced (closed ones included).
+    pub allocations: u64,
     /// Allocations that failed on a limit (EMFILE/ENFILE, ENOSPC, EAGAIN from fork).
     pub limit_failures: u64,
     /// Children exited and not reaped.
@@ -151,11 +157,11 @@ pub fn text_and_hex(bytes: &[u8]) -> (String, Option<String>) {
 pub fn build(
     state: &State,
     now_ns: u64,
-    lost_events: u64,
+    losses: Losses,
     opts: &ReportOptions,
     frames: impl FnMut(StackId) -> Vec<Frame>,
 ) -> Report {
-    let mut r = build_unresolved(state, now_ns, lost_events, opts);
+    let mut r = build_unresolved(state, now_ns, losses, opts);
     r.resolve_stacks(frames);
     r
 }
@@ -212,7 +218,7 @@ impl Report {
 
 /// Builds the report at `now_ns` with every stack unresolved (ids only): cheap enough for the
 /// ingest task, which must not symbolize.
-pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &ReportOptions) -> Report {
+pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &ReportOptions) -> Report {
     let mut processes = Vec::new();
     // Per site: fds old enough, and the oldest open time.
     let mut per_site: HashMap<SiteId, (u32, u64)> = HashMap::new();
@@ -247,6 +253,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
             fd_hard_limit: p.limits.nofile_hard,
             exited: !p.is_alive(),
             by_kind,
+            allocations: p.counters.allocations.iter().sum(),
             limit_failures: p.limit_failures,
             zombies: p.zombies.pending.len(),
         });
@@ -356,7 +363,8 @@ pub fn build_unresolved(state: &State, now_ns: u64, lost_events: u64, opts: &Rep
         outstanding.truncate(n);
     }
     Report {
-        lost_events,
+        lost_events: losses.records(),
+        losses,
         processes,
         suspects,
         outstanding,

@@ -1,6 +1,6 @@
 //! Report building without a kernel: suspects vs flat sites, --min-age, --top, time to EMFILE.
 
-use super::{ReportOptions, build, report::Frame};
+use super::{Losses, ReportOptions, build, report::Frame};
 use crate::state::{Limits, StackId, State, apply::Syscall};
 use tracer_common::fd::data_kind;
 
@@ -67,7 +67,7 @@ fn frames(id: StackId) -> Vec<Frame> {
 #[test]
 fn the_growing_site_is_the_only_suspect() {
     let s = scenario();
-    let r = build(&s, 3000 * MS, 0, &ReportOptions::default(), frames);
+    let r = build(&s, 3000 * MS, Losses::default(), &ReportOptions::default(), frames);
     assert_eq!(r.suspects.len(), 1, "{:#?}", r.suspects);
     let leak = &r.suspects[0];
     assert_eq!(
@@ -90,7 +90,7 @@ fn min_age_and_top_filter() {
     let r = build(
         &s,
         3000 * MS,
-        0,
+        Losses::default(),
         &ReportOptions {
             min_age_ns: 2500 * MS,
             top: None,
@@ -103,7 +103,7 @@ fn min_age_and_top_filter() {
     let r = build(
         &s,
         3000 * MS,
-        0,
+        Losses::default(),
         &ReportOptions {
             min_age_ns: 0,
             top: Some(1),
@@ -119,7 +119,7 @@ fn min_age_and_top_filter() {
 fn an_exited_process_has_no_time_to_limit_and_ages_at_exit() {
     let mut s = scenario();
     s.on_exit(T, 3000 * MS);
-    let r = build(&s, 9000 * MS, 0, &ReportOptions::default(), frames);
+    let r = build(&s, 9000 * MS, Losses::default(), &ReportOptions::default(), frames);
     assert!(r.processes[0].exited);
     assert_eq!(r.suspects.len(), 1, "still a suspect: it grew until exit");
     assert_eq!(r.suspects[0].time_to_limit_s, None);
@@ -138,11 +138,26 @@ fn fds_open_before_attach_are_never_suspects() {
         .collect();
     s.attach(T, b"old".to_vec(), Limits::default(), &existing, 0);
     s.sample(1000 * MS);
-    let r = build(&s, 2000 * MS, 3, &ReportOptions::default(), frames);
+    let r = build(&s, 2000 * MS, lost(3), &ReportOptions::default(), frames);
     assert!(r.suspects.is_empty());
-    assert!(r.outstanding[0].before_attach);
-    assert!(r.outstanding[0].stack.is_empty() || r.outstanding[0].stack.id == StackId::NONE);
-    assert_eq!(r.lost_events, 3);
+    assert_eq!(r.outstanding.len(), 1, "{:#?}", r.outstanding);
+    let site = &r.outstanding[0];
+    assert!(site.before_attach);
+    assert_eq!(site.count, 50);
+    assert_eq!(site.stack.id, StackId::NONE, "no allocation stack before attach");
+    // `frames` would name any id it is given: the report must not ask it for the missing stack.
+    assert_eq!(site.stack.frames, Vec::new(), "no frames invented for a missing stack");
+    assert_eq!((r.lost_events, r.losses), (3, lost(3)));
+}
+
+/// Losses whose whole-record part is `n` (ring buffer full, undecodable), with a stack lost.
+fn lost(n: u64) -> Losses {
+    Losses {
+        ring_buffer_full: n - 1,
+        undecodable: 1,
+        stack_not_captured: 4,
+        ..Losses::default()
+    }
 }
 
 #[test]
@@ -165,7 +180,7 @@ fn an_exited_childs_inherited_fds_are_not_listed_as_its_sites() {
     };
     s.on_syscall(&own, StackId(2));
     s.on_exit(8, 4 * MS);
-    let r = build(&s, 5 * MS, 0, &ReportOptions::default(), frames);
+    let r = build(&s, 5 * MS, Losses::default(), &ReportOptions::default(), frames);
     let child: Vec<(u32, StackId)> = r
         .outstanding
         .iter()
@@ -194,7 +209,7 @@ fn sampled_stacks_stand_for_the_allocations_the_budget_skipped() {
         }
         s.sample(now);
     }
-    let r = build(&s, 3000 * MS, 0, &ReportOptions::default(), frames);
+    let r = build(&s, 3000 * MS, Losses::default(), &ReportOptions::default(), frames);
     assert_eq!(r.processes[0].open_fds, 300, "the process's count stays exact");
     assert_eq!(r.suspects.len(), 1, "{:#?}", r.suspects);
     let leak = &r.suspects[0];

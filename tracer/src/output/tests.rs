@@ -95,6 +95,14 @@ fn sample() -> Report {
     let (comm, comm_hex) = text_and_hex(b"svc\xfe\n");
     Report {
         lost_events: 7,
+        losses: crate::analysis::Losses {
+            ring_buffer_full: 5,
+            traced_map_full: 1,
+            clone_map_full: 0,
+            stack_not_captured: 3,
+            undecodable: 2,
+            map_update_failed: 0,
+        },
         processes: vec![
             ProcessSummary {
                 pid: 4242,
@@ -106,6 +114,7 @@ fn sample() -> Report {
                 fd_hard_limit: None,
                 exited: false,
                 by_kind: by_kind.clone(),
+                allocations: 130,
                 limit_failures: 0,
                 zombies: 0,
             },
@@ -119,6 +128,7 @@ fn sample() -> Report {
                 fd_hard_limit: Some(4096),
                 exited: true,
                 by_kind,
+                allocations: 6,
                 limit_failures: 2,
                 zombies: 3,
             },
@@ -356,4 +366,25 @@ fn json_is_lossless_for_non_utf8() {
     assert_eq!(odd_frame["module"], "/opt/new\nlib\u{1b}[0m\u{fffd}.so");
     assert_eq!(odd_frame["module_hex"], "2f6f70742f6e65770a6c69621b5b306dff2e736f");
     assert!(v["suspects"][0]["stack"][0].get("module_hex").is_none());
+}
+
+#[test]
+fn every_loss_is_named_in_the_text_report_and_none_is_quiet() {
+    let render = |r: &Report| {
+        let mut out = Vec::new();
+        write(&mut out, Format::Text, r, &Heading::default()).unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8(out).unwrap_or_default()
+    };
+    let mut r = sample();
+    r.lost_events = 0;
+    r.losses = crate::analysis::Losses::default();
+    assert!(!render(&r).contains("WARNING"), "nothing lost, nothing to warn of");
+    // Stacks lost but no whole record: no "events were lost", the cause is still named.
+    r.losses.stack_not_captured = 4;
+    let text = render(&r);
+    assert!(!text.contains("events were lost"), "{text}");
+    assert!(
+        text.contains("WARNING: losses by cause: ring_buffer_full=0 traced_map_full=0 clone_map_full=0 stack_not_captured=4 undecodable=0 map_update_failed=0"),
+        "{text}"
+    );
 }

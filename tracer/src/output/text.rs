@@ -33,6 +33,9 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
             r.lost_events
         )?;
     }
+    if r.losses.any() {
+        writeln!(out, "WARNING: losses by cause: {}", r.losses.pairs())?;
+    }
     writeln!(out)?;
     writeln!(out, "{:<8} {:<16} {:>7} {:>9}  BY KIND", "PID", "COMM", "FDS", "LIMIT")?;
     for p in &r.processes {

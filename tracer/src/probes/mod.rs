@@ -90,6 +90,21 @@ pub struct Probes {
     lost_by_tgid: HashMap<MapData, u32, u64>,
     stacks: Option<StackTraceMap<MapData>>,
     kernel_stacks: Option<StackTraceMap<MapData>>,
+    /// Map updates and removals that failed other than on a missing key (see
+    /// [`Probes::map_update_failures`]).
+    map_update_failures: u64,
+}
+
+/// `BPF_EXIST` (include/uapi/linux/bpf.h): update an element only if its key exists.
+const BPF_EXIST: u64 = 2;
+
+/// The key was not there: the kernel removed it first (a process's exit, an LRU eviction).
+fn is_not_found(e: &aya::maps::MapError) -> bool {
+    match e {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
 }
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
@@ -190,6 +205,7 @@ impl Probes {
             lost_by_tgid,
             stacks,
             kernel_stacks,
+            map_update_failures: 0,
         };
 
         // Process tracking first, so no child forked during attach is missed.
@@ -261,12 +277,31 @@ impl Probes {
 
     /// Starts following a process (its threads and the children it forks from now on).
     pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
-        self.traced
-            .insert(&tgid, &config::TRACED_NEEDS_MAPS, 0)
-            .map_err(|source| ProbeError::Map {
-                name: config::TRACED_MAP,
-                source,
-            })
+        let r = self.traced.insert(&tgid, &config::TRACED_NEEDS_MAPS, 0);
+        if r.is_err() {
+            self.map_update_failures += 1;
+        }
+        r.map_err(|source| ProbeError::Map {
+            name: config::TRACED_MAP,
+            source,
+        })
+    }
+
+    /// Counts and logs a failed map update: a failure to follow is never silent. A missing key
+    /// is no failure (the kernel got there first: the process exited).
+    fn check(&mut self, what: &str, key: impl std::fmt::Display, r: Result<(), aya::maps::MapError>) {
+        if let Err(e) = r
+            && !is_not_found(&e)
+        {
+            self.map_update_failures += 1;
+            log::warn!("{what} {key}: {e}");
+        }
+    }
+
+    /// Map updates that failed: processes (or zombies' reaps) the kernel does not follow as the
+    /// agent asked. Each is also logged.
+    pub fn map_update_failures(&self) -> u64 {
+        self.map_update_failures
     }
 
     /// Command names whose exec makes a process traced by the kernel at once (`--comm`; see
@@ -290,19 +325,21 @@ impl Probes {
 
     /// The agent has read the process's memory maps: its records no longer need to wake it.
     pub fn maps_known(&mut self, tgid: u32) {
-        // Only if still traced: never re-add a process that exited.
-        if self.traced.get(&tgid, 0).is_ok() {
-            let _ = self.traced.insert(&tgid, &config::TRACED_HAS_MAPS, 0);
-        }
+        // Only if still traced (BPF_EXIST): never re-add a process that exited, whose pid
+        // could be reused by a process nobody asked to trace.
+        let r = self.traced.insert(&tgid, &config::TRACED_HAS_MAPS, BPF_EXIST);
+        self.check("cannot mark the memory maps of PID", tgid, r);
     }
 
     /// A zombie found at attach: report when the kernel releases it (its parent reaped it).
     pub fn expect_release(&mut self, pid: u32) {
-        let _ = self.exited.insert(&pid, &1, 0);
+        let r = self.exited.insert(&pid, &1, 0);
+        self.check("cannot follow the reap of zombie PID", pid, r);
     }
 
     pub fn untrace(&mut self, tgid: u32) {
-        let _ = self.traced.remove(&tgid);
+        let r = self.traced.remove(&tgid);
+        self.check("cannot stop tracing PID", tgid, r);
     }
 
     /// Takes the ring buffer out (once).
@@ -324,11 +361,23 @@ impl Probes {
     /// Processes whose records were lost since the last call, and how many (the kernel's
     /// counts are taken out of the map).
     pub fn take_lost_by_process(&mut self) -> Vec<(u32, u64)> {
-        let keys: Vec<u32> = self.lost_by_tgid.keys().flatten().collect();
+        let mut keys = Vec::new();
+        for k in self.lost_by_tgid.keys() {
+            match k {
+                Ok(k) => keys.push(k),
+                // A key removed while iterating ends the walk; the rest come next tick.
+                Err(e) => {
+                    log::debug!("reading {}: {e}", config::LOST_BY_TGID_MAP);
+                    break;
+                }
+            }
+        }
         let mut out = Vec::with_capacity(keys.len());
         for tgid in keys {
             if let Ok(n) = self.lost_by_tgid.get(&tgid, 0) {
-                let _ = self.lost_by_tgid.remove(&tgid);
+                // Left in place, the same losses would be taken again: one resync too many.
+                let r = self.lost_by_tgid.remove(&tgid);
+                self.check("cannot reset the loss count of PID", tgid, r);
                 out.push((tgid, n));
             }
         }
@@ -347,8 +396,9 @@ impl Probes {
 
     /// Frees a kernel stack-map entry the agent no longer needs (`--stack fp`).
     pub fn forget_fp_stack(&mut self, id: i64) {
-        if let (Some(stacks), Ok(id)) = (&mut self.stacks, u32::try_from(id)) {
-            let _ = stacks.remove(&id);
+        let Ok(id) = u32::try_from(id) else { return };
+        if let Some(r) = self.stacks.as_mut().map(|stacks| stacks.remove(&id)) {
+            self.check("cannot free stack id", id, r);
         }
     }
 
@@ -383,3 +433,6 @@ where
     let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
     T::try_from(map).map_err(|source| ProbeError::Map { name, source })
 }
+
+#[cfg(test)]
+mod tests;

@@ -231,7 +231,13 @@ fn kallsyms_address(name: &str) -> Option<u64> {
 #[test]
 fn kernel_frames_are_named_from_kallsyms() {
     let Some(addr) = kallsyms_address("fd_install") else {
-        eprintln!("kernel_frames_are_named_from_kallsyms: skipped: /proc/kallsyms hides addresses (run as root)");
+        let why = "kernel_frames_are_named_from_kallsyms: skipped: /proc/kallsyms hides addresses (run as root)";
+        // Under CI (root, `cargo xtask setup`) a skip would hide a failure.
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            "{why} (CI=true: a skip is a failure)"
+        );
+        eprintln!("{why}");
         return;
     };
     let mut symbols = Symbols::new();

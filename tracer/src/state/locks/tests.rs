@@ -203,3 +203,28 @@ fn a_wait_that_began_before_attach_is_measured_from_attach() {
     assert!(f.waiting.is_empty());
     assert_eq!(f.contention.max_waiter, Some((20, StackId(7))));
 }
+
+#[test]
+fn an_exited_waiters_threads_leave_no_stale_wait_for_a_reused_tid() {
+    let mut t = LockTable::default();
+    let mut sites = SiteTable::default();
+    t.on_lock(&ev(10, 0xa, 1_000, lock_type::WRITE, 0), &mut sites);
+    t.on_call(10, 10, 1_001, 0, StackId(1), &mut sites);
+    // Thread 21 of process 20 blocks, then the whole process dies (killed while waiting: its
+    // flock() never returns, so no syscall record ever consumes the thread's verdict).
+    let waiter = LockEvent {
+        tid: 21,
+        ..ev(20, 0xb, 2_000, lock_type::WRITE, FILE_LOCK_DEFERRED)
+    };
+    t.on_lock(&waiter, &mut sites);
+    assert!(t.pending.contains_key(&21) && t.wait_started.contains_key(&21));
+    t.process_exited(20);
+    assert!(t.files[&FILE].waiting.is_empty());
+    assert!(!t.pending.contains_key(&21), "the dead thread's verdict is dropped");
+    assert!(!t.wait_started.contains_key(&21), "the dead thread's wait is dropped");
+    // Tid 21 is reused by a thread of process 30 whose flock() returns at once: it must not
+    // inherit the dead thread's wait (no file, no wait time, no contention recorded).
+    let c = t.on_call(30, 21, 9_000, 0, StackId(3), &mut sites);
+    assert_eq!(c, LockCall::default());
+    assert_eq!(t.files[&FILE].contention.waits, 0);
+}
