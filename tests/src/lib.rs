@@ -470,3 +470,33 @@ impl Drop for Background {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What plain `cargo test` does: tests on many threads wanting the same fixture at once.
+    /// None may run a binary another is still writing (ETXTBSY, a truncated ELF).
+    #[test]
+    fn parallel_builds_of_one_fixture_never_expose_a_partial_binary() {
+        let out = workspace_root().join("target/fixtures");
+        for round in 0..3 {
+            let _ = std::fs::remove_file(out.join("short_lived.O2"));
+            let runs: Vec<_> = (0..8)
+                .map(|_| {
+                    std::thread::spawn(|| {
+                        let bin = fixture_built("short_lived", Build::Optimized);
+                        Command::new(&bin).arg("1").output()
+                    })
+                })
+                .collect();
+            for r in runs {
+                match r.join() {
+                    Ok(Ok(o)) => assert!(o.status.success(), "round {round}: {o:?}"),
+                    Ok(Err(e)) => panic!("round {round}: cannot run the fixture: {e}"),
+                    Err(_) => panic!("round {round}: a build panicked"),
+                }
+            }
+        }
+    }
+}
