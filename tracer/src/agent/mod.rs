@@ -191,6 +191,7 @@ impl Agent {
         // `stack_not_captured` is "a record went without its stack", whoever noticed.
         h.kernel_lost[LossCounter::StackLost as usize] += t.counters.stacks_gone;
         h.undecodable = self.ingest.decode_errors;
+        h.map_update_failed = t.probes.map_update_failures();
         h.resyncs = t.counters.resyncs;
         h.resync_dropped_fds = t.counters.resync_dropped;
         h.resync_added_fds = t.counters.resync_added;

@@ -69,6 +69,8 @@ pub struct AgentHealth {
     pub kernel_lost: [u64; 4],
     /// Records the agent could not decode.
     pub undecodable: u64,
+    /// Kernel map updates that failed (a process not followed, a zombie not watched).
+    pub map_update_failed: u64,
     pub resyncs: u64,
     pub resync_dropped_fds: u64,
     pub resync_added_fds: u64,

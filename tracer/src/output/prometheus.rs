@@ -331,9 +331,12 @@ impl Collector for SnapshotCollector {
         counters(
             &mut enc,
             "tracer_agent_lost_events",
-            "Records the agent received but could not use, by reason",
+            "Agent-side losses, by reason: records it could not decode, kernel map updates that failed (a process not followed, a zombie not watched)",
             None,
-            vec![(vec![("reason", "undecodable".to_owned())], h.undecodable)],
+            vec![
+                (vec![("reason", "undecodable".to_owned())], h.undecodable),
+                (vec![("reason", "map_update_failed".to_owned())], h.map_update_failed),
+            ],
         )?;
         counters(
             &mut enc,
