@@ -381,17 +381,25 @@ fn copy_control(ptr: u64, len: u64, data: &mut [u8; DATA_MAX]) -> usize {
     0
 }
 
-/// Copies the user stack from `sp` upwards, as much as is mapped, halving on failure (the top of
-/// a thread stack may be closer than the maximum).
+/// Copies the user stack from `sp` upwards: the whole buffer if it can, else up to the end of
+/// the last page that can be read. `bpf_probe_read_user` cannot fault pages in, and a range may
+/// be mapped without being present: above a new image's auxv the kernel leaves a random gap
+/// (`arch_align_stack`) whose pages were never touched, and a thread's stack ends at its mapping.
+/// Reads that end on page boundaries find the longest readable prefix, so what was written (the
+/// pointers and auxv an exec record needs, a thread's frames) is never cut short.
 #[inline(always)]
 fn copy_stack<const N: usize>(sp: u64, stack: &mut [u8; N]) -> u32 {
+    const PAGE: usize = 4096;
     let src = sp as *const u8;
-    let sizes: [usize; 7] = [N, N / 2, N / 4, N / 8, N / 16, N / 32, N / 64];
+    // Bytes from sp to the end of its page: 1..=PAGE.
+    let to_page_end = PAGE - (sp as usize & (PAGE - 1));
     let mut i = 0;
-    while i < 7 {
-        let n = sizes[i];
+    while i <= N / PAGE {
+        // First the whole buffer, then ending one page earlier each time.
+        let n = to_page_end + (N / PAGE - i) * PAGE;
+        let n = if n > N { N } else { n };
         // SAFETY: bpf_probe_read_user fails instead of faulting on unmapped user memory.
-        if unsafe { bpf_probe_read_user_buf(src, &mut stack[..n]) }.is_ok() {
+        if n > 0 && unsafe { bpf_probe_read_user_buf(src, &mut stack[..n]) }.is_ok() {
             return n as u32;
         }
         i += 1;
