@@ -164,6 +164,12 @@ pub struct CaptureArgs {
     /// A lock held longer than this while others wait for it is a suspect.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub lock_hold: Duration,
+    /// Have the kernel time every BPF program on the host while tracer runs (BPF_ENABLE_STATS:
+    /// two clock reads per program run), and show tracer's programs' runs and nanoseconds per
+    /// run in `--stats` and the agent's metrics. Also shown without it when
+    /// `kernel.bpf_stats_enabled` is 1.
+    #[arg(long)]
+    pub bpf_stats: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

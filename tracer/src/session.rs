@@ -50,6 +50,7 @@ pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
         report_ebadf: !c.no_ebadf,
         close_stacks: c.close_stacks,
         kernel_stack: c.kernel_stack,
+        bpf_stats: c.bpf_stats,
         stack_budget: c.stack_budget.unwrap_or(0),
     }
 }
@@ -106,7 +107,7 @@ async fn print_stats(client: &Client) {
     let status = client.status().await.unwrap_or_default();
     let cost = crate::agent::cost::now();
     eprintln!(
-        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={} {}",
+        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={} {} {}{}",
         status.records,
         status.lost,
         cost.cpu_seconds * 1e3,
@@ -114,8 +115,43 @@ async fn print_stats(client: &Client) {
         cost.rss_anon_kib,
         status.tracked_fds,
         status.stacks,
-        status.losses.pairs()
+        status.losses.pairs(),
+        stage_fields(&status.stages),
+        program_fields(&status.programs)
     );
+}
+
+/// `stage_ns=decode:120,state:340,...`: mean agent nanoseconds per record by stage, and
+/// `tick_ms=`: the periodic work's total.
+fn stage_fields(c: &crate::agent::stages::StageClock) -> String {
+    use crate::agent::stages::Stage;
+    let per_record: Vec<String> = Stage::ALL
+        .iter()
+        .filter_map(|s| Some(format!("{}:{:.0}", s.name(), c.ns_per_record(*s)?)))
+        .collect();
+    format!(
+        "stage_ns={} stage_sampled={} tick_ms={:.1}",
+        if per_record.is_empty() {
+            "-".into()
+        } else {
+            per_record.join(",")
+        },
+        c.sampled,
+        c.seconds(Stage::Tick) * 1e3
+    )
+}
+
+/// ` bpf=sys_exit:runs:ns_per_run,...` when the kernel timed the programs.
+fn program_fields(programs: &[crate::probes::ProgramCost]) -> String {
+    let timed: Vec<String> = programs
+        .iter()
+        .filter_map(|p| Some(format!("{}:{}:{:.0}", p.name, p.runs, p.ns_per_run()?)))
+        .collect();
+    if timed.is_empty() {
+        String::new()
+    } else {
+        format!(" bpf={}", timed.join(","))
+    }
 }
 
 /// `tracer watch -p PID.. [INTERVAL [COUNT]]`. Returns the process exit code.

@@ -3,7 +3,7 @@
 
 use tracer_common::{config::StackMode, decode::SyscallView};
 
-use super::{MAX_FRAMES, Tracker, fp_ids::Lookup};
+use super::{MAX_FRAMES, Tracker, fp_ids::Lookup, stages::Stage};
 use crate::{
     state::StackId,
     symbolize::{ModuleMap, UserRegs},
@@ -20,7 +20,9 @@ impl Tracker {
         if d.kernel_stack_id >= 0 {
             self.probes.kernel_stack(d.kernel_stack_id as u32, &mut kernel);
         }
+        let t = self.stages.start();
         let id = self.user_stack_of(tgid, v, d, &kernel);
+        self.stages.stop(Stage::Unwind, t);
         self.kernel_scratch = kernel;
         id
     }
@@ -107,7 +109,13 @@ impl Tracker {
 
     fn unwind_into(&mut self, tgid: u32, regs: UserRegs, stack: &[u8], addrs: &mut Vec<u64>) {
         match self.modules.get(&tgid) {
-            Some(m) => self.unwinder.unwind(tgid as i32, m, regs, stack, MAX_FRAMES, addrs),
+            Some(m) => {
+                // Parsing the unwind tables of modules new to this process is the modules stage.
+                let t = self.stages.start();
+                self.unwinder.prepare(tgid as i32, m);
+                self.stages.stop(Stage::Modules, t);
+                self.unwinder.unwind(tgid as i32, m, regs, stack, MAX_FRAMES, addrs)
+            }
             None => {
                 addrs.clear();
                 addrs.push(regs.ip);
@@ -117,7 +125,10 @@ impl Tracker {
 
     /// Reads the process's maps again; false if they did not change (or it is gone).
     pub(super) fn refresh_modules(&mut self, tgid: u32) -> bool {
-        match ModuleMap::read(tgid as i32) {
+        let t = self.stages.start();
+        let read = ModuleMap::read(tgid as i32);
+        self.stages.stop(Stage::Modules, t);
+        match read {
             Ok(m) => {
                 let changed = self.modules.get(&tgid).is_none_or(|old| old.mappings != m.mappings);
                 self.modules.insert(tgid, m);
@@ -134,8 +145,13 @@ impl Tracker {
             .modules
             .get(&tgid)
             .is_none_or(|m| addrs.iter().any(|a| !m.covers(*a)));
-        if stale && let Ok(m) = ModuleMap::read(tgid as i32) {
-            self.modules.insert(tgid, m);
+        if stale {
+            let t = self.stages.start();
+            let read = ModuleMap::read(tgid as i32);
+            self.stages.stop(Stage::Modules, t);
+            if let Ok(m) = read {
+                self.modules.insert(tgid, m);
+            }
         }
         self.modules.get(&tgid)
     }

@@ -11,6 +11,7 @@ pub mod proc;
 pub mod proc_locks;
 pub mod sockets;
 pub mod stacks;
+pub mod stages;
 pub mod symbolizer;
 pub mod sysv;
 pub mod task;
@@ -95,6 +96,8 @@ pub struct Tracker {
     ticks_since_liveness: u32,
     /// When stacks nothing refers to were last dropped.
     last_sweep_ns: u64,
+    /// Where the time goes, by stage (sampled).
+    pub stages: stages::StageClock,
 }
 
 /// How often unreferenced stacks are dropped.
@@ -149,6 +152,7 @@ impl Agent {
             counters: TrackerCounters::default(),
             ticks_since_liveness: 0,
             last_sweep_ns: 0,
+            stages: stages::StageClock::default(),
         };
         Ok(Agent { ingest, tracker })
     }
@@ -169,7 +173,9 @@ impl Agent {
         let mut total = 0;
         loop {
             let tracker = &mut self.tracker;
-            let n = self.ingest.drain(BATCH, |r| tracker.handle(r));
+            let n = self
+                .ingest
+                .drain(BATCH, stages::SAMPLE_EVERY, |r, t| tracker.handle_timed(r, t));
             total += n;
             if n < BATCH {
                 return total;
@@ -180,7 +186,8 @@ impl Agent {
     /// Processes at most `max` records; returns how many.
     pub fn drain_up_to(&mut self, max: usize) -> usize {
         let tracker = &mut self.tracker;
-        self.ingest.drain(max, |r| tracker.handle(r))
+        self.ingest
+            .drain(max, stages::SAMPLE_EVERY, |r, t| tracker.handle_timed(r, t))
     }
 
     /// The loss, resync and size figures the ingest side knows.
@@ -202,6 +209,11 @@ impl Agent {
         h.evicted_stacks = t.stacks.evicted;
         h.stacks = t.stacks.len() as u64;
         h.stack_bytes = t.stacks.bytes as u64;
+        h.stage_seconds = stages::Stage::ALL
+            .iter()
+            .map(|s| (s.name(), t.stages.seconds(*s)))
+            .collect();
+        h.programs = t.probes.program_costs();
     }
 
     /// The agent's own counters.
@@ -218,6 +230,8 @@ impl Agent {
                 .targets
                 .iter()
                 .any(|p| state.process(*p).is_some_and(|s| s.is_alive())),
+            stages: self.tracker.stages.clone(),
+            programs: self.tracker.probes.program_costs(),
         }
     }
 
@@ -357,6 +371,18 @@ impl Tracker {
         }
     }
 
+    /// Handles a record; `decode_ns` is set for the records sampled for the stage breakdown.
+    fn handle_timed(&mut self, record: Record<'_>, decode_ns: Option<u64>) {
+        let Some(decode_ns) = decode_ns else {
+            return self.handle(record);
+        };
+        self.stages.add_decode(decode_ns);
+        self.stages.begin_record();
+        let t = std::time::Instant::now();
+        self.handle(record);
+        self.stages.end_record(t.elapsed().as_nanos() as u64);
+    }
+
     fn handle(&mut self, record: Record<'_>) {
         match record {
             Record::Syscall(v) => self.on_syscall(&v),
@@ -473,7 +499,9 @@ impl Tracker {
                 if e == Effect::NewFd && data_kind == tracer_common::fd::data_kind::PATH {
                     self.loader_opened(tgid, core.ret as i32, data);
                 }
+                let t = self.stages.start();
                 self.describe_unknown_now(&sc);
+                self.stages.stop(stages::Stage::Describe, t);
             }
         }
     }
@@ -536,6 +564,12 @@ impl Tracker {
 
     /// Periodic work: sample site counts, describe long-lived fds from /proc.
     pub fn tick(&mut self) {
+        let started = std::time::Instant::now();
+        self.tick_untimed();
+        self.stages.add_tick(started.elapsed().as_nanos() as u64);
+    }
+
+    fn tick_untimed(&mut self) {
         self.resync_lossy();
         /// Ticks between liveness checks (a stat per traced process).
         const LIVENESS_TICKS: u32 = 10;

@@ -43,7 +43,7 @@ pub struct ProfileSnapshot {
 }
 
 /// The agent's own counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Status {
     pub records: u64,
     pub lost: u64,
@@ -53,6 +53,10 @@ pub struct Status {
     pub stacks: usize,
     /// Some process given on the command line (or started) is still alive.
     pub targets_alive: bool,
+    /// Where the agent's time went, by stage (sampled).
+    pub stages: crate::agent::stages::StageClock,
+    /// The kernel programs' runs and run time (counted while BPF statistics are on).
+    pub programs: Vec<crate::probes::ProgramCost>,
 }
 
 enum Request {

@@ -94,6 +94,10 @@ pub struct AgentHealth {
     pub stack_bytes: u64,
     pub cpu_seconds: f64,
     pub resident_bytes: u64,
+    /// Estimated agent time by stage (see `agent::stages`), seconds.
+    pub stage_seconds: Vec<(&'static str, f64)>,
+    /// The kernel programs' runs and run time; all zero unless BPF statistics are on.
+    pub programs: Vec<crate::probes::ProgramCost>,
 }
 
 fn sysv_index(r: Resource) -> Option<usize> {

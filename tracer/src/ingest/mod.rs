@@ -33,14 +33,22 @@ impl Ingest {
     }
 
     /// Hands every record available now to `f`, at most `max` of them; returns how many.
-    pub fn drain(&mut self, max: usize, mut f: impl FnMut(Record<'_>)) -> usize {
+    ///
+    /// One record in `sample_every` is timed (see `agent::stages`): `f` gets its decode time in
+    /// nanoseconds, and None for the others.
+    pub fn drain(&mut self, max: usize, sample_every: u64, mut f: impl FnMut(Record<'_>, Option<u64>)) -> usize {
         let mut n = 0;
         let mut errors = 0;
+        let first = self.records;
         if let Some(ring) = self.ring() {
             while n < max {
                 let Some(item) = ring.next() else { break };
-                match Record::try_from(&*item) {
-                    Ok(r) => f(r),
+                let timed = (first + n as u64 + 1).is_multiple_of(sample_every.max(1));
+                let started = timed.then(std::time::Instant::now);
+                let decoded = Record::try_from(&*item);
+                let decode_ns = started.map(|t| t.elapsed().as_nanos() as u64);
+                match decoded {
+                    Ok(r) => f(r, decode_ns),
                     Err(e) => {
                         errors += 1;
                         log::debug!("undecodable record: {e}");

@@ -453,6 +453,34 @@ impl Collector for SnapshotCollector {
             Some(&Unit::Bytes),
             one(h.resident_bytes),
         )?;
+        counters(
+            &mut enc,
+            "tracer_agent_stage",
+            "Agent time by stage: decode, state, unwind, modules (maps and unwind tables), describe (/proc lookups), tick; estimated from one record in 8",
+            Some(&Unit::Seconds),
+            h.stage_seconds
+                .iter()
+                .map(|(stage, secs)| (vec![("stage", (*stage).to_owned())], *secs)),
+        )?;
+        // Only while the kernel times programs (--bpf-stats or kernel.bpf_stats_enabled).
+        if h.programs.iter().any(|p| p.runs > 0) {
+            counters(
+                &mut enc,
+                "tracer_bpf_program_runs",
+                "Runs of each of tracer's kernel programs while BPF statistics were on",
+                None,
+                h.programs.iter().map(|p| (vec![("program", p.name.clone())], p.runs)),
+            )?;
+            counters(
+                &mut enc,
+                "tracer_bpf_program_run",
+                "Time in each of tracer's kernel programs while BPF statistics were on",
+                Some(&Unit::Seconds),
+                h.programs
+                    .iter()
+                    .map(|p| (vec![("program", p.name.clone())], p.run_ns as f64 / 1e9)),
+            )?;
+        }
         Ok(())
     }
 }

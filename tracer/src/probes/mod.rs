@@ -34,6 +34,10 @@ pub enum ProbeError {
          without CONFIG_KPROBES cannot give kernel stacks of fd allocation: run without --kernel-stack"
     )]
     KernelStackUnsupported { function: &'static str, reason: String },
+    #[error(
+        "--bpf-stats: the kernel refused to turn BPF run-time statistics on (BPF_ENABLE_STATS needs Linux 5.8 and CAP_SYS_ADMIN)"
+    )]
+    Stats(#[source] aya::sys::SyscallError),
     #[error("map {0} is missing from the eBPF object (agent and programs from different builds?)")]
     MissingMap(&'static str),
     #[error("map {name}")]
@@ -63,6 +67,8 @@ pub struct ProbeOptions {
     pub kernel_stack: bool,
     /// User stacks per second per CPU before allocation stacks are sampled (0: every one).
     pub stack_budget: u32,
+    /// Turn the kernel's BPF run-time statistics on while the probes are loaded.
+    pub bpf_stats: bool,
 }
 
 impl Default for ProbeOptions {
@@ -76,6 +82,7 @@ impl Default for ProbeOptions {
             report_ebadf: true,
             close_stacks: false,
             kernel_stack: false,
+            bpf_stats: false,
             stack_budget: 0,
         }
     }
@@ -93,6 +100,23 @@ pub struct Probes {
     /// Map updates and removals that failed other than on a missing key (see
     /// [`Probes::map_update_failures`]).
     map_update_failures: u64,
+    /// Held while `--bpf-stats` asks the kernel to time programs (closing it stops the timing).
+    _stats: Option<std::os::fd::OwnedFd>,
+}
+
+/// One program's cost as the kernel measured it (`bpf_prog_info.run_cnt`, `run_time_ns`),
+/// counted only while run-time statistics are on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgramCost {
+    pub name: String,
+    pub runs: u64,
+    pub run_ns: u64,
+}
+
+impl ProgramCost {
+    pub fn ns_per_run(&self) -> Option<f64> {
+        (self.runs > 0).then(|| self.run_ns as f64 / self.runs as f64)
+    }
 }
 
 /// `BPF_EXIST` (include/uapi/linux/bpf.h): update an element only if its key exists.
@@ -206,7 +230,12 @@ impl Probes {
             stacks,
             kernel_stacks,
             map_update_failures: 0,
+            _stats: None,
         };
+        if opts.bpf_stats {
+            let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(ProbeError::Stats)?;
+            probes._stats = Some(fd);
+        }
 
         // Process tracking first, so no child forked during attach is missed.
         probes.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
@@ -300,6 +329,25 @@ impl Probes {
 
     /// Map updates that failed: processes (or zombies' reaps) the kernel does not follow as the
     /// agent asked. Each is also logged.
+    /// Each loaded program's run count and run time (zero unless statistics are on: see
+    /// `--bpf-stats`). Programs whose info cannot be read are left out.
+    pub fn program_costs(&self) -> Vec<ProgramCost> {
+        let mut costs: Vec<ProgramCost> = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some(ProgramCost {
+                    name: name.to_owned(),
+                    runs: info.run_count(),
+                    run_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        costs.sort_by(|a, b| a.name.cmp(&b.name));
+        costs
+    }
+
     pub fn map_update_failures(&self) -> u64 {
         self.map_update_failures
     }

@@ -69,7 +69,14 @@ pub struct ModuleMap {
     pub root: Option<PathBuf>,
     /// Executable modules, held open (see [`ModuleFile`]).
     pub files: std::collections::HashMap<Arc<Path>, Arc<ModuleFile>>,
+    /// Changes whenever `mappings` do (a new read, [`ModuleMap::add_code`]; code that edits
+    /// `mappings` directly calls [`ModuleMap::changed`]): what is derived from the mappings
+    /// (the unwinder's module list) is checked against this instead of the mappings themselves.
+    pub generation: u64,
 }
+
+/// Source of [`ModuleMap::generation`] values (0 is a map never filled).
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ModuleMap {
     pub fn read(pid: i32) -> Result<Self, SymbolizeError> {
@@ -99,6 +106,7 @@ impl ModuleMap {
     /// Adds code mappings learnt from records (see [`super::image`]), replacing whatever they
     /// overlap (a `MAP_FIXED` mapping replaces the pages under it), and opens their files.
     pub fn add_code(&mut self, added: Vec<Mapping>) {
+        self.changed();
         for m in added {
             self.mappings.retain(|old| old.end <= m.start || old.start >= m.end);
             let at = self.mappings.partition_point(|old| old.start < m.start);
@@ -109,6 +117,11 @@ impl ModuleMap {
             }
             self.mappings.insert(at, m);
         }
+    }
+
+    /// Marks the mappings changed (see [`ModuleMap::generation`]).
+    pub fn changed(&mut self) {
+        self.generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Parses `/proc/PID/maps` text (for tests and snapshots).
@@ -147,6 +160,7 @@ impl ModuleMap {
             mappings,
             root: None,
             files: Default::default(),
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 

@@ -35,6 +35,8 @@ type FileKey = (i32, i32, u64, Arc<Path>);
 struct ProcessUnwinder {
     /// Of the maps the unwinder was built from.
     fingerprint: u64,
+    /// The maps' generation last checked against the fingerprint.
+    generation: u64,
     unwinder: UnwinderX86_64<Data>,
     cache: CacheX86_64,
     /// Keeps the files' entries in [`DwarfUnwinder::files`] alive (see `forget`).
@@ -100,6 +102,13 @@ impl DwarfUnwinder {
         }
     }
 
+    /// Builds the process's unwinder for this module map if it has none for it yet (parsing the
+    /// unwind tables of files not seen before); `unwind` would do it too, this lets the caller
+    /// tell the two costs apart.
+    pub fn prepare(&mut self, pid: i32, maps: &ModuleMap) {
+        self.process(pid, maps);
+    }
+
     /// Drops a process's unwinder (it exited or exec'd), and the parsed files no process uses.
     pub fn forget(&mut self, pid: i32) {
         self.processes.remove(&pid);
@@ -108,15 +117,19 @@ impl DwarfUnwinder {
     }
 
     fn process(&mut self, pid: i32, maps: &ModuleMap) -> &mut ProcessUnwinder {
-        let fp = fingerprint(maps);
         let files = &mut self.files;
         match self.processes.entry(pid) {
-            Entry::Occupied(e) if e.get().fingerprint == fp => e.into_mut(),
+            // The same maps as last time (the common case: one check per stack, no hashing).
+            Entry::Occupied(e) if e.get().generation == maps.generation && maps.generation != 0 => e.into_mut(),
             Entry::Occupied(mut e) => {
-                *e.get_mut() = build_process(files, maps, fp);
+                let fp = fingerprint(maps);
+                if e.get().fingerprint != fp {
+                    *e.get_mut() = build_process(files, maps, fp);
+                }
+                e.get_mut().generation = maps.generation;
                 e.into_mut()
             }
-            Entry::Vacant(v) => v.insert(build_process(files, maps, fp)),
+            Entry::Vacant(v) => v.insert(build_process(files, maps, fingerprint(maps))),
         }
     }
 }
@@ -160,6 +173,7 @@ fn build_process(
     }
     ProcessUnwinder {
         fingerprint,
+        generation: maps.generation,
         unwinder,
         cache: CacheX86_64::new(),
         _files: used,
