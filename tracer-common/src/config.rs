@@ -97,19 +97,16 @@ pub enum LossCounter {
     RingBufFull = 0,
     /// The traced-process map was full when a child was forked.
     TracedMapFull = 1,
-    /// The per-thread clone scratch map was full.
-    CloneMapFull = 2,
     /// A stack could not be captured (stack map full or user memory unreadable).
-    StackLost = 3,
+    StackLost = 2,
 }
-pub const LOSS_COUNTERS: u32 = 4;
+pub const LOSS_COUNTERS: u32 = 3;
 
 impl LossCounter {
     /// Every counter, in index order.
     pub const ALL: [LossCounter; LOSS_COUNTERS as usize] = [
         LossCounter::RingBufFull,
         LossCounter::TracedMapFull,
-        LossCounter::CloneMapFull,
         LossCounter::StackLost,
     ];
 
@@ -118,7 +115,6 @@ impl LossCounter {
         match self {
             LossCounter::RingBufFull => "ring_buffer_full",
             LossCounter::TracedMapFull => "traced_map_full",
-            LossCounter::CloneMapFull => "clone_map_full",
             LossCounter::StackLost => "stack_not_captured",
         }
     }

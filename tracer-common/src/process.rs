@@ -1,4 +1,4 @@
-//! Process lifecycle records (`sched/sched_process_fork`, `sched_process_exec`, `sched_process_exit`).
+//! Process lifecycle records (`task/task_newtask`, `sched/sched_process_exec`, `sched_process_exit`).
 
 use crate::record::RecordHeader;
 

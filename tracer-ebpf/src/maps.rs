@@ -30,10 +30,6 @@ pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_COUNTER
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 
-/// Clone flags of an in-flight clone/clone3, by thread id, read by `sched_process_fork`.
-#[map]
-pub static CLONE_FLAGS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
-
 /// Kernel stacks for `--kernel-stack` (resized by the loader; one entry otherwise).
 #[map]
 pub static KSTACKS: StackTrace = StackTrace::with_max_entries(1, 0);

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -15,68 +15,31 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    CLONE_FLAGS, DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, TRACE_ALL, TRACED, count_loss,
-    is_traced, now, ring_full, submit_flags,
+    DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, TRACE_ALL, TRACED, count_loss, is_traced,
+    now, ring_full, submit_flags,
 };
 
-/// `syscalls/sys_enter_clone`: `unsigned long clone_flags` at offset 16.
+/// `task/task_newtask` (kernel/fork.c `copy_process`, once the new task is complete and
+/// before it can run; runs in the forking thread): `pid_t pid` at offset 8, `u64 clone_flags`
+/// at 32. One plain tracepoint gives the child and its clone flags for fork, vfork, clone and
+/// clone3 alike, where hooking those syscalls' entries would put an extra tracepoint call on
+/// every syscall of every task on the host.
 #[tracepoint]
-pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
-    // SAFETY: offset from /sys/kernel/tracing/events/syscalls/sys_enter_clone/format.
-    let flags: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    stash_clone_flags(flags);
-    0
-}
-
-/// `syscalls/sys_enter_clone3`: `struct clone_args *uargs` at offset 16; `flags` is its first u64.
-#[tracepoint]
-pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
-    // SAFETY: offset from the tracepoint's format file.
-    let uargs: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    // SAFETY: user memory is read with bpf_probe_read_user, which fails instead of faulting.
-    let flags: u64 = unsafe { bpf_probe_read_user(uargs as *const u64) }.unwrap_or(0);
-    stash_clone_flags(flags);
-    0
-}
-
-/// `syscalls/sys_enter_fork` and `sys_enter_vfork`: no flags; forget a stale clone stash.
-#[tracepoint]
-pub fn sys_enter_fork(_ctx: TracePointContext) -> u32 {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let _ = CLONE_FLAGS.remove(&tid);
-    0
-}
-
-#[inline(always)]
-fn stash_clone_flags(flags: u64) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !is_traced((pid_tgid >> 32) as u32) {
-        return;
-    }
-    if CLONE_FLAGS.insert(&(pid_tgid as u32), &flags, 0).is_err() {
-        count_loss(LossCounter::CloneMapFull);
-    }
-}
-
-/// `sched/sched_process_fork` (kernel/fork.c, after copy_process, before the child runs):
-/// `pid_t child_pid` at offset 20. Runs in the parent.
-#[tracepoint]
-pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
     if !is_traced(tgid) {
         return 0;
     }
-    // SAFETY: the stash is a plain u64, read then removed.
-    let flags = unsafe { CLONE_FLAGS.get(&tid) }.copied().unwrap_or(0);
-    let _ = CLONE_FLAGS.remove(&tid);
+    // SAFETY: offset from /sys/kernel/tracing/events/task/task_newtask/format.
+    let flags: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
     if flags & CLONE_THREAD != 0 {
         // A thread shares its process's fd table: nothing to follow.
         return 0;
     }
     // SAFETY: offset from the tracepoint's format file.
-    let child: u32 = match unsafe { ctx.read_at::<i32>(20) } {
+    let child: u32 = match unsafe { ctx.read_at::<i32>(8) } {
         Ok(c) if c > 0 => c as u32,
         _ => return 0,
     };

@@ -1,7 +1,7 @@
 //! Which processes are traced: the whole host, or the processes given (`--pid`), named
 //! (`--comm`) or in a cgroup (`--cgroup`), each with the children it forks from then on.
 //!
-//! The kernel follows children at fork by itself (`sched_process_fork`); a process that starts
+//! The kernel follows children at fork by itself (`task/task_newtask`); a process that starts
 //! matching later (an exec to a selected name, an exec inside a selected cgroup) is reported by
 //! the kernel's exec hook and followed from then on.
 

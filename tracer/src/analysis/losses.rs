@@ -11,9 +11,6 @@ pub struct Losses {
     pub ring_buffer_full: u64,
     /// Children forked while the traced-process map was full: not followed.
     pub traced_map_full: u64,
-    /// Clones whose flags could not be stashed (clone map full): a thread may be taken for a
-    /// process.
-    pub clone_map_full: u64,
     /// Allocations recorded without their stack: the stack map was full (or the bucket taken by
     /// another stack still in use), the user stack was unreadable, or (`--stack fp`) the stack
     /// was freed from the map before the agent read it. The allocation itself is counted.
@@ -32,7 +29,6 @@ impl Losses {
         Losses {
             ring_buffer_full: k(LossCounter::RingBufFull),
             traced_map_full: k(LossCounter::TracedMapFull),
-            clone_map_full: k(LossCounter::CloneMapFull),
             stack_not_captured: k(LossCounter::StackLost) + agent.stacks_gone,
             undecodable: agent.undecodable,
             map_update_failed: agent.map_update_failed,
@@ -45,11 +41,10 @@ impl Losses {
     }
 
     /// Every counter with its name, in a fixed order.
-    pub fn named(&self) -> [(&'static str, u64); 6] {
+    pub fn named(&self) -> [(&'static str, u64); 5] {
         [
             (LossCounter::RingBufFull.name(), self.ring_buffer_full),
             (LossCounter::TracedMapFull.name(), self.traced_map_full),
-            (LossCounter::CloneMapFull.name(), self.clone_map_full),
             (LossCounter::StackLost.name(), self.stack_not_captured),
             ("undecodable", self.undecodable),
             ("map_update_failed", self.map_update_failed),
@@ -83,7 +78,7 @@ mod tests {
     #[test]
     fn every_kernel_counter_lands_under_its_own_name() {
         let l = Losses::new(
-            [1, 2, 3, 4],
+            [1, 2, 4],
             AgentLosses {
                 undecodable: 5,
                 stacks_gone: 10,
@@ -97,7 +92,6 @@ mod tests {
             [
                 ("ring_buffer_full", 1),
                 ("traced_map_full", 2),
-                ("clone_map_full", 3),
                 ("stack_not_captured", 14),
                 ("undecodable", 5),
                 ("map_update_failed", 6),
@@ -112,7 +106,7 @@ mod tests {
         assert!(l.any() && !Losses::default().any());
         assert_eq!(
             l.pairs(),
-            "ring_buffer_full=1 traced_map_full=2 clone_map_full=3 stack_not_captured=14 undecodable=5 map_update_failed=6"
+            "ring_buffer_full=1 traced_map_full=2 stack_not_captured=14 undecodable=5 map_update_failed=6"
         );
     }
 }

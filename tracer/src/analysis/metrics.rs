@@ -65,8 +65,8 @@ pub struct MetricsSnapshot {
 pub struct AgentHealth {
     pub records: u64,
     /// Kernel counters, by `tracer_common::config::LossCounter`: ring buffer full, traced map
-    /// full, clone map full, stack not captured.
-    pub kernel_lost: [u64; 4],
+    /// full, stack not captured.
+    pub kernel_lost: [u64; tracer_common::config::LOSS_COUNTERS as usize],
     /// Records the agent could not decode.
     pub undecodable: u64,
     /// Kernel map updates that failed (a process not followed, a zombie not watched).

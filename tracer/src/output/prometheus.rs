@@ -57,12 +57,17 @@ fn kind_name(i: usize) -> &'static str {
 }
 
 const SYSV: [&str; 3] = ["sysv_sem", "sysv_shm", "sysv_msg"];
-const KERNEL_LOSSES: [&str; 4] = [
-    "ring_buffer_full",
-    "traced_map_full",
-    "clone_map_full",
-    "stack_not_captured",
-];
+/// The kernel's loss counters, by `LossCounter` index.
+const KERNEL_LOSSES: [&str; tracer_common::config::LOSS_COUNTERS as usize] = {
+    use tracer_common::config::LossCounter;
+    let mut names = [""; tracer_common::config::LOSS_COUNTERS as usize];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = LossCounter::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -326,7 +331,7 @@ impl Collector for SnapshotCollector {
             "tracer_kernel_lost_events",
             "Kernel-side losses, by reason: records dropped on a full ring buffer (the processes they belonged to are read again from /proc), children not followed on a full traced map or clone map, records that arrived without their stack",
             None,
-            (0..4).map(|i| (vec![("reason", KERNEL_LOSSES[i].to_owned())], h.kernel_lost[i])),
+            (0..KERNEL_LOSSES.len()).map(|i| (vec![("reason", KERNEL_LOSSES[i].to_owned())], h.kernel_lost[i])),
         )?;
         counters(
             &mut enc,
@@ -545,7 +550,7 @@ mod tests {
             },
             health: AgentHealth {
                 records: 1234,
-                kernel_lost: [1, 0, 0, 2],
+                kernel_lost: [1, 0, 2],
                 cpu_seconds: 1.5,
                 resident_bytes: 100 << 20,
                 ..Default::default()

@@ -98,7 +98,6 @@ fn sample() -> Report {
         losses: crate::analysis::Losses {
             ring_buffer_full: 5,
             traced_map_full: 1,
-            clone_map_full: 0,
             stack_not_captured: 3,
             undecodable: 2,
             map_update_failed: 0,
@@ -384,7 +383,7 @@ fn every_loss_is_named_in_the_text_report_and_none_is_quiet() {
     let text = render(&r);
     assert!(!text.contains("events were lost"), "{text}");
     assert!(
-        text.contains("WARNING: losses by cause: ring_buffer_full=0 traced_map_full=0 clone_map_full=0 stack_not_captured=4 undecodable=0 map_update_failed=0"),
+        text.contains("WARNING: losses by cause: ring_buffer_full=0 traced_map_full=0 stack_not_captured=4 undecodable=0 map_update_failed=0"),
         "{text}"
     );
 }

@@ -238,13 +238,9 @@ impl Probes {
         }
 
         // Process tracking first, so no child forked during attach is missed.
-        probes.attach_tracepoint("sched_process_fork", "sched", "sched_process_fork")?;
+        probes.attach_tracepoint("task_newtask", "task", "task_newtask")?;
         probes.attach_tracepoint("sched_process_exec", "sched", "sched_process_exec")?;
         probes.attach_tracepoint("sched_process_exit", "sched", "sched_process_exit")?;
-        probes.attach_tracepoint("sys_enter_clone", "syscalls", "sys_enter_clone")?;
-        probes.attach_tracepoint("sys_enter_clone3", "syscalls", "sys_enter_clone3")?;
-        probes.attach_tracepoint("sys_enter_fork", "syscalls", "sys_enter_fork")?;
-        probes.attach_tracepoint("sys_enter_fork", "syscalls", "sys_enter_vfork")?;
         probes.attach_tracepoint("sched_process_free", "sched", "sched_process_free")?;
         probes.attach_tracepoint("flock_lock_inode", "filelock", "flock_lock_inode")?;
         probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
