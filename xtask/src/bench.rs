@@ -39,6 +39,9 @@ pub struct Options {
     pub out: PathBuf,
     /// Length of the soak (default: 600 s, 20 s in quick mode).
     pub soak_seconds: Option<u64>,
+    /// Another tracer binary (built before a change) measured beside this one in the nginx
+    /// workload: before and after in one run.
+    pub baseline: Option<PathBuf>,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
             runs: 5,
             out: root.join("target/bench/bench.json"),
             soak_seconds: None,
+            baseline: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -63,6 +67,13 @@ impl Options {
                         .ok_or_else(|| format!("--only takes one of {}", WORKLOADS.join(", ")))?;
                     o.only = Some(w.clone());
                 }
+                "--baseline" => {
+                    let b = it.next().map(PathBuf::from).ok_or("--baseline takes a tracer binary")?;
+                    if !b.is_file() {
+                        return Err(format!("--baseline {}: no such file", b.display()));
+                    }
+                    o.baseline = Some(b);
+                }
                 "--soak-seconds" => {
                     o.soak_seconds = Some(
                         it.next()
@@ -73,7 +84,7 @@ impl Options {
                 }
                 other => {
                     return Err(format!(
-                        "unknown bench option {other} (--quick, --runs N, --out FILE, --only WORKLOAD, --soak-seconds N)"
+                        "unknown bench option {other} (--quick, --runs N, --out FILE, --only WORKLOAD, --soak-seconds N, --baseline TRACER)"
                     ));
                 }
             }

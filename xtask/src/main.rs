@@ -244,6 +244,7 @@ fn test(extra: &[String]) -> Result {
         runs: 1,
         out: root().join("target/bench/quick.json"),
         soak_seconds: None,
+        baseline: None,
     };
     bench::run(
         root().join("target/release/tracer"),

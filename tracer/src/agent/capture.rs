@@ -9,6 +9,9 @@ use crate::{
     symbolize::{ModuleMap, UserRegs},
 };
 
+/// Maps read this recently are not read again for a stack that falls outside them.
+const MAPS_REREAD: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Tracker {
     pub(super) fn stack_of(&mut self, tgid: u32, v: &SyscallView<'_>) -> StackId {
         let Some(d) = v.detail else {
@@ -80,13 +83,13 @@ impl Tracker {
                 // for it and falls back to frame pointers (skipping callers): read it again when
                 // the ip is outside it (libraries mapped since the last read, e.g. libc after
                 // ld.so's first opens), and unwind again once if a frame falls outside it.
-                self.modules_covering(tgid, &[regs.ip]);
+                self.stack_modules_covering(tgid, &[regs.ip]);
                 self.unwind_into(tgid, regs, v.stack, &mut addrs);
                 let known = self
                     .modules
                     .get(&tgid)
                     .is_some_and(|m| addrs.iter().all(|a| m.covers(*a)));
-                if !known && self.refresh_modules(tgid) {
+                if !known && !self.maps_read_recently(tgid) && self.refresh_modules(tgid) {
                     self.unwind_into(tgid, regs, v.stack, &mut addrs);
                 }
                 let id = self.intern(tgid, kernel, &addrs);
@@ -100,7 +103,7 @@ impl Tracker {
     /// wrappers use rbp as a general register) reads data as return addresses: stop at the first
     /// address outside executable code, so one call site is one stack whatever the garbage.
     fn truncate_at_garbage(&mut self, tgid: u32, addrs: &mut Vec<u64>) {
-        if let Some(m) = self.modules_covering(tgid, addrs)
+        if let Some(m) = self.stack_modules_covering(tgid, addrs)
             && let Some(bad) = addrs.iter().position(|a| !m.covers(*a))
         {
             addrs.truncate(bad.max(1));
@@ -121,6 +124,27 @@ impl Tracker {
                 addrs.push(regs.ip);
             }
         }
+    }
+
+    /// Whether the process's maps were read less than [`MAPS_REREAD`] ago: a stack whose frames
+    /// fall outside the known modules then keeps what is known instead of reading them again.
+    /// A stack that ends in a frame no module holds (garbage at a thread's base, code the JIT
+    /// wrote) would otherwise cost a read of `/proc/PID/maps` on every record of that site
+    /// (measured: 2.5 µs per record on average under nginx with every stack taken). Code the
+    /// process maps is learnt from its own records (`on_code_mapping`) without a read.
+    fn maps_read_recently(&self, tgid: u32) -> bool {
+        self.modules
+            .get(&tgid)
+            .and_then(|m| m.read_at)
+            .is_some_and(|t| t.elapsed() < MAPS_REREAD)
+    }
+
+    /// [`Tracker::modules_covering`] for stacks: not read again if read recently.
+    fn stack_modules_covering(&mut self, tgid: u32, addrs: &[u64]) -> Option<&ModuleMap> {
+        if self.maps_read_recently(tgid) {
+            return self.modules.get(&tgid);
+        }
+        self.modules_covering(tgid, addrs)
     }
 
     /// Reads the process's maps again; false if they did not change (or it is gone).

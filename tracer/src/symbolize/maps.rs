@@ -73,6 +73,8 @@ pub struct ModuleMap {
     /// `mappings` directly calls [`ModuleMap::changed`]): what is derived from the mappings
     /// (the unwinder's module list) is checked against this instead of the mappings themselves.
     pub generation: u64,
+    /// When `/proc/PID/maps` was read for it (what `Instant` says), if it was.
+    pub read_at: Option<std::time::Instant>,
 }
 
 /// Source of [`ModuleMap::generation`] values (0 is a map never filled).
@@ -92,6 +94,7 @@ impl ModuleMap {
         }
         let mut m = Self::parse(&text);
         m.pid = pid;
+        m.read_at = Some(std::time::Instant::now());
         m.root = Some(PathBuf::from(format!("/proc/{pid}/root")));
         for map in m.mappings.iter().filter(|x| x.executable) {
             if !m.files.contains_key(&map.path)
@@ -161,6 +164,7 @@ impl ModuleMap {
             root: None,
             files: Default::default(),
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            read_at: None,
         }
     }
 

@@ -56,6 +56,19 @@ pub(super) fn sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Opti
     total
 }
 
+/// The samples of metric `name` by the value of its label `label`, in order of appearance.
+pub(super) fn by_label(exposition: &str, name: &str, label: &str) -> Vec<(String, f64)> {
+    exposition
+        .lines()
+        .filter_map(parse_sample)
+        .filter(|s| s.name == name)
+        .filter_map(|s| {
+            let v = s.labels.iter().find(|(k, _)| k == label)?.1.clone();
+            Some((v, s.value))
+        })
+        .collect()
+}
+
 /// One line of the exposition.
 struct Sample<'a> {
     name: &'a str,
@@ -132,5 +145,13 @@ mod tests {
         assert_eq!(sum(TEXT, "tracer_agent_cpu_seconds_total", &[]), Some(1.5));
         assert_eq!(sum(TEXT, "tracer_leak_suspects", &[("comm", "nginx")]), None);
         assert_eq!(sum(TEXT, "tracer_open_fds", &[]), None);
+        assert_eq!(
+            by_label(TEXT, "tracer_kernel_lost_events_total", "reason"),
+            vec![
+                ("ring_buffer_full".to_owned(), 3.0),
+                ("stack_not_captured".to_owned(), 2.0)
+            ]
+        );
+        assert!(by_label(TEXT, "tracer_agent_cpu_seconds_total", "reason").is_empty());
     }
 }

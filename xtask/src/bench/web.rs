@@ -21,24 +21,61 @@ enum Setup {
     Untraced,
     /// `tracer agent` on the whole host, `--stack` given or at its default.
     Agent(Option<&'static str>),
-    /// `tracer watch -p` on the master and its workers, DWARF stacks.
-    Watch,
-    /// The floor: an empty bpftrace program on the syscall-exit hook tracer attaches, which
-    /// switches every task onto the kernel's syscall-tracepoint path (shared/KERNEL.md). What
-    /// any syscall tracer pays; the rows above it show what tracer adds. Needs bpftrace.
+    /// `tracer watch -p` on the master and its workers, with this `--stack`.
+    Watch(&'static str),
+    /// A bpftrace script keeping the same per-fd state (every open fd of nginx with its
+    /// `ustack`): what a user would write instead. Needs bpftrace.
+    Bpftrace,
+    /// The floor: empty bpftrace programs on exactly the hooks tracer attaches (the syscall-exit
+    /// hook switches every task onto the kernel's syscall-tracepoint path, shared/KERNEL.md).
+    /// What any such tracer pays; the rows above it show what tracer adds. Needs bpftrace.
     Floor,
+    /// `--baseline`: another tracer binary (the one before a change), agent at its defaults,
+    /// and watch with DWARF stacks: before and after in one run.
+    BaselineAgent,
+    BaselineWatch,
 }
 
-/// bpftrace's BEGIN runs once every probe is attached: the marker file says so.
-const FLOOR_SCRIPT: &str = "BEGIN { system(\"touch %s\", str($1)); }\ntracepoint:raw_syscalls:sys_exit { }\n";
+/// bpftrace's BEGIN runs once every probe is attached: the marker file says so. bpftrace 0.17
+/// has no raw tracepoints: `raw_syscalls:sys_exit` as a perf tracepoint costs a little more
+/// than tracer's raw one, so the floor is, if anything, high.
+const FLOOR_SCRIPT: &str = "BEGIN { system(\"touch %s\", str($1)); }
+tracepoint:raw_syscalls:sys_exit { }
+tracepoint:task:task_newtask, tracepoint:sched:sched_process_exec, tracepoint:sched:sched_process_exit,
+tracepoint:sched:sched_process_free, tracepoint:filelock:flock_lock_inode,
+tracepoint:filelock:posix_lock_inode, tracepoint:signal:signal_generate,
+tracepoint:signal:signal_deliver { }
+";
 
-const SETUPS: [Setup; 6] = [
+/// The per-fd state tracer keeps, for nginx, written the way a bpftrace user would.
+const BPFTRACE_NGINX_SCRIPT: &str = r#"BEGIN { system("touch %s", str($1)); }
+tracepoint:syscalls:sys_exit_accept4, tracepoint:syscalls:sys_exit_accept,
+tracepoint:syscalls:sys_exit_openat, tracepoint:syscalls:sys_exit_socket
+/comm == "nginx" && args->ret >= 0/ { @fds[pid, args->ret] = ustack; }
+tracepoint:syscalls:sys_enter_close /comm == "nginx"/ { delete(@fds[pid, args->fd]); }
+END { clear(@fds); }
+"#;
+
+const SETUPS: [Setup; 11] = [
     Setup::Untraced,
     Setup::Floor,
     Setup::Agent(None),
     Setup::Agent(Some("fp")),
     Setup::Agent(Some("none")),
-    Setup::Watch,
+    Setup::Watch("dwarf"),
+    Setup::Watch("fp"),
+    Setup::Watch("none"),
+    Setup::Bpftrace,
+    Setup::BaselineAgent,
+    Setup::BaselineWatch,
+];
+
+/// Agent configurations whose cost is broken down (one extra run each, with `--bpf-stats`).
+const BREAKDOWN: [(&str, &[&str]); 4] = [
+    ("agent defaults (dwarf, budget)", &[]),
+    ("agent dwarf, every stack", &["--stack-budget", "0"]),
+    ("agent --stack fp", &["--stack", "fp"]),
+    ("agent --stack none", &["--stack", "none"]),
 ];
 
 impl Setup {
@@ -47,8 +84,19 @@ impl Setup {
             Setup::Untraced => "untraced".into(),
             Setup::Agent(None) => "tracer agent (defaults)".into(),
             Setup::Agent(Some(mode)) => format!("tracer agent --stack {mode}"),
-            Setup::Watch => "tracer watch -p (dwarf)".into(),
-            Setup::Floor => "floor: empty sys_exit hook".into(),
+            Setup::Watch(mode) => format!("tracer watch -p ({mode})"),
+            Setup::Bpftrace => "bpftrace (ustack per fd)".into(),
+            Setup::Floor => "floor: empty programs, same hooks".into(),
+            Setup::BaselineAgent => "baseline: agent (defaults)".into(),
+            Setup::BaselineWatch => "baseline: watch -p (dwarf)".into(),
+        }
+    }
+
+    fn available(self, o: &Options) -> bool {
+        match self {
+            Setup::Floor | Setup::Bpftrace => have("bpftrace"),
+            Setup::BaselineAgent | Setup::BaselineWatch => o.baseline.is_some(),
+            _ => true,
         }
     }
 }
@@ -58,19 +106,23 @@ enum Tracer {
     None,
     Agent(Agent),
     Watch(Watch),
-    Floor(Guarded),
+    Bpftrace(Guarded),
 }
 
 impl Tracer {
-    fn start(env: &Env, setup: Setup, nginx: &Nginx) -> Result<Self> {
+    fn start(env: &Env, o: &Options, setup: Setup, nginx: &Nginx) -> Result<Self> {
+        let baseline = || o.baseline.clone().ok_or("no --baseline binary");
         Ok(match setup {
             Setup::Untraced => Tracer::None,
             Setup::Agent(mode) => {
                 let args = mode.map_or_else(Vec::new, |m| vec!["--stack", m]);
                 Tracer::Agent(Agent::start(&env.tracer, &args)?)
             }
-            Setup::Watch => Tracer::Watch(Watch::start(&env.tracer, &nginx.pids(), "dwarf")?),
-            Setup::Floor => Tracer::Floor(start_floor(env)?),
+            Setup::Watch(mode) => Tracer::Watch(Watch::start(&env.tracer, &nginx.pids(), mode)?),
+            Setup::Floor => Tracer::Bpftrace(start_script(env, "floor.bt", FLOOR_SCRIPT)?),
+            Setup::Bpftrace => Tracer::Bpftrace(start_script(env, "nginx-fds.bt", BPFTRACE_NGINX_SCRIPT)?),
+            Setup::BaselineAgent => Tracer::Agent(Agent::start(&baseline()?, &[])?),
+            Setup::BaselineWatch => Tracer::Watch(Watch::start(&baseline()?, &nginx.pids(), "dwarf")?),
         })
     }
 
@@ -79,7 +131,7 @@ impl Tracer {
             Tracer::None => None,
             Tracer::Agent(a) => Some(a.pid()),
             Tracer::Watch(w) => Some(w.pid()),
-            Tracer::Floor(b) => Some(b.id()),
+            Tracer::Bpftrace(b) => Some(b.id()),
         }
     }
 
@@ -95,7 +147,7 @@ impl Tracer {
                 Ok(Some(lost as u64))
             }
             Tracer::Watch(w) => Ok(Some(w.finish()?.lost)),
-            Tracer::Floor(b) => {
+            Tracer::Bpftrace(b) => {
                 let _ = b.finish();
                 Ok(None)
             }
@@ -103,9 +155,9 @@ impl Tracer {
     }
 }
 
-fn start_floor(env: &Env) -> Result<Guarded> {
-    let script = env.script.with_file_name("floor.bt");
-    std::fs::write(&script, FLOOR_SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
+fn start_script(env: &Env, name: &str, text: &str) -> Result<Guarded> {
+    let script = env.script.with_file_name(name);
+    std::fs::write(&script, text).map_err(|e| format!("writing {}: {e}", script.display()))?;
     start_bpftrace(&script, &[])
 }
 
@@ -158,8 +210,8 @@ fn ab(url: &str, requests: u64) -> Result<f64> {
     parse_ab(&stdout, requests)
 }
 
-fn measure(env: &Env, setup: Setup, nginx: &Nginx, requests: u64, ticks: u64) -> Result<Sample> {
-    let tracer = Tracer::start(env, setup, nginx)?;
+fn measure(env: &Env, o: &Options, setup: Setup, nginx: &Nginx, requests: u64, ticks: u64) -> Result<Sample> {
+    let tracer = Tracer::start(env, o, setup, nginx)?;
     let usage = || tracer.pid().map(procfs::usage).transpose();
     let before = usage()?;
     let t = Instant::now();
@@ -192,6 +244,88 @@ pub(super) struct Report {
     requests: u64,
     rounds: usize,
     rows: Vec<Row>,
+    breakdown: Vec<Breakdown>,
+}
+
+/// Where one configuration's cost goes, from one run with `--bpf-stats` (the kernel times every
+/// program run: two clock reads each, so these runs are not among the throughput rounds).
+pub(super) struct Breakdown {
+    config: &'static str,
+    requests: u64,
+    records: f64,
+    /// Kernel programs: (name, runs, seconds) during the run.
+    programs: Vec<(String, f64, f64)>,
+    /// Agent seconds by stage during the run.
+    stages: Vec<(String, f64)>,
+    agent_cpu_s: f64,
+    lost: f64,
+}
+
+impl Breakdown {
+    fn kernel_ns_per_request(&self) -> f64 {
+        self.programs.iter().map(|p| p.2).sum::<f64>() * 1e9 / self.requests as f64
+    }
+
+    fn ns_per_run(&self, program: &str) -> Option<f64> {
+        let (_, runs, secs) = self.programs.iter().find(|p| p.0 == program)?;
+        (*runs > 0.0).then(|| secs * 1e9 / runs)
+    }
+
+    fn stage_ns_per_record(&self, stage: &str) -> Option<f64> {
+        let (_, secs) = self.stages.iter().find(|s| s.0 == stage)?;
+        (self.records > 0.0).then(|| secs * 1e9 / self.records)
+    }
+}
+
+/// Counter increases between two scrapes, by label value.
+fn delta(before: &str, after: &str, name: &str, label: &str) -> Vec<(String, f64)> {
+    let old = scrape::by_label(before, name, label);
+    scrape::by_label(after, name, label)
+        .into_iter()
+        .map(|(k, v)| {
+            let was = old.iter().find(|(ok, _)| *ok == k).map_or(0.0, |o| o.1);
+            (k, v - was)
+        })
+        .collect()
+}
+
+fn breakdown_run(env: &Env, nginx: &Nginx, config: &'static str, args: &[&str], requests: u64) -> Result<Breakdown> {
+    let mut args = args.to_vec();
+    args.push("--bpf-stats");
+    let agent = Agent::start(&env.tracer, &args)?;
+    let before = agent.metrics()?;
+    ab(&nginx.url(), requests)?;
+    // The records of the last requests reach the agent within its tick.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let after = agent.metrics()?;
+    agent.stop();
+    let counter =
+        |name: &str| scrape::sum(&after, name, &[]).unwrap_or(0.0) - scrape::sum(&before, name, &[]).unwrap_or(0.0);
+    let runs = delta(&before, &after, "tracer_bpf_program_runs_total", "program");
+    let secs = delta(&before, &after, "tracer_bpf_program_run_seconds_total", "program");
+    if runs.is_empty() {
+        return Err(format!(
+            "{config}: no tracer_bpf_program_runs_total in /metrics: is {} older than --bpf-stats?",
+            env.tracer.display()
+        ));
+    }
+    let programs = runs
+        .into_iter()
+        .map(|(name, n)| {
+            let s = secs.iter().find(|(k, _)| *k == name).map_or(0.0, |x| x.1);
+            (name, n, s)
+        })
+        .filter(|p| p.1 > 0.0)
+        .collect();
+    Ok(Breakdown {
+        config,
+        requests,
+        records: counter("tracer_records_total"),
+        programs,
+        stages: delta(&before, &after, "tracer_agent_stage_seconds_total", "stage"),
+        agent_cpu_s: counter("tracer_agent_cpu_seconds_total"),
+        lost: counter("tracer_kernel_lost_events_total"),
+    })
 }
 
 /// Fails early, with the way out, when nginx or ab is missing.
@@ -215,16 +349,12 @@ pub(super) fn run(env: &Env, o: &Options) -> Result<Report> {
         // Warm-up: caches, the TCP stack, nginx's first connections.
         ab(&nginx.url(), 5_000)?;
     }
-    let setups: Vec<Setup> = SETUPS
-        .iter()
-        .copied()
-        .filter(|s| *s != Setup::Floor || have("bpftrace"))
-        .collect();
+    let setups: Vec<Setup> = SETUPS.iter().copied().filter(|s| s.available(o)).collect();
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); setups.len()];
     // Alternate configurations within each round so drift hits them all alike.
     for _ in 0..rounds {
         for (i, s) in setups.iter().enumerate() {
-            samples[i].push(measure(env, *s, &nginx, requests, ticks)?);
+            samples[i].push(measure(env, o, *s, &nginx, requests, ticks)?);
         }
     }
     let rate = |s: &[Sample]| median(&mut s.iter().map(|x| x.requests_per_s).collect::<Vec<_>>());
@@ -246,7 +376,16 @@ pub(super) fn run(env: &Env, o: &Options) -> Result<Report> {
             }
         })
         .collect();
-    Ok(Report { requests, rounds, rows })
+    let mut breakdown = Vec::new();
+    for (config, args) in BREAKDOWN {
+        breakdown.push(breakdown_run(env, &nginx, config, args, requests)?);
+    }
+    Ok(Report {
+        requests,
+        rounds,
+        rows,
+        breakdown,
+    })
 }
 
 impl Report {
@@ -263,12 +402,12 @@ impl Report {
             self.requests, self.rounds
         );
         println!(
-            "{:<28} {:>10} {:>7} {:>8} {:>11} {:>11}",
+            "{:<34} {:>10} {:>7} {:>8} {:>11} {:>11}",
             "configuration", "req/s", "cost", "loss", "tracer CPU", "lost events"
         );
         for r in &self.rows {
             println!(
-                "{:<28} {:>10.0} {:>6.2}x {:>7.1}% {:>11} {:>11}",
+                "{:<34} {:>10.0} {:>6.2}x {:>7.1}% {:>11} {:>11}",
                 r.config,
                 r.median_requests_per_s,
                 r.ratio,
@@ -286,6 +425,54 @@ impl Report {
                 if met { "met" } else { "MISSED" }
             );
         }
+        self.print_breakdown();
+    }
+
+    fn print_breakdown(&self) {
+        if self.breakdown.is_empty() {
+            return;
+        }
+        println!(
+            "\nWhere the cost goes (one run of {} requests per configuration, --bpf-stats):",
+            self.requests
+        );
+        println!(
+            "{:<32} {:>9} {:>9} {:>8} {:>7} | {:>6} {:>6} {:>6} {:>7} {:>8} | {:>10} {:>5}",
+            "configuration",
+            "kern ns/r",
+            "exit ns",
+            "rec/req",
+            "exit/r",
+            "decode",
+            "state",
+            "unwind",
+            "modules",
+            "describe",
+            "agent µs/r",
+            "lost"
+        );
+        let f = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
+        for b in &self.breakdown {
+            let exit_runs = b.programs.iter().find(|p| p.0 == "sys_exit").map_or(0.0, |p| p.1);
+            println!(
+                "{:<32} {:>9.0} {:>9} {:>8.2} {:>7.1} | {:>6} {:>6} {:>6} {:>7} {:>8} | {:>10.1} {:>5}",
+                b.config,
+                b.kernel_ns_per_request(),
+                f(b.ns_per_run("sys_exit")),
+                b.records / b.requests as f64,
+                exit_runs / b.requests as f64,
+                f(b.stage_ns_per_record("decode")),
+                f(b.stage_ns_per_record("state")),
+                f(b.stage_ns_per_record("unwind")),
+                f(b.stage_ns_per_record("modules")),
+                f(b.stage_ns_per_record("describe")),
+                b.agent_cpu_s * 1e6 / b.requests as f64,
+                b.lost
+            );
+        }
+        println!(
+            "(kern ns/r: all of tracer's programs, ns per request; exit ns: sys_exit per run, every syscall on the host; rec/req: records per request; exit/r: sys_exit runs per request; decode to describe: agent ns per record by stage, one record in 8 timed; agent µs/r: the agent's CPU per request)"
+        );
     }
 
     pub(super) fn json(&self) -> String {
@@ -306,13 +493,43 @@ impl Report {
             })
             .collect();
         let (loss, met) = self.target().unwrap_or((f64::NAN, false));
+        let breakdown: Vec<String> = self
+            .breakdown
+            .iter()
+            .map(|b| {
+                let programs: Vec<String> = b
+                    .programs
+                    .iter()
+                    .map(|(n, runs, secs)| {
+                        format!("{{\"program\": {}, \"runs\": {}, \"seconds\": {}}}", json_str(n), num(*runs), num(*secs))
+                    })
+                    .collect();
+                let stages: Vec<String> = b
+                    .stages
+                    .iter()
+                    .map(|(n, secs)| format!("{}: {}", json_str(n), num(*secs)))
+                    .collect();
+                format!(
+                    "      {{\"config\": {}, \"requests\": {}, \"records\": {}, \"kernel_ns_per_request\": {}, \"agent_cpu_seconds\": {}, \"lost\": {}, \"programs\": [{}], \"agent_stage_seconds\": {{{}}}}}",
+                    json_str(b.config),
+                    b.requests,
+                    num(b.records),
+                    num(b.kernel_ns_per_request()),
+                    num(b.agent_cpu_s),
+                    num(b.lost),
+                    programs.join(", "),
+                    stages.join(", ")
+                )
+            })
+            .collect();
         format!(
-            "{{\n    \"requests_per_run\": {}, \"concurrency\": {CONCURRENCY}, \"rounds\": {},\n    \"configs\": [\n{}\n    ],\n    \"target\": {{\"agent_defaults_max_loss_pct\": {}, \"agent_defaults_loss_pct\": {}, \"met\": {met}}}\n  }}",
+            "{{\n    \"requests_per_run\": {}, \"concurrency\": {CONCURRENCY}, \"rounds\": {},\n    \"configs\": [\n{}\n    ],\n    \"target\": {{\"agent_defaults_max_loss_pct\": {}, \"agent_defaults_loss_pct\": {}, \"met\": {met}}},\n    \"breakdown\": [\n{}\n    ]\n  }}",
             self.requests,
             self.rounds,
             rows.join(",\n"),
             num(TARGET_LOSS_PCT),
-            num(loss)
+            num(loss),
+            breakdown.join(",\n")
         )
     }
 }
