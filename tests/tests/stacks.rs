@@ -313,3 +313,71 @@ fn a_process_gone_before_the_agent_looked_is_still_symbolized() {
     assert_eq!(frame["module_hex"].as_str(), Some(hex.as_str()), "{frame:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The count of fds of the one outstanding site whose stack has `leaf` and `root`, and its
+/// functions; fails if the fds of that call path fell into several sites (a stack cut short
+/// would make a site of its own).
+fn one_site(report: &serde_json::Value, leaf: &str, root: &str) -> (u64, Vec<String>) {
+    let matching: Vec<_> = sites(report, "outstanding")
+        .into_iter()
+        .filter(|s| {
+            let f = integration_tests::stack_functions(s);
+            f.iter().any(|x| x == leaf) && (f.iter().any(|x| x == root))
+        })
+        .collect();
+    assert_eq!(matching.len(), 1, "one site for {leaf} under {root}:\n{report:#}");
+    (
+        matching[0]["count"].as_u64().unwrap_or(0),
+        integration_tests::stack_functions(matching[0]),
+    )
+}
+
+#[test]
+fn stack_copies_shrink_to_the_live_stack_and_stay_whole() {
+    if !can_trace("stack_copies_shrink_to_the_live_stack_and_stay_whole") {
+        return;
+    }
+    let bin = fixture_built("stack_depths", Build::Optimized)
+        .to_string_lossy()
+        .into_owned();
+    // 10 ms apart: the agent learns a thread's stack top from its first stacks (within a tick),
+    // and the kernel copies less from then on.
+    let t = integration_tests::run_traced(&["--stats"], &[&bin, "50", "40", "10"]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    // Every stack of each call path, the first (copied whole) and the later ones (copied to the
+    // thread's stack top), in the main thread and another, shallow and 40 frames deep: one site
+    // each, with every frame down to the thread's root.
+    for root in ["main", "thread_main"] {
+        let (count, _) = one_site(&t.report, "leak_shallow", root);
+        assert_eq!(count, 50, "leak_shallow under {root}");
+        let (count, f) = one_site(&t.report, "leak_deep", root);
+        assert_eq!(count, 50, "leak_deep under {root}");
+        // descend(40) down to descend(0): 41 frames, each once (a recursive stack repeats one
+        // return address; each frame is still named once).
+        let depth = f.iter().filter(|x| *x == "descend").count();
+        assert_eq!(depth, 41, "descend frames under {root}: {f:?}");
+    }
+    // The copies did shrink: most of the shallow stacks fit 1 or 2 KiB.
+    let stats = t
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("tracer-stats:"))
+        .unwrap_or_else(|| panic!("no stats line:\n{}", t.stderr));
+    let field = |k: &str| {
+        stats
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {stats}"))
+            .to_owned()
+    };
+    let copies: std::collections::HashMap<String, u64> = field("stack_copies=")
+        .split(',')
+        .filter_map(|p| p.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+        .collect();
+    let small = copies.get("1k").copied().unwrap_or(0) + copies.get("2k").copied().unwrap_or(0);
+    // 100 shallow stacks over 1 s, in two threads: all but those before each thread's first
+    // stack was unwound (a tick, 100 ms) are copied short.
+    assert!(small >= 50, "shallow stacks should be copied in 1 or 2 KiB: {stats}");
+    assert_eq!(field("short_stack_copies="), "0", "{stats}");
+}

@@ -52,6 +52,13 @@ pub const SELECTED_COMMS_MAP: &str = "SELECTED_COMMS";
 pub const SELECTED_COMMS_MAX: u32 = 64;
 /// `LruHashMap<u32 tgid, u64>`: records lost to a full ring buffer, by process.
 pub const LOST_BY_TGID_MAP: &str = "LOST_BY_TGID";
+/// Where each thread's stack ends for unwinding (see `STACK_TOPS` in the programs): the agent
+/// learns it from stacks it unwound to their root.
+pub const STACK_TOPS_MAP: &str = "STACK_TOPS";
+/// Threads whose stack top the kernel can hold.
+pub const STACK_TOPS_ENTRIES: u32 = 65536;
+/// The smallest DWARF stack copy: copies come in 1, 2, 4, 8 and 16 KiB, each a record kind.
+pub const STACK_COPY_MIN: usize = 1024;
 
 /// Highest syscall number the capture table covers (exclusive).
 pub const MAX_SYSCALL_NR: u32 = 512;

@@ -42,6 +42,9 @@ pub struct SyscallView<'a> {
     pub detail: Option<&'a SyscallRecord>,
     /// Copied user stack (DWARF mode), exactly `stack_len` bytes.
     pub stack: &'a [u8],
+    /// The record's room for stack (its size class; 0 without a stack copy): what the kernel
+    /// chose to copy, of which `stack` is the readable part.
+    pub stack_room: usize,
 }
 
 impl<'a> SyscallView<'a> {
@@ -90,6 +93,7 @@ fn stack_view<const N: usize>(bytes: &[u8], kind: u32) -> Result<Record<'_>, Dec
         core: &r.record.core,
         detail: Some(&r.record),
         stack: &r.stack[..n],
+        stack_room: N,
     }))
 }
 
@@ -104,6 +108,7 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
                 core: cast(bytes, k)?,
                 detail: None,
                 stack: &[],
+                stack_room: 0,
             }),
             kind::SYSCALL => {
                 let r: &SyscallRecord = cast(bytes, k)?;
@@ -111,8 +116,11 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
                     core: &r.core,
                     detail: Some(r),
                     stack: &[],
+                    stack_room: 0,
                 })
             }
+            kind::SYSCALL_STACK_1K => stack_view::<1024>(bytes, k)?,
+            kind::SYSCALL_STACK_2K => stack_view::<2048>(bytes, k)?,
             kind::SYSCALL_STACK_4K => stack_view::<4096>(bytes, k)?,
             kind::SYSCALL_STACK => stack_view::<8192>(bytes, k)?,
             kind::SYSCALL_STACK_16K => stack_view::<16384>(bytes, k)?,
@@ -253,7 +261,9 @@ mod tests {
         // Records are bigger than 16 KiB: use a heap buffer with room for the largest.
         let mut buf = vec![0u64; 4096];
         for (k, n) in [
-            (kind::SYSCALL_STACK_4K, 4096usize),
+            (kind::SYSCALL_STACK_1K, 1024usize),
+            (kind::SYSCALL_STACK_2K, 2048),
+            (kind::SYSCALL_STACK_4K, 4096),
             (kind::SYSCALL_STACK, 8192),
             (kind::SYSCALL_STACK_16K, 16384),
         ] {

@@ -12,10 +12,16 @@ pub mod kind {
     pub const SYSCALL_STACK_4K: u32 = 4;
     /// The same with 16 KiB of stack.
     pub const SYSCALL_STACK_16K: u32 = 5;
+    /// The same with 1 KiB of stack (a thread whose live stack is known to be that short).
+    pub const SYSCALL_STACK_1K: u32 = 6;
+    /// The same with 2 KiB of stack.
+    pub const SYSCALL_STACK_2K: u32 = 7;
 
     /// The record kind carrying `bytes` of stack.
     pub const fn stack_kind(bytes: usize) -> u32 {
         match bytes {
+            1024 => SYSCALL_STACK_1K,
+            2048 => SYSCALL_STACK_2K,
             4096 => SYSCALL_STACK_4K,
             16384 => SYSCALL_STACK_16K,
             _ => SYSCALL_STACK,

@@ -24,8 +24,8 @@ use tracer_common::{
 
 use crate::{
     maps::{
-        CAPTURE, EVENTS, KERNEL_STACK, KSTACK_PENDING, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACKS,
-        count_loss, now, ring_full, stack_weight, submit_flags, traced_state,
+        CAPTURE, EVENTS, KERNEL_STACK, KSTACK_PENDING, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACK_TOPS,
+        STACKS, count_loss, now, ring_full, stack_weight, submit_flags, traced_state,
     },
     regs,
 };
@@ -243,7 +243,23 @@ fn emit_detail(
 ) -> Result<(), i64> {
     let mode = STACK_MODE.load();
     if mode == StackMode::Dwarf as u32 && weight != 0 {
-        match STACK_BYTES.load() {
+        let max = STACK_BYTES.load() as u64;
+        let need = live_stack_bytes(regs.sp());
+        // The smallest record size that holds the thread's live stack, at most `max`.
+        let size = if need <= 1024 {
+            1024
+        } else if need <= 2048 {
+            2048
+        } else if need <= 4096 {
+            4096
+        } else if need <= 8192 {
+            8192
+        } else {
+            16384
+        };
+        match if size < max { size } else { max } {
+            1024 => emit_with_stack::<1024>(ctx, regs, urgent, core, extra, weight),
+            2048 => emit_with_stack::<2048>(ctx, regs, urgent, core, extra, weight),
             4096 => emit_with_stack::<4096>(ctx, regs, urgent, core, extra, weight),
             16384 => emit_with_stack::<16384>(ctx, regs, urgent, core, extra, weight),
             _ => emit_with_stack::<8192>(ctx, regs, urgent, core, extra, weight),
@@ -270,6 +286,19 @@ fn emit_detail(
         entry.submit(submit_flags(urgent));
     }
     Ok(())
+}
+
+/// Bytes from `sp` to the end of the current thread's stack as the agent learnt it
+/// (`STACK_TOPS`); `u64::MAX` when unknown, or when `sp` is not below it (another stack: a
+/// signal's alternate stack, a coroutine's).
+#[inline(always)]
+fn live_stack_bytes(sp: u64) -> u64 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: a plain u64 value, copied out.
+    match unsafe { STACK_TOPS.get(&tid) } {
+        Some(top) if *top > sp => *top - sp,
+        _ => u64::MAX,
+    }
 }
 
 /// A record with `N` bytes of user stack for DWARF unwinding in the agent.
@@ -391,18 +420,22 @@ fn copy_control(ptr: u64, len: u64, data: &mut [u8; DATA_MAX]) -> usize {
 fn copy_stack<const N: usize>(sp: u64, stack: &mut [u8; N]) -> u32 {
     const PAGE: usize = 4096;
     let src = sp as *const u8;
+    // The whole buffer first (a copy shorter than a page may still cross into the next one).
+    // SAFETY: bpf_probe_read_user fails instead of faulting on unmapped user memory.
+    if unsafe { bpf_probe_read_user_buf(src, &mut stack[..]) }.is_ok() {
+        return N as u32;
+    }
     // Bytes from sp to the end of its page: 1..=PAGE.
     let to_page_end = PAGE - (sp as usize & (PAGE - 1));
-    let mut i = 0;
-    while i <= N / PAGE {
-        // First the whole buffer, then ending one page earlier each time.
-        let n = to_page_end + (N / PAGE - i) * PAGE;
-        let n = if n > N { N } else { n };
-        // SAFETY: bpf_probe_read_user fails instead of faulting on unmapped user memory.
-        if n > 0 && unsafe { bpf_probe_read_user_buf(src, &mut stack[..n]) }.is_ok() {
+    // Then ending on a page boundary, one page earlier each time.
+    let mut pages = N / PAGE + 1;
+    while pages > 0 {
+        pages -= 1;
+        let n = to_page_end + pages * PAGE;
+        // SAFETY: as above.
+        if n < N && unsafe { bpf_probe_read_user_buf(src, &mut stack[..n]) }.is_ok() {
             return n as u32;
         }
-        i += 1;
     }
     count_loss(LossCounter::StackLost);
     0

@@ -80,7 +80,16 @@ pub static SELECTED_COMMS: HashMap<[u8; 16], u8> =
 #[map]
 pub static LOST_BY_TGID: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0);
 
-/// Bytes of user stack a DWARF-mode record copies: 4096, 8192 or 16384.
+/// Where each thread's stack ends, as far as unwinding goes: the highest byte the agent's
+/// unwinder read in a stack of this thread that it unwound to its root (`_start`, a thread's
+/// start), by thread id. A DWARF-mode record copies only from `sp` to there, in the smallest of
+/// the 1, 2, 4, 8 and 16 KiB record sizes that holds it (never more than `STACK_BYTES`); a
+/// thread without an entry gets `STACK_BYTES`. Entries go when the thread exits or execs.
+#[map]
+pub static STACK_TOPS: LruHashMap<u32, u64> =
+    LruHashMap::with_max_entries(tracer_common::config::STACK_TOPS_ENTRIES, 0);
+
+/// Bytes of user stack a DWARF-mode record copies at most: 4096, 8192 or 16384.
 #[unsafe(no_mangle)]
 pub static STACK_BYTES: Global<u32> = Global::new(8192);
 

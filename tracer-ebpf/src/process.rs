@@ -15,8 +15,8 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, TRACE_ALL, TRACED, count_loss, is_traced,
-    now, ring_full, submit_flags,
+    DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, STACK_TOPS, TRACE_ALL, TRACED, count_loss,
+    is_traced, now, ring_full, submit_flags,
 };
 
 /// `task/task_newtask` (kernel/fork.c `copy_process`, once the new task is complete and
@@ -73,6 +73,8 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let record_kind = if is_traced(tgid) {
+        // A new image, a new stack.
+        let _ = STACK_TOPS.remove(&(pid_tgid as u32));
         // A new image: the agent must read the maps again before symbolizing its stacks.
         if TRACE_ALL.load() == 0 {
             let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
@@ -131,7 +133,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: offset from the tracepoint's format file.
     let group_dead: u8 = unsafe { ctx.read_at(32) }.unwrap_or(0);
-    if group_dead == 0 || !is_traced(tgid) {
+    if !is_traced(tgid) {
+        return 0;
+    }
+    // The thread's stack goes with it (its id may be reused for another stack).
+    let _ = STACK_TOPS.remove(&(pid_tgid as u32));
+    if group_dead == 0 {
         return 0;
     }
     let _ = TRACED.remove(&tgid);

@@ -107,7 +107,7 @@ async fn print_stats(client: &Client) {
     let status = client.status().await.unwrap_or_default();
     let cost = crate::agent::cost::now();
     eprintln!(
-        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={} {} {}{}",
+        "tracer-stats: records={} lost={} cpu_ms={:.1} max_rss_kib={} rss_anon_kib={} tracked_fds={} stacks={} {} stack_copies={} short_stack_copies={} {}{}",
         status.records,
         status.lost,
         cost.cpu_seconds * 1e3,
@@ -116,10 +116,20 @@ async fn print_stats(client: &Client) {
         status.tracked_fds,
         status.stacks,
         status.losses.pairs(),
+        STACK_COPY_SIZES
+            .iter()
+            .zip(status.stack_copies)
+            .map(|(size, n)| format!("{size}:{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        status.short_stack_copies,
         stage_fields(&status.stages),
         program_fields(&status.programs)
     );
 }
+
+/// The DWARF stack copy sizes, as `stack_copies=` names them.
+const STACK_COPY_SIZES: [&str; 5] = ["1k", "2k", "4k", "8k", "16k"];
 
 /// `stage_ns=decode:120,state:340,...`: mean agent nanoseconds per record by stage, and
 /// `tick_ms=`: the periodic work's total.

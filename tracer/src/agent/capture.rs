@@ -6,8 +6,18 @@ use tracer_common::{config::StackMode, decode::SyscallView};
 use super::{MAX_FRAMES, Tracker, fp_ids::Lookup, stages::Stage};
 use crate::{
     state::StackId,
-    symbolize::{ModuleMap, UserRegs},
+    symbolize::{ModuleMap, UnwindEnd, UserRegs},
 };
+
+/// The record size the kernel picks for `need` bytes of live stack (see `emit_detail` in the
+/// programs): the smallest of 1, 2, 4, 8 and 16 KiB that holds it, at most `max`.
+pub(super) fn copy_size(need: u64, max: usize) -> usize {
+    let mut size = tracer_common::config::STACK_COPY_MIN;
+    while (size as u64) < need && size < 16384 {
+        size *= 2;
+    }
+    size.min(max)
+}
 
 /// Maps read this recently are not read again for a stack that falls outside them.
 const MAPS_REREAD: std::time::Duration = std::time::Duration::from_millis(200);
@@ -84,14 +94,15 @@ impl Tracker {
                 // the ip is outside it (libraries mapped since the last read, e.g. libc after
                 // ld.so's first opens), and unwind again once if a frame falls outside it.
                 self.stack_modules_covering(tgid, &[regs.ip]);
-                self.unwind_into(tgid, regs, v.stack, &mut addrs);
+                let mut end = self.unwind_into(tgid, regs, v.stack, &mut addrs);
                 let known = self
                     .modules
                     .get(&tgid)
                     .is_some_and(|m| addrs.iter().all(|a| m.covers(*a)));
                 if !known && !self.maps_read_recently(tgid) && self.refresh_modules(tgid) {
-                    self.unwind_into(tgid, regs, v.stack, &mut addrs);
+                    end = self.unwind_into(tgid, regs, v.stack, &mut addrs);
                 }
+                self.learn_stack_top(tgid, v.core.header.tid, regs.sp, v.stack_room, end);
                 let id = self.intern(tgid, kernel, &addrs);
                 self.scratch = addrs;
                 id
@@ -110,7 +121,7 @@ impl Tracker {
         }
     }
 
-    fn unwind_into(&mut self, tgid: u32, regs: UserRegs, stack: &[u8], addrs: &mut Vec<u64>) {
+    fn unwind_into(&mut self, tgid: u32, regs: UserRegs, stack: &[u8], addrs: &mut Vec<u64>) -> UnwindEnd {
         match self.modules.get(&tgid) {
             Some(m) => {
                 // Parsing the unwind tables of modules new to this process is the modules stage.
@@ -122,7 +133,55 @@ impl Tracker {
             None => {
                 addrs.clear();
                 addrs.push(regs.ip);
+                UnwindEnd::default()
             }
+        }
+    }
+
+    /// What a thread's unwound stack says about how much of its stack the kernel must copy.
+    ///
+    /// A thread's frames end where its root frame's do (`_start`, a thread's start routine):
+    /// a walk that reached the root read every byte any stack of this thread needs above its
+    /// `sp`, wherever `sp` is, so `sp + used` is the thread's stack top and the kernel copies
+    /// only from `sp` to it, in the smallest record size that holds it (`STACK_TOPS`). A
+    /// stack that ran past a shortened copy (another stack under the same thread id, a switched
+    /// stack) makes the kernel copy the whole `--stack-size` again for the thread.
+    fn learn_stack_top(&mut self, tgid: u32, tid: u32, sp: u64, room: usize, end: UnwindEnd) {
+        if room == 0 {
+            return;
+        }
+        let class = (room / tracer_common::config::STACK_COPY_MIN).trailing_zeros() as usize;
+        if let Some(n) = self.counters.stack_copies.get_mut(class) {
+            *n += 1;
+        }
+        let known = self
+            .stack_tops
+            .get(&tid)
+            .filter(|(t, _)| *t == tgid)
+            .map(|(_, top)| *top);
+        if end.overran && room < self.stack_bytes {
+            self.stack_tops.remove(&tid);
+            self.probes.forget_stack_top(tid);
+            self.counters.short_stack_copies += 1;
+            return;
+        }
+        if !end.completed || end.used == 0 {
+            return;
+        }
+        let top = sp.saturating_add(end.used).max(known.unwrap_or(0));
+        // The kernel has this top if the record is no bigger than the size it implies.
+        let kernel_has_it = known == Some(top) && room <= copy_size(top - sp, self.stack_bytes);
+        if !kernel_has_it {
+            self.stack_tops.insert(tid, (tgid, top));
+            self.probes.set_stack_top(tid, top);
+        }
+    }
+
+    /// Forgets the stack tops of a process's threads (the kernel drops each as the thread
+    /// exits or execs).
+    pub(super) fn forget_stack_tops(&mut self, tgid: u32) {
+        if !self.stack_tops.is_empty() {
+            self.stack_tops.retain(|_, (t, _)| *t != tgid);
         }
     }
 

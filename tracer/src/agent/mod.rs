@@ -98,6 +98,11 @@ pub struct Tracker {
     last_sweep_ns: u64,
     /// Where the time goes, by stage (sampled).
     pub stages: stages::StageClock,
+    /// DWARF mode: each thread's stack top as the kernel has it (see `capture`), by thread id,
+    /// with its process.
+    stack_tops: HashMap<u32, (u32, u64), foldhash::fast::RandomState>,
+    /// `--stack-size` in bytes: the most a record copies.
+    stack_bytes: usize,
 }
 
 /// How often unreferenced stacks are dropped.
@@ -121,6 +126,11 @@ pub struct TrackerCounters {
     /// `--stack fp`: records whose stack id was freed from the kernel's map before they were
     /// read (see `fp_ids`): counted with the kernel's `stack_not_captured`.
     pub stacks_gone: u64,
+    /// DWARF mode: stacks that ran past a copy shortened to their thread's stack top (the top
+    /// was wrong for them, and is forgotten).
+    pub short_stack_copies: u64,
+    /// DWARF mode: stack copies received, by record size (1, 2, 4, 8, 16 KiB).
+    pub stack_copies: [u64; 5],
 }
 
 impl Agent {
@@ -153,6 +163,8 @@ impl Agent {
             ticks_since_liveness: 0,
             last_sweep_ns: 0,
             stages: stages::StageClock::default(),
+            stack_tops: HashMap::default(),
+            stack_bytes: opts.stack_bytes as usize,
         };
         Ok(Agent { ingest, tracker })
     }
@@ -205,6 +217,8 @@ impl Agent {
         h.discovered = t.counters.discovered;
         h.exits_inferred = t.counters.exits_inferred;
         h.stacks_taken = t.counters.stacks_taken;
+        h.stack_copies = t.counters.stack_copies;
+        h.short_stack_copies = t.counters.short_stack_copies;
         h.stacks_skipped = t.counters.stacks_skipped;
         h.evicted_stacks = t.stacks.evicted;
         h.stacks = t.stacks.len() as u64;
@@ -231,6 +245,8 @@ impl Agent {
                 .iter()
                 .any(|p| state.process(*p).is_some_and(|s| s.is_alive())),
             stages: self.tracker.stages.clone(),
+            stack_copies: self.tracker.counters.stack_copies,
+            short_stack_copies: self.tracker.counters.short_stack_copies,
             programs: self.tracker.probes.program_costs(),
         }
     }
@@ -368,6 +384,7 @@ impl Tracker {
             self.state.on_exit(tgid, now);
             self.modules.remove(&tgid);
             self.unwinder.forget(tgid as i32);
+            self.forget_stack_tops(tgid);
         }
     }
 
@@ -405,6 +422,7 @@ impl Tracker {
                 }
                 self.modules.remove(&tgid);
                 self.unwinder.forget(tgid as i32);
+                self.forget_stack_tops(tgid);
                 self.loading_started(tgid, e.filename_bytes());
                 // The new image and its loader at least; libraries follow (see `tick`, and
                 // `layout` for a process gone before its maps could be read).
@@ -426,6 +444,7 @@ impl Tracker {
                 self.state.on_exit(x.header.tgid, x.header.ts_ns);
                 self.modules.remove(&x.header.tgid);
                 self.unwinder.forget(x.header.tgid as i32);
+                self.forget_stack_tops(x.header.tgid);
             }
             Record::Reap(r) => self.state.on_reap(r.header.tgid, r.header.ts_ns),
             Record::Signal(s) => self.state.on_signal(s),

@@ -165,8 +165,14 @@ impl StoredStack {
                 continue;
             };
             let before = out.len();
+            // This frame's entries: its inlined calls, then the function itself (a recursive
+            // stack repeats the address, so the address alone does not end the group).
             while let Some(f) = sym.next_if(|f| f.address == *addr) {
+                let last = !f.inlined;
                 out.push(Frame::from(f).in_module(&norm.module));
+                if last {
+                    break;
+                }
             }
             if out.len() == before {
                 let unresolved = Frame {

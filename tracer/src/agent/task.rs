@@ -53,6 +53,9 @@ pub struct Status {
     pub stacks: usize,
     /// Some process given on the command line (or started) is still alive.
     pub targets_alive: bool,
+    /// DWARF mode: stack copies by record size (1, 2, 4, 8, 16 KiB), and those found too short.
+    pub stack_copies: [u64; 5],
+    pub short_stack_copies: u64,
     /// Where the agent's time went, by stage (sampled).
     pub stages: crate::agent::stages::StageClock,
     /// The kernel programs' runs and run time (counted while BPF statistics are on).

@@ -94,6 +94,9 @@ pub struct AgentHealth {
     pub stack_bytes: u64,
     pub cpu_seconds: f64,
     pub resident_bytes: u64,
+    /// DWARF mode: stack copies by record size (1, 2, 4, 8, 16 KiB), and those found too short.
+    pub stack_copies: [u64; 5],
+    pub short_stack_copies: u64,
     /// Estimated agent time by stage (see `agent::stages`), seconds.
     pub stage_seconds: Vec<(&'static str, f64)>,
     /// The kernel programs' runs and run time; all zero unless BPF statistics are on.

@@ -379,6 +379,23 @@ impl Collector for SnapshotCollector {
         )?;
         counters(
             &mut enc,
+            "tracer_stack_copies",
+            "DWARF mode: user stack copies received, by record size in bytes (a thread's copies shrink to its live stack once one of its stacks was unwound to the root)",
+            None,
+            [1024u32, 2048, 4096, 8192, 16384]
+                .iter()
+                .zip(h.stack_copies)
+                .map(|(bytes, n)| (vec![("bytes", bytes.to_string())], n)),
+        )?;
+        counters(
+            &mut enc,
+            "tracer_stack_copies_short",
+            "DWARF mode: stacks that ran past a copy shortened to their thread's known stack top (the thread copies its whole --stack-size again)",
+            None,
+            one(h.short_stack_copies),
+        )?;
+        counters(
+            &mut enc,
             "tracer_processes_discovered",
             "Processes first seen through a record (new to a whole-host agent, or their fork was lost)",
             None,

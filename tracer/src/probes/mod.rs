@@ -100,6 +100,8 @@ pub struct Probes {
     /// Map updates and removals that failed other than on a missing key (see
     /// [`Probes::map_update_failures`]).
     map_update_failures: u64,
+    /// Threads' stack tops (DWARF mode only).
+    stack_tops: Option<HashMap<MapData, u32, u64>>,
     /// Held while `--bpf-stats` asks the kernel to time programs (closing it stops the timing).
     _stats: Option<std::os::fd::OwnedFd>,
 }
@@ -216,6 +218,11 @@ impl Probes {
             None
         };
 
+        let stack_tops = if opts.stack_mode == StackMode::Dwarf {
+            Some(take(&mut ebpf, config::STACK_TOPS_MAP)?)
+        } else {
+            None
+        };
         let kernel_stacks = if opts.kernel_stack {
             Some(take(&mut ebpf, config::KSTACKS_MAP)?)
         } else {
@@ -229,6 +236,7 @@ impl Probes {
             lost_by_tgid,
             stacks,
             kernel_stacks,
+            stack_tops,
             map_update_failures: 0,
             _stats: None,
         };
@@ -323,8 +331,6 @@ impl Probes {
         }
     }
 
-    /// Map updates that failed: processes (or zombies' reaps) the kernel does not follow as the
-    /// agent asked. Each is also logged.
     /// Each loaded program's run count and run time (zero unless statistics are on: see
     /// `--bpf-stats`). Programs whose info cannot be read are left out.
     pub fn program_costs(&self) -> Vec<ProgramCost> {
@@ -344,6 +350,8 @@ impl Probes {
         costs
     }
 
+    /// Map updates that failed: processes (or zombies' reaps) the kernel does not follow as the
+    /// agent asked. Each is also logged.
     pub fn map_update_failures(&self) -> u64 {
         self.map_update_failures
     }
@@ -435,6 +443,21 @@ impl Probes {
             && let Ok(trace) = stacks.get(&id, 0)
         {
             out.extend(trace.frames().iter().map(|f| f.ip).filter(|ip| *ip != 0));
+        }
+    }
+
+    /// Tells the kernel where thread `tid`'s stack ends for unwinding, so its DWARF-mode records
+    /// copy only the live part (see `STACK_TOPS` in the programs).
+    pub fn set_stack_top(&mut self, tid: u32, top: u64) {
+        if let Some(r) = self.stack_tops.as_mut().map(|m| m.insert(&tid, &top, 0)) {
+            self.check("cannot set the stack top of thread", tid, r);
+        }
+    }
+
+    /// Forgets thread `tid`'s stack top: its records copy the whole `--stack-size` again.
+    pub fn forget_stack_top(&mut self, tid: u32) {
+        if let Some(r) = self.stack_tops.as_mut().map(|m| m.remove(&tid)) {
+            self.check("cannot forget the stack top of thread", tid, r);
         }
     }
 

@@ -16,7 +16,7 @@ mod unwind_info;
 pub use image::{Auxv, auxv, exec_mappings, file_mapping};
 pub use maps::{Mapping, ModuleMap, NormalizedFrame};
 pub use symbols::{SymbolizedFrame, Symbols};
-pub use unwind::{DwarfUnwinder, UserRegs};
+pub use unwind::{DwarfUnwinder, UnwindEnd, UserRegs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolizeError {

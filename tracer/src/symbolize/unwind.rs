@@ -29,6 +29,19 @@ pub struct UserRegs {
     pub bp: u64,
 }
 
+/// How a walk ended, and how much of the copied stack it used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnwindEnd {
+    /// The walk reached the stack's root (the unwind tables said there is no caller: `_start`,
+    /// a thread's start), so the bytes it read are all a stack of this thread can need above
+    /// `sp` at this depth.
+    pub completed: bool,
+    /// One past the highest stack byte read, as an offset from `sp`.
+    pub used: u64,
+    /// A read fell outside the copy: the copy was too short for this stack.
+    pub overran: bool,
+}
+
 /// A module file: the same path can name different files over time (upgrades, containers).
 type FileKey = (i32, i32, u64, Arc<Path>);
 
@@ -74,17 +87,24 @@ impl DwarfUnwinder {
         stack: &[u8],
         max_frames: usize,
         out: &mut Vec<u64>,
-    ) {
+    ) -> UnwindEnd {
         out.clear();
+        let mut end = UnwindEnd::default();
         if regs.ip == 0 || max_frames == 0 {
-            return;
+            return end;
         }
         let p = self.process(pid, maps);
         let sp = regs.sp;
+        let (mut used, mut overran) = (0u64, false);
         // Only the copied bytes are readable: anything else ends the walk (framehop stops on Err).
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
-            let bytes = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
+            let off = addr.checked_sub(sp).ok_or(())?;
+            let Some(bytes) = usize::try_from(off).ok().and_then(|o| stack.get(o..o.checked_add(8)?)) else {
+                // Above sp but past the copy: the copy was short (below sp is garbage).
+                overran |= off < (1 << 20);
+                return Err(());
+            };
+            used = used.max(off + 8);
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
         let mut frames = p.unwinder.iter_frames(
@@ -96,10 +116,17 @@ impl DwarfUnwinder {
         while out.len() < max_frames {
             match frames.next() {
                 Ok(Some(f)) => out.push(f.address()),
+                Ok(None) => {
+                    end.completed = true;
+                    break;
+                }
                 // Err also ends normal walks (framehop cannot always tell the root frame).
-                Ok(None) | Err(_) => break,
+                Err(_) => break,
             }
         }
+        end.used = used;
+        end.overran = overran;
+        end
     }
 
     /// Builds the process's unwinder for this module map if it has none for it yet (parsing the
