@@ -9,6 +9,13 @@ pub const TRACED_MAP: &str = "TRACED";
 pub const TRACED_NEEDS_MAPS: u8 = 1;
 /// `TRACED` value: the agent has the maps; records are batched.
 pub const TRACED_HAS_MAPS: u8 = 2;
+/// `Array<u8>` of [`TRACED_HINT_SLOTS`], indexed by `tgid % TRACED_HINT_SLOTS`: 0 when no
+/// process of that slot was ever traced, so the untraced processes' captured syscalls (a
+/// bystander's opens and closes) cost an array read instead of a hash lookup. Slots are set
+/// (by the agent before it adds a process, by the programs before they add a child) and never
+/// cleared: a stale slot only costs the hash lookup again.
+pub const TRACED_HINT_MAP: &str = "TRACED_HINT";
+pub const TRACED_HINT_SLOTS: u32 = 65536;
 /// `Array<u32>` indexed by syscall number: the capture spec (see [`crate::syscalls::Capture`]).
 pub const CAPTURE_MAP: &str = "CAPTURE";
 /// `PerCpuArray<u64>` of loss counters, indexed by [`LossCounter`].

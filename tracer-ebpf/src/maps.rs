@@ -17,6 +17,26 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 pub static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
 
+/// See `tracer_common::config::TRACED_HINT_MAP`.
+#[map]
+pub static TRACED_HINT: Array<u8> = Array::with_max_entries(tracer_common::config::TRACED_HINT_SLOTS, 0);
+
+/// Marks `tgid`'s hint slot before `tgid` goes into `TRACED`.
+#[inline(always)]
+pub fn hint_traced(tgid: u32) {
+    if let Some(p) = TRACED_HINT.get_ptr_mut(tgid % tracer_common::config::TRACED_HINT_SLOTS) {
+        // SAFETY: a plain u8 in an array map; racing writers all store 1.
+        unsafe { *p = 1 };
+    }
+}
+
+/// Adds a process to the traced set (its hint slot first, so no reader skips it).
+#[inline(always)]
+pub fn add_traced(tgid: u32) -> Result<(), i32> {
+    hint_traced(tgid);
+    TRACED.insert(&tgid, &NEEDS_MAPS, 0)
+}
+
 #[map]
 pub static CAPTURE: Array<u32> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
 
@@ -147,6 +167,13 @@ pub fn traced_state(tgid: u32) -> u8 {
     }
     if TRACE_ALL.load() != 0 {
         return tracer_common::config::TRACED_HAS_MAPS;
+    }
+    // No process of this slot was ever traced: not this one either (an array read).
+    if TRACED_HINT
+        .get(tgid % tracer_common::config::TRACED_HINT_SLOTS)
+        .is_some_and(|h| *h == 0)
+    {
+        return 0;
     }
     // SAFETY: the value is a plain u8 and is only read.
     unsafe { TRACED.get(&tgid) }.copied().unwrap_or(0)

@@ -15,8 +15,8 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, STACK_TOPS, TRACE_ALL, TRACED, count_loss,
-    is_traced, now, ring_full, submit_flags,
+    DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, STACK_TOPS, TRACE_ALL, TRACED, add_traced,
+    count_loss, is_traced, now, ring_full, submit_flags,
 };
 
 /// `task/task_newtask` (kernel/fork.c `copy_process`, once the new task is complete and
@@ -43,7 +43,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
         Ok(c) if c > 0 => c as u32,
         _ => return 0,
     };
-    if TRACE_ALL.load() == 0 && TRACED.insert(&child, &NEEDS_MAPS, 0).is_err() {
+    if TRACE_ALL.load() == 0 && add_traced(child).is_err() {
         count_loss(LossCounter::TracedMapFull);
     }
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
@@ -88,7 +88,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             // SAFETY: a plain u8 value, only read.
             unsafe { SELECTED_COMMS.get(&comm) }.is_some()
         });
-        if selected && TRACED.insert(&tgid, &NEEDS_MAPS, 0).is_ok() {
+        if selected && add_traced(tgid).is_ok() {
             kind::EXEC
         } else {
             // Selection by cgroup (or a full map): the agent looks and may follow it.

@@ -448,27 +448,66 @@ fn churn_rows(env: &Env, o: &Options, configs: &[Config], rows: &mut Vec<Row>) -
     Ok(())
 }
 
-/// The price an untraced process pays while tracer watches another one.
+/// The price an untraced process pays while tracer watches another one, beside the floor
+/// (empty programs on the same hooks: what any such tracer costs) and, with `--baseline`, the
+/// tracer before a change.
 fn bystander_rows(env: &Env, o: &Options, rows: &mut Vec<Row>) -> Result {
     eprintln!("bench: bystander");
     let n: u64 = if o.quick { 2_000 } else { 200_000 };
-    let mut without = Vec::new();
-    let mut with = Vec::new();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Setup {
+        Alone,
+        Floor,
+        Watching,
+        Baseline,
+    }
+    let mut setups = vec![Setup::Alone];
+    if have("bpftrace") {
+        setups.push(Setup::Floor);
+    }
+    setups.push(Setup::Watching);
+    if o.baseline.is_some() {
+        setups.push(Setup::Baseline);
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
     let target = Guarded::spawn(Command::new("sleep").arg("3600"), "sleep")?;
     for round in 0..usize::from(!o.quick) + o.runs {
-        let a = measure(env, Config::Untraced, "open", n, 1)?;
-        let tracer = Watch::start(&env.tracer, &[target.id()], "dwarf")?;
-        let b = measure(env, Config::Untraced, "open", n, 1)?;
-        tracer.finish()?;
-        if round >= usize::from(!o.quick) {
-            without.push(a.ns_per_op);
-            with.push(b.ns_per_op);
+        for (i, setup) in setups.iter().enumerate() {
+            let ns = match setup {
+                Setup::Alone => measure(env, Config::Untraced, "open", n, 1)?.ns_per_op,
+                Setup::Floor => {
+                    let bt = web::start_script(env, "floor.bt", web::FLOOR_SCRIPT)?;
+                    let ns = measure(env, Config::Untraced, "open", n, 1)?.ns_per_op;
+                    let _ = bt.finish();
+                    ns
+                }
+                Setup::Watching | Setup::Baseline => {
+                    let bin = match (setup, &o.baseline) {
+                        (Setup::Baseline, Some(b)) => b.clone(),
+                        _ => env.tracer.clone(),
+                    };
+                    let tracer = Watch::start(&bin, &[target.id()], "dwarf")?;
+                    let ns = measure(env, Config::Untraced, "open", n, 1)?.ns_per_op;
+                    tracer.finish()?;
+                    ns
+                }
+            };
+            // The first round warms up.
+            if round >= usize::from(!o.quick) {
+                samples[i].push(ns);
+            }
         }
     }
     drop(target);
-    let base = median(&mut without);
-    let traced = median(&mut with);
-    for (config, ns) in [("no tracer running", base), ("tracer watching another process", traced)] {
+    let base = median(&mut samples[0].clone());
+    for (setup, s) in setups.iter().zip(&samples) {
+        let ns = median(&mut s.clone());
+        let config = match setup {
+            Setup::Alone => "no tracer running",
+            Setup::Floor => "floor: empty programs, same hooks",
+            Setup::Watching => "tracer watching another process",
+            Setup::Baseline => "baseline tracer watching another",
+        };
         rows.push(Row {
             workload: "bystander churn open x1".into(),
             config: config.into(),
@@ -478,7 +517,7 @@ fn bystander_rows(env: &Env, o: &Options, rows: &mut Vec<Row>) -> Result {
             agent_cpu_ns_per_event: None,
             lost: None,
             agent_max_rss_kib: None,
-            runs: without.len(),
+            runs: s.len(),
         });
     }
     Ok(())
@@ -699,13 +738,13 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
     );
     if !rows.is_empty() {
         println!(
-            "{:<26} {:<28} {:>10} {:>7} {:>12} {:>12} {:>6}",
+            "{:<26} {:<34} {:>10} {:>7} {:>12} {:>12} {:>6}",
             "workload", "configuration", "ns/op", "ratio", "+ns/event", "agent ns/ev", "lost"
         );
     }
     for r in &rows {
         println!(
-            "{:<26} {:<28} {:>10.0} {:>6.2}x {:>12.0} {:>12} {:>6}",
+            "{:<26} {:<34} {:>10.0} {:>6.2}x {:>12.0} {:>12} {:>6}",
             r.workload,
             r.config,
             r.median_ns_per_op,

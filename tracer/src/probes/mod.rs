@@ -92,6 +92,7 @@ impl Default for ProbeOptions {
 pub struct Probes {
     ebpf: Ebpf,
     traced: HashMap<MapData, u32, u8>,
+    traced_hint: Array<MapData, u8>,
     exited: HashMap<MapData, u32, u8>,
     losses: PerCpuArray<MapData, u64>,
     lost_by_tgid: HashMap<MapData, u32, u64>,
@@ -209,6 +210,7 @@ impl Probes {
             })?;
         }
         let traced = take(&mut ebpf, config::TRACED_MAP)?;
+        let traced_hint = take(&mut ebpf, config::TRACED_HINT_MAP)?;
         let exited = take(&mut ebpf, config::EXITED_MAP)?;
         let losses = take(&mut ebpf, config::LOSS_MAP)?;
         let lost_by_tgid = take(&mut ebpf, config::LOST_BY_TGID_MAP)?;
@@ -231,6 +233,7 @@ impl Probes {
         let mut probes = Probes {
             ebpf,
             traced,
+            traced_hint,
             exited,
             losses,
             lost_by_tgid,
@@ -310,6 +313,15 @@ impl Probes {
 
     /// Starts following a process (its threads and the children it forks from now on).
     pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        // The hint slot first: the programs skip the hash lookup of processes whose slot is 0.
+        let slot = tgid % config::TRACED_HINT_SLOTS;
+        self.traced_hint.set(slot, &1, 0).map_err(|source| {
+            self.map_update_failures += 1;
+            ProbeError::Map {
+                name: config::TRACED_HINT_MAP,
+                source,
+            }
+        })?;
         let r = self.traced.insert(&tgid, &config::TRACED_NEEDS_MAPS, 0);
         if r.is_err() {
             self.map_update_failures += 1;

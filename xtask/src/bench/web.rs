@@ -39,7 +39,7 @@ enum Setup {
 /// bpftrace's BEGIN runs once every probe is attached: the marker file says so. bpftrace 0.17
 /// has no raw tracepoints: `raw_syscalls:sys_exit` as a perf tracepoint costs a little more
 /// than tracer's raw one, so the floor is, if anything, high.
-const FLOOR_SCRIPT: &str = "BEGIN { system(\"touch %s\", str($1)); }
+pub(super) const FLOOR_SCRIPT: &str = "BEGIN { system(\"touch %s\", str($1)); }
 tracepoint:raw_syscalls:sys_exit { }
 tracepoint:task:task_newtask, tracepoint:sched:sched_process_exec, tracepoint:sched:sched_process_exit,
 tracepoint:sched:sched_process_free, tracepoint:filelock:flock_lock_inode,
@@ -155,7 +155,7 @@ impl Tracer {
     }
 }
 
-fn start_script(env: &Env, name: &str, text: &str) -> Result<Guarded> {
+pub(super) fn start_script(env: &Env, name: &str, text: &str) -> Result<Guarded> {
     let script = env.script.with_file_name(name);
     std::fs::write(&script, text).map_err(|e| format!("writing {}: {e}", script.display()))?;
     start_bpftrace(&script, &[])
