@@ -21,6 +21,9 @@ enum Setup {
     Untraced,
     /// `tracer agent` on the whole host, `--stack` given or at its default.
     Agent(Option<&'static str>),
+    /// The agent at its defaults, stopped (SIGSTOP) for 1 s a second into the run, then
+    /// continued: does its ring buffer hold what the kernel sends meanwhile?
+    AgentStopped,
     /// `tracer watch -p` on the master and its workers, with this `--stack`.
     Watch(&'static str),
     /// A bpftrace script keeping the same per-fd state (every open fd of nginx with its
@@ -56,10 +59,11 @@ tracepoint:syscalls:sys_enter_close /comm == "nginx"/ { delete(@fds[pid, args->f
 END { clear(@fds); }
 "#;
 
-const SETUPS: [Setup; 11] = [
+const SETUPS: [Setup; 12] = [
     Setup::Untraced,
     Setup::Floor,
     Setup::Agent(None),
+    Setup::AgentStopped,
     Setup::Agent(Some("fp")),
     Setup::Agent(Some("none")),
     Setup::Watch("dwarf"),
@@ -84,6 +88,7 @@ impl Setup {
             Setup::Untraced => "untraced".into(),
             Setup::Agent(None) => "tracer agent (defaults)".into(),
             Setup::Agent(Some(mode)) => format!("tracer agent --stack {mode}"),
+            Setup::AgentStopped => "agent (defaults), stopped 1 s".into(),
             Setup::Watch(mode) => format!("tracer watch -p ({mode})"),
             Setup::Bpftrace => "bpftrace (ustack per fd)".into(),
             Setup::Floor => "floor: empty programs, same hooks".into(),
@@ -118,6 +123,7 @@ impl Tracer {
                 let args = mode.map_or_else(Vec::new, |m| vec!["--stack", m]);
                 Tracer::Agent(Agent::start(&env.tracer, &args)?)
             }
+            Setup::AgentStopped => Tracer::Agent(Agent::start(&env.tracer, &[])?),
             Setup::Watch(mode) => Tracer::Watch(Watch::start(&env.tracer, &nginx.pids(), mode)?),
             Setup::Floor => Tracer::Bpftrace(start_script(env, "floor.bt", FLOOR_SCRIPT)?),
             Setup::Bpftrace => Tracer::Bpftrace(start_script(env, "nginx-fds.bt", BPFTRACE_NGINX_SCRIPT)?),
@@ -215,8 +221,23 @@ fn measure(env: &Env, o: &Options, setup: Setup, nginx: &Nginx, requests: u64, t
     let usage = || tracer.pid().map(procfs::usage).transpose();
     let before = usage()?;
     let t = Instant::now();
+    let pause = match (setup, tracer.pid()) {
+        (Setup::AgentStopped, Some(pid)) => Some(std::thread::spawn(move || {
+            let signal = |sig: &str| {
+                let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+            };
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            signal("-STOP");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            signal("-CONT");
+        })),
+        _ => None,
+    };
     let requests_per_s = ab(&nginx.url(), requests)?;
     let secs = t.elapsed().as_secs_f64();
+    if let Some(p) = pause {
+        let _ = p.join();
+    }
     let after = usage()?;
     let tracer_cpu_pct = before.zip(after).map(|(b, a)| procfs::cpu_percent(b, a, secs, ticks));
     let lost = tracer.finish()?;
