@@ -10,8 +10,8 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_buf, bpf_probe_read_user_str_bytes},
-    macros::raw_tracepoint,
-    programs::{RawTracePointContext, tracing::StackIdContext},
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
 };
 use tracer_common::{
     config::{DATA_MAX, LossCounter, RECVMMSG_MAX, StackMode},
@@ -38,9 +38,24 @@ const MMSGHDR_SIZE: u64 = 64;
 /// A control buffer shorter than one `struct cmsghdr` carries no descriptors.
 const CMSGHDR_SIZE: u64 = 16;
 
+/// `tp_btf/sys_exit`: the arguments are typed (`struct pt_regs *`), so the registers are read
+/// with plain loads the verifier checks against BTF, instead of a helper call per read: the
+/// one every syscall on the host pays (the syscall number) gets cheaper. Loaded when the kernel
+/// has BTF; [`sys_exit`] otherwise.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_btf(ctx: BtfTracePointContext) -> i32 {
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let _ = try_sys_exit::<_, true>(&ctx, regs, ret);
+    0
+}
+
+/// `raw_tracepoint/sys_exit`: the same, with the registers read by `bpf_probe_read_kernel`.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    let _ = try_sys_exit(&ctx);
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let _ = try_sys_exit::<_, false>(&ctx, regs, ret);
     0
 }
 
@@ -95,10 +110,8 @@ enum Extra {
 }
 
 #[inline(always)]
-fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let regs_ptr: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
-    let nr = regs::syscall_nr(regs_ptr)?;
+fn try_sys_exit<C: StackIdContext, const BTF: bool>(ctx: &C, regs_ptr: *const u8, ret: i64) -> Result<(), i64> {
+    let nr = regs::syscall_nr::<BTF>(regs_ptr)?;
     // Fast path for every syscall on the host: one array lookup.
     if nr >= u64::from(tracer_common::config::MAX_SYSCALL_NR) {
         return Ok(());
@@ -132,7 +145,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     } else if capture & bits::FAILURES_ONLY != 0 {
         return Ok(());
     }
-    let regs = regs::Regs::read(regs_ptr)?;
+    let regs = regs::Regs::read::<BTF>(regs_ptr)?;
     let args = regs.args();
     if !badf && !passes_filters(capture, &args, ret, wants_stack) {
         return Ok(());
@@ -173,7 +186,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         // The new image's argc, argv, envp and auxv: where the program and its loader were
         // placed (enabled only with stacks). 4 KiB holds auxv unless argv and envp are huge.
         bits::DATA_INITIAL_STACK => {
-            emit_with_stack::<4096>(ctx, &regs, true, &core, Extra::None, 1);
+            emit_with_stack::<_, 4096>(ctx, &regs, true, &core, Extra::None, 1);
             Ok(())
         }
         bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val), weight()),
@@ -233,8 +246,8 @@ fn emit_core(core: SyscallCore) -> Result<(), i64> {
 }
 
 #[inline(always)]
-fn emit_detail(
-    ctx: &RawTracePointContext,
+fn emit_detail<C: StackIdContext>(
+    ctx: &C,
     regs: &regs::Regs,
     urgent: bool,
     core: &SyscallCore,
@@ -258,11 +271,11 @@ fn emit_detail(
             16384
         };
         match if size < max { size } else { max } {
-            1024 => emit_with_stack::<1024>(ctx, regs, urgent, core, extra, weight),
-            2048 => emit_with_stack::<2048>(ctx, regs, urgent, core, extra, weight),
-            4096 => emit_with_stack::<4096>(ctx, regs, urgent, core, extra, weight),
-            16384 => emit_with_stack::<16384>(ctx, regs, urgent, core, extra, weight),
-            _ => emit_with_stack::<8192>(ctx, regs, urgent, core, extra, weight),
+            1024 => emit_with_stack::<_, 1024>(ctx, regs, urgent, core, extra, weight),
+            2048 => emit_with_stack::<_, 2048>(ctx, regs, urgent, core, extra, weight),
+            4096 => emit_with_stack::<_, 4096>(ctx, regs, urgent, core, extra, weight),
+            16384 => emit_with_stack::<_, 16384>(ctx, regs, urgent, core, extra, weight),
+            _ => emit_with_stack::<_, 8192>(ctx, regs, urgent, core, extra, weight),
         }
     } else {
         let Some(mut entry) = EVENTS.reserve::<SyscallRecord>(0) else {
@@ -303,8 +316,8 @@ fn live_stack_bytes(sp: u64) -> u64 {
 
 /// A record with `N` bytes of user stack for DWARF unwinding in the agent.
 #[inline(always)]
-fn emit_with_stack<const N: usize>(
-    ctx: &RawTracePointContext,
+fn emit_with_stack<C: StackIdContext, const N: usize>(
+    ctx: &C,
     regs: &regs::Regs,
     urgent: bool,
     core: &SyscallCore,
@@ -332,8 +345,8 @@ fn emit_with_stack<const N: usize>(
 /// # Safety
 /// `rec` must point at writable memory for a whole `SyscallRecord`.
 #[inline(always)]
-unsafe fn fill(
-    _ctx: &RawTracePointContext,
+unsafe fn fill<C>(
+    _ctx: &C,
     regs: &regs::Regs,
     rec: *mut SyscallRecord,
     core: &SyscallCore,

@@ -6,9 +6,9 @@
 mod tracefs;
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{KProbe, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, KProbe, RawTracePoint, TracePoint},
 };
 use tracer_common::{
     config::{self, LOSS_COUNTERS, StackMode},
@@ -257,7 +257,26 @@ impl Probes {
         probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
         probes.attach_tracepoint("signal_generate", "signal", "signal_generate")?;
         probes.attach_tracepoint("signal_deliver", "signal", "signal_deliver")?;
-        let prog: &mut RawTracePoint = probes
+        probes.attach_sys_exit()?;
+        // The optional kprobe last, so that everything it feeds was verified with it on (a
+        // kernel without kprobes then refuses only the attach, with a clear message).
+        if opts.kernel_stack {
+            probes.attach_kernel_stack_probe()?;
+        }
+        Ok(probes)
+    }
+
+    /// The syscall-exit hook: `tp_btf/sys_exit` (typed register loads) where the kernel has BTF
+    /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read).
+    fn attach_sys_exit(&mut self) -> Result<(), ProbeError> {
+        match Btf::from_sys_fs() {
+            Ok(btf) => match self.attach_sys_exit_btf(&btf) {
+                Ok(()) => return Ok(()),
+                Err(e) => log::info!("tp_btf/sys_exit refused ({e}); using raw_tracepoint/sys_exit"),
+            },
+            Err(e) => log::info!("no kernel BTF ({e}); using raw_tracepoint/sys_exit"),
+        }
+        let prog: &mut RawTracePoint = self
             .ebpf
             .program_mut("sys_exit")
             .and_then(|p| p.try_into().ok())
@@ -265,12 +284,19 @@ impl Probes {
         prog.load().map_err(|source| program_error("sys_exit", source))?;
         prog.attach("sys_exit")
             .map_err(|source| program_error("sys_exit", source))?;
-        // The optional kprobe last, so that everything it feeds was verified with it on (a
-        // kernel without kprobes then refuses only the attach, with a clear message).
-        if opts.kernel_stack {
-            probes.attach_kernel_stack_probe()?;
-        }
-        Ok(probes)
+        Ok(())
+    }
+
+    fn attach_sys_exit_btf(&mut self, btf: &Btf) -> Result<(), ProbeError> {
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut("sys_exit_btf")
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap("sys_exit_btf program"))?;
+        prog.load("sys_exit", btf)
+            .map_err(|source| program_error("sys_exit_btf", source))?;
+        prog.attach().map_err(|source| program_error("sys_exit_btf", source))?;
+        Ok(())
     }
 
     /// `kprobe/fd_install`: kernels without kprobes (ours: no CONFIG_KPROBES) refuse the attach.
