@@ -78,7 +78,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         let _ = stop_rx.await;
     }));
     eprintln!(
-        "tracer: agent on http://{bound} (/metrics, /debug/pprof/{{fds,sysv,locks}}, /report, /healthy, /ready); tracing {}",
+        "tracer: agent on http://{bound} (/metrics, /debug/pprof/{{fds,sysv,locks}}, /debug/folded/fds, /report, /healthy, /ready); tracing {}",
         describe(&policy)
     );
 

@@ -1,6 +1,8 @@
 //! Rendering a report: human text and the JSON contract.
 
 pub mod escape;
+pub mod flame;
+pub mod frame_name;
 pub mod json;
 pub mod pprof;
 pub mod prometheus;
@@ -15,6 +17,18 @@ use crate::analysis::Report;
 pub enum Format {
     Text,
     Json,
+    /// Collapsed stacks weighted by open fds (inferno, flamegraph.pl).
+    Folded,
+    /// A flame graph of open fds by allocation stack, suspects in red.
+    Svg,
+}
+
+impl Format {
+    /// A picture of one moment: `watch` rewrites its `-o FILE` at each report rather than
+    /// appending.
+    pub fn is_snapshot(self) -> bool {
+        matches!(self, Format::Folded | Format::Svg)
+    }
 }
 
 /// Context shown around a report (not part of the JSON contract's data).
@@ -31,6 +45,15 @@ pub fn write(out: &mut dyn Write, format: Format, report: &Report, heading: &Hea
     match format {
         Format::Text => text::write(out, report, heading),
         Format::Json => json::write(out, report),
+        Format::Folded => flame::write_folded(out, &flame::from_report(report)),
+        Format::Svg => flame::write_svg(
+            out,
+            &flame::from_report(report),
+            &format!(
+                "tracer: open fds by allocation stack ({} report after {:.1}s)",
+                heading.label, heading.elapsed_s
+            ),
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use super::{
     Heading,
     escape::{escape_bytes, escape_str},
+    frame_name::{frame_name, names_module},
 };
 use crate::analysis::{Frame, Report, SiteReport};
 
@@ -147,18 +148,16 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
 }
 
 pub(super) fn frame(f: &Frame) -> String {
-    let mut s = format!(
-        "{:<18} {}",
-        f.address,
-        f.function.as_deref().map_or_else(|| "??".to_owned(), escape_str)
-    );
+    let mut s = format!("{:<18} {}", f.address, frame_name(f));
     if let Some(file) = &f.file {
         s.push_str(&format!(" at {}", escape_str(file)));
         if let Some(l) = f.line {
             s.push_str(&format!(":{l}"));
         }
     }
-    if !f.module_bytes.is_empty() {
+    if names_module(f) {
+        // The name is already `module+0xOFFSET`.
+    } else if !f.module_bytes.is_empty() {
         s.push_str(&format!(" in {}", escape_bytes(&f.module_bytes)));
     } else if let Some(m) = &f.module {
         s.push_str(&format!(" in {}", escape_str(m)));
