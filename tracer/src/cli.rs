@@ -109,7 +109,8 @@ pub struct RunArgs {
 pub struct CommonArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
-    /// Report format.
+    /// Report format: text, json, folded (collapsed stacks weighted by open fds, for inferno or
+    /// flamegraph.pl), svg (a flame graph of open fds by allocation stack; suspects in red).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write reports to FILE instead of standard output (a traced command keeps its own output).
@@ -121,6 +122,10 @@ pub struct CommonArgs {
     /// Show at most N suspects and N other sites.
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// List every process, zombie parent and signal in the text report (by default only those
+    /// with something to say; the rest are summed per parent and command).
+    #[arg(long)]
+    pub all: bool,
     /// At exit, print the agent's own cost to stderr: records processed, lost, CPU, peak memory.
     #[arg(long)]
     pub stats: bool,

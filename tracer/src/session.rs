@@ -94,6 +94,8 @@ impl Reporter {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             label,
             stack_mode: self.common.capture.stack.as_str(),
+            all: self.common.all,
+            color: output::color_wanted(self.common.output.is_none() && io::IsTerminal::is_terminal(&io::stdout())),
         };
         if self.common.format.is_snapshot()
             && let Some(path) = &self.common.output

@@ -60,6 +60,9 @@ pub struct ProcessSummary {
     pub limit_failures: u64,
     /// Children exited and not reaped.
     pub zombies: usize,
+    /// The parent process, when known (the text report sums short-lived children per parent).
+    #[serde(skip)]
+    pub parent: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -268,6 +271,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             allocations: p.counters.allocations.iter().sum(),
             limit_failures: p.limit_failures,
             zombies: p.zombies.pending.len(),
+            parent: p.parent,
         });
     }
 

@@ -231,6 +231,9 @@ async fn report(ctx: &Context, query: &str) -> Answer {
         elapsed_s: ctx.started.elapsed().as_secs_f64(),
         label: "agent",
         stack_mode: ctx.options.stack_mode,
+        // No colour over HTTP.
+        all: false,
+        color: false,
     };
     let mut body = Vec::new();
     output::write(&mut body, q.format, &report, &heading)

@@ -1,5 +1,6 @@
 //! Rendering a report: human text and the JSON contract.
 
+mod condense;
 pub mod escape;
 pub mod flame;
 pub mod frame_name;
@@ -39,6 +40,17 @@ pub struct Heading {
     /// "final", "interval" ...
     pub label: &'static str,
     pub stack_mode: &'static str,
+    /// List every process, zombie parent and signal (`--all`); otherwise only those with
+    /// something to say, the rest summed.
+    pub all: bool,
+    /// ANSI colour for suspects and problems (a terminal, and no `NO_COLOR`).
+    pub color: bool,
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set to anything non-empty
+/// (no-color.org).
+pub fn color_wanted(to_terminal: bool) -> bool {
+    to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub fn write(out: &mut dyn Write, format: Format, report: &Report, heading: &Heading) -> std::io::Result<()> {

@@ -118,6 +118,7 @@ fn sample() -> Report {
                 allocations: 130,
                 limit_failures: 0,
                 zombies: 0,
+                parent: Some(1),
             },
             ProcessSummary {
                 pid: 4243,
@@ -132,6 +133,7 @@ fn sample() -> Report {
                 allocations: 6,
                 limit_failures: 2,
                 zombies: 3,
+                parent: Some(4242),
             },
         ],
         suspects: vec![leak.clone()],
@@ -313,6 +315,7 @@ fn check(name: &str, format: Format) {
         elapsed_s: 12.5,
         label: "final",
         stack_mode: "dwarf",
+        ..Default::default()
     };
     write(&mut out, format, &sample(), &heading).unwrap_or_else(|e| panic!("{e}"));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -406,6 +409,7 @@ fn render(format: Format, r: &Report) -> Vec<u8> {
         elapsed_s: 12.5,
         label: "final",
         stack_mode: "dwarf",
+        ..Default::default()
     };
     write(&mut out, format, r, &heading).unwrap_or_else(|e| panic!("{e}"));
     out
@@ -513,4 +517,139 @@ fn svg_flame_graph_text_is_pinned_and_suspects_are_red() {
         "rgb(220,30,30)",
         "what is not growing is not red"
     );
+}
+
+/// A forking server's trace: 200 short-lived children that left nothing, idle processes, a
+/// parent with no zombie left and signals that merged nothing, beside the sample's leaker.
+fn crowded() -> Report {
+    let mut r = sample();
+    let child = |pid: u32, parent: u32, comm: &[u8], exited: bool| {
+        let (c, hex) = text_and_hex(comm);
+        ProcessSummary {
+            pid,
+            comm: c,
+            comm_hex: hex,
+            comm_bytes: comm.to_vec(),
+            open_fds: 0,
+            fd_soft_limit: Some(1024),
+            fd_hard_limit: Some(4096),
+            exited,
+            by_kind: BTreeMap::new(),
+            allocations: 1,
+            limit_failures: 0,
+            zombies: 0,
+            parent: Some(parent),
+        }
+    };
+    for i in 0..200 {
+        r.processes.push(child(5000 + i, 4242, b"worker\x1b[2J;x", true));
+    }
+    for i in 0..3 {
+        r.processes.push(child(7000 + i, 1, b"idle\nd", false));
+    }
+    // Near its limit with nothing else to say: listed.
+    let mut full = child(7100, 1, b"pool", false);
+    full.open_fds = 900;
+    r.processes.push(full);
+    let mut calm = r.zombies[0].clone();
+    calm.pid = 7001;
+    (calm.zombies, calm.growing, calm.sigchld.coalesced) = (0, false, 0);
+    r.zombies.push(calm);
+    let mut quiet = r.signals[0].clone();
+    quiet.pid = 7002;
+    quiet.signal = "SIGTERM".into();
+    quiet.counts.coalesced = 0;
+    r.signals.push(quiet);
+    r
+}
+
+fn render_with(r: &Report, all: bool, color: bool) -> String {
+    let mut out = Vec::new();
+    let heading = Heading {
+        elapsed_s: 12.5,
+        label: "final",
+        stack_mode: "dwarf",
+        all,
+        color,
+    };
+    write(&mut out, Format::Text, r, &heading).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn condensed_report_is_pinned_and_sums_children_that_left_nothing() {
+    let r = crowded();
+    let text = render_with(&r, false, false);
+    pin("report_condensed.txt", text.as_bytes());
+    assert!(
+        text.contains("  200 children of 4242 (worker\\x1b[2J;x): exited, nothing left open\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  3 children of 1 (idle\\nd): running, nothing to report\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n7100     pool"),
+        "fds above 80% of the limit: listed\n{text}"
+    );
+    assert!(!text.contains("\n5000 "), "{text}");
+    assert!(
+        !text.contains("pid 7001:") && !text.contains("SIGTERM"),
+        "nothing to say: {text}"
+    );
+    assert!(
+        text.contains("pid 4242: 80 zombie(s)") && text.contains("SIGCHLD"),
+        "{text}"
+    );
+    // JSON keeps every process.
+    let mut json = Vec::new();
+    write(&mut json, Format::Json, &r, &Heading::default()).unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["processes"].as_array().map(Vec::len), Some(206));
+    assert_eq!(v["signals"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn all_lists_every_process_and_colour_only_when_asked() {
+    let r = crowded();
+    let all = render_with(&r, true, false);
+    assert_eq!(all.lines().filter(|l| l.starts_with("5")).count(), 200, "{all}");
+    assert!(all.contains("pid 7001:") && all.contains("SIGTERM"));
+    assert!(!all.contains("nothing left open"));
+    let plain = render_with(&r, false, false);
+    assert!(!plain.contains('\x1b'), "no colour unless asked");
+    let colored = render_with(&r, false, true);
+    assert!(
+        colored.contains("\x1b[1m\x1b[38;5;9m[1] pid 4242: 120 x file open")
+            || colored.contains("\x1b[38;5;9m\x1b[1m[1] pid 4242"),
+        "the suspect in red:\n{colored:?}"
+    );
+    // Escapes come only from the colouring: names stay escaped, and removing the colour
+    // gives the plain report back.
+    let stripped = colored
+        .split('\x1b')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('m').map_or(part, |(_, rest)| rest)
+            }
+        })
+        .collect::<String>();
+    assert_eq!(stripped, plain);
+}
+
+#[test]
+fn no_color_and_pipes_turn_colour_off() {
+    // SAFETY: this test alone touches NO_COLOR, and nothing in it reads the environment
+    // concurrently with the write.
+    unsafe { std::env::remove_var("NO_COLOR") };
+    assert!(super::color_wanted(true) && !super::color_wanted(false));
+    // SAFETY: as above.
+    unsafe { std::env::set_var("NO_COLOR", "1") };
+    assert!(!super::color_wanted(true));
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("NO_COLOR") };
 }
