@@ -30,6 +30,32 @@ pub enum Command {
     /// Production mode: trace the whole host (or a selection) continuously and serve
     /// Prometheus metrics, pprof profiles and the report over HTTP.
     Agent(AgentArgs),
+    /// A live, full-screen view of every traced process (like top): fds against the limit, by
+    /// kind, growth, time to EMFILE, suspects, zombies, SysV objects, lock waits, problems;
+    /// Enter opens a process's allocation sites with their stacks. Plain lines when stdout is
+    /// not a terminal.
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Show this process and its descendants (repeatable; default: every process on the host).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Show processes with this command name (repeatable), from start-up and at exec.
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<OsString>,
+    /// Time between refreshes.
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Plain-lines mode only: print this many tables, then exit.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// The column to sort by at start (keys change it).
+    #[arg(long, value_enum, default_value_t = crate::top::model::Column::Fds)]
+    pub sort: crate::top::model::Column,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,7 @@ pub fn signal_worth_saying(s: &crate::analysis::resources::SignalReport) -> bool
 pub type Summed = BTreeMap<(Option<u32>, Vec<u8>, bool), usize>;
 
 /// The processes to list, and the others summed.
-pub fn split<'a>(r: &'a Report, all: bool) -> (Vec<&'a ProcessSummary>, Summed) {
+pub fn split(r: &Report, all: bool) -> (Vec<&ProcessSummary>, Summed) {
     let mut listed = Vec::new();
     let mut summed = Summed::new();
     for p in &r.processes {
