@@ -39,8 +39,10 @@ pub struct App {
     pub reverse: bool,
     pub filter: String,
     pub editing_filter: bool,
-    /// The selected process (kept across refreshes).
+    /// The selected process. Until the user moves the selection it is the top row, whatever
+    /// process that is (like top); once moved, it follows its process across refreshes.
     pub selected_pid: Option<u32>,
+    pub pinned: bool,
     /// Enter opened this process.
     pub detail: Option<u32>,
     pub detail_scroll: u16,
@@ -68,6 +70,7 @@ impl App {
             filter: String::new(),
             editing_filter: false,
             selected_pid: None,
+            pinned: false,
             detail: None,
             detail_scroll: 0,
             color,
@@ -84,6 +87,9 @@ impl App {
     }
 
     pub fn selected_index(&self, visible: &[ProcessRow]) -> usize {
+        if !self.pinned {
+            return 0;
+        }
         self.selected_pid
             .and_then(|p| visible.iter().position(|r| r.pid == p))
             .unwrap_or(0)
@@ -101,6 +107,7 @@ impl App {
         let i = self.selected_index(&visible) as isize + delta;
         let i = i.clamp(0, visible.len() as isize - 1) as usize;
         self.selected_pid = Some(visible[i].pid);
+        self.pinned = true;
     }
 
     fn key(&mut self, k: KeyEvent) -> Action {
@@ -167,11 +174,13 @@ impl App {
                     (i + n - 1) % n
                 };
                 self.sort = Column::ALL[j];
+                self.pinned = false;
             }
             KeyCode::Char(c) => {
                 if let Some(col) = Column::from_key(c) {
                     self.sort = col;
                     self.reverse = false;
+                    self.pinned = false;
                 }
             }
             _ => {}
@@ -350,4 +359,79 @@ async fn tui(
     .await;
     ratatui::restore();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: u32, fds: usize, growth: f64) -> ProcessRow {
+        ProcessRow {
+            pid,
+            comm: format!("p{pid}"),
+            fds,
+            soft_limit: Some(1024),
+            kinds: "file:1".into(),
+            growth_per_min: growth,
+            time_to_emfile_s: None,
+            suspects: 0,
+            zombies: 0,
+            sysv: 0,
+            lock_waits: 0,
+            problems: 0,
+            exited: false,
+        }
+    }
+
+    fn press(app: &mut App, c: KeyCode) -> Action {
+        app.key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn keys_sort_filter_select_and_quit() {
+        let mut app = App::new(Column::Fds, false, "test".into());
+        app.rows = vec![row(1, 300, 0.0), row(2, 50, 600.0), row(3, 10, 5.0)];
+        let pids = |app: &App| app.visible().iter().map(|r| r.pid).collect::<Vec<_>>();
+        assert_eq!(pids(&app), [1, 2, 3], "most fds first");
+        assert_eq!(press(&mut app, KeyCode::Char('g')), Action::None);
+        assert_eq!(pids(&app), [2, 3, 1], "fastest growth first");
+        assert_eq!(app.selected_index(&app.visible()), 0, "the top row is selected");
+        press(&mut app, KeyCode::Char('r'));
+        assert_eq!(pids(&app), [1, 3, 2], "reversed");
+        press(&mut app, KeyCode::Char('p'));
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.selected_pid, Some(2));
+        // The selection follows its process once moved.
+        press(&mut app, KeyCode::Char('>'));
+        assert_eq!(app.sort, Column::Comm);
+        for c in ['/', 'p', '3'] {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(pids(&app), [3], "filtered by comm");
+        assert_eq!(press(&mut app, KeyCode::Enter), Action::Refresh);
+        assert_eq!(app.detail, Some(3));
+        assert_eq!(
+            press(&mut app, KeyCode::Char('g')),
+            Action::None,
+            "keys do not sort in the detail view"
+        );
+        assert_eq!(app.sort, Column::Comm);
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.detail, None);
+        assert_eq!(press(&mut app, KeyCode::Char('q')), Action::Quit);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(app.key(ctrl_c), Action::Quit);
+    }
+
+    #[test]
+    fn plain_lines_fit_80_columns_and_escape_names() {
+        let mut r = row(4_194_303, 123_456, 12_345.6);
+        r.comm = crate::output::escape::escape_bytes(b"evil\n\x1b[2Jname-long");
+        r.kinds = String::new();
+        let line = model::plain_line(&r);
+        assert!(line.chars().count() <= 80, "{line}");
+        assert!(!line.contains('\x1b') && !line.contains('\n'), "{line:?}");
+        assert!(model::plain_header().trim_end().chars().count() <= 80);
+    }
 }
