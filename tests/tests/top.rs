@@ -42,9 +42,15 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
+        self.capture(&[])
+    }
+
+    /// The pane's text; with `-e`, its colours as escape sequences too.
+    fn capture(&self, extra: &[&str]) -> String {
         let out = self
             .cmd()
             .args(["capture-pane", "-p", "-t", "top"])
+            .args(extra)
             .output()
             .unwrap_or_else(|e| panic!("capture-pane: {e}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -68,6 +74,32 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd().arg("kill-server").status();
     }
+}
+
+/// The SUS (suspects) cell of `pid`'s row.
+fn suspects_of(screen: &str, pid: u32) -> Option<u32> {
+    let line = screen
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))?;
+    line.split_whitespace().nth(6)?.parse().ok()
+}
+
+/// The leaker's row as tmux draws it, escape sequences included.
+fn colored_row(tmux: &Tmux, pid: u32) -> String {
+    let s = tmux.capture(&["-e"]);
+    s.lines()
+        .find(|l| l.contains(&pid.to_string()) && l.contains("leaky_error_pat"))
+        .unwrap_or_else(|| panic!("no row for {pid}:\n{s}"))
+        .to_owned()
+}
+
+/// Whether a captured line carries red (SGR 31, or palette colour 1 or 9 however tmux spells it).
+fn is_red(s: &str) -> bool {
+    [
+        "[31m", ";31m", "[31;", ";31;", "38;5;1m", "38;5;1;", "38;5;9m", "38;5;9;",
+    ]
+    .iter()
+    .any(|p| s.contains(p))
 }
 
 /// PIDs of the table's rows, top first.
@@ -133,6 +165,12 @@ fn top_in_a_terminal_puts_the_leaker_on_top_by_growth_and_shows_its_stack() {
         s.contains("sort GROW/M") && row_pids(s).first() == Some(&lp)
     });
     assert!(s.contains("leaky_error_pat"), "{s}");
+    // Once a suspect, its row is red (a terminal, no NO_COLOR).
+    tmux.wait_screen("the leaker a suspect", 30, |s| {
+        suspects_of(s, lp).is_some_and(|n| n >= 1)
+    });
+    let red = colored_row(&tmux, lp);
+    assert!(is_red(&red), "a suspect's row is red: {red:?}");
 
     // Enter opens the selected (top) process: its sites with the stack naming the leak.
     tmux.run(&["send-keys", "-t", "top", "Enter"]);
@@ -149,5 +187,25 @@ fn top_in_a_terminal_puts_the_leaker_on_top_by_growth_and_shows_its_stack() {
     let status = std::fs::read_to_string(&status_file).unwrap_or_default();
     assert_eq!(status.trim(), "exit=0", "a clean exit");
     assert!(open_fds(lp) > 0, "the traced process lives on");
+
+    // NO_COLOR: the same suspect, no colour (reverse video for the selection stays).
+    let _ = std::fs::remove_file(&status_file);
+    let command = format!(
+        "env NO_COLOR=1 {} top -p {lp} --sort growth; echo exit=$? > {}",
+        tracer.display(),
+        status_file.display()
+    );
+    // The first session ended with its command (and its server with it).
+    let _ = tmux.cmd().arg("kill-server").status();
+    tmux.run(&["new-session", "-d", "-s", "top", "-x", "80", "-y", "24", &command]);
+    tmux.wait_screen("the leaker a suspect again", 60, |s| {
+        suspects_of(s, lp).is_some_and(|n| n >= 1)
+    });
+    let plain = colored_row(&tmux, lp);
+    assert!(!is_red(&plain), "no colour with NO_COLOR: {plain:?}");
+    tmux.run(&["send-keys", "-t", "top", "q"]);
+    wait_until("tracer top exited again", || {
+        std::fs::read_to_string(&status_file).is_ok_and(|s| s.trim() == "exit=0")
+    });
     let _ = std::fs::remove_dir_all(&dir);
 }
