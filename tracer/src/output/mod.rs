@@ -50,7 +50,12 @@ pub struct Heading {
 /// Colour only on a terminal, and never with `NO_COLOR` set to anything non-empty
 /// (no-color.org).
 pub fn color_wanted(to_terminal: bool) -> bool {
-    to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    color_wanted_with(to_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// [`color_wanted`] with the value of `NO_COLOR` given.
+pub fn color_wanted_with(to_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    to_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 pub fn write(out: &mut dyn Write, format: Format, report: &Report, heading: &Heading) -> std::io::Result<()> {

@@ -643,13 +643,9 @@ fn all_lists_every_process_and_colour_only_when_asked() {
 
 #[test]
 fn no_color_and_pipes_turn_colour_off() {
-    // SAFETY: this test alone touches NO_COLOR, and nothing in it reads the environment
-    // concurrently with the write.
-    unsafe { std::env::remove_var("NO_COLOR") };
-    assert!(super::color_wanted(true) && !super::color_wanted(false));
-    // SAFETY: as above.
-    unsafe { std::env::set_var("NO_COLOR", "1") };
-    assert!(!super::color_wanted(true));
-    // SAFETY: as above.
-    unsafe { std::env::remove_var("NO_COLOR") };
+    use super::color_wanted_with as wanted;
+    let set = Some(std::ffi::OsStr::new("1"));
+    assert!(wanted(true, None) && !wanted(false, None), "a terminal only");
+    assert!(!wanted(true, set) && !wanted(false, set), "never with NO_COLOR");
+    assert!(wanted(true, Some(std::ffi::OsStr::new(""))), "an empty NO_COLOR is unset (no-color.org)");
 }
