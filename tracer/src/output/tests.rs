@@ -647,5 +647,8 @@ fn no_color_and_pipes_turn_colour_off() {
     let set = Some(std::ffi::OsStr::new("1"));
     assert!(wanted(true, None) && !wanted(false, None), "a terminal only");
     assert!(!wanted(true, set) && !wanted(false, set), "never with NO_COLOR");
-    assert!(wanted(true, Some(std::ffi::OsStr::new(""))), "an empty NO_COLOR is unset (no-color.org)");
+    assert!(
+        wanted(true, Some(std::ffi::OsStr::new(""))),
+        "an empty NO_COLOR is unset (no-color.org)"
+    );
 }
