@@ -75,4 +75,4 @@ pub fn write(out: &mut dyn Write, format: Format, report: &Report, heading: &Hea
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -54,7 +54,7 @@ fn frame(addr: u64, f: &str, file: &str, line: u32) -> Frame {
     }
 }
 
-fn sample() -> Report {
+pub(crate) fn sample() -> Report {
     let stack = vec![
         Frame {
             address: "0x7f0000001011".into(),

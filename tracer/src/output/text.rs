@@ -178,7 +178,7 @@ fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
     let _ = write!(out, " ({} allocated in total)", s.allocations);
 }
 
-pub fn frame(f: &Frame) -> String {
+pub(super) fn frame(f: &Frame) -> String {
     let mut s = format!("{:<18} {}", f.address, frame_name(f));
     if let Some(file) = &f.file {
         s.push_str(&format!(" at {}", escape_str(file)));

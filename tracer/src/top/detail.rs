@@ -2,10 +2,11 @@
 //! report shows them.
 
 use crate::{
-    analysis::{Report, SiteReport},
+    analysis::{Frame, Report, SiteReport},
     output::{
-        escape::escape_bytes,
-        text::{age, frame},
+        escape::{escape_bytes, escape_str},
+        frame_name::{frame_name, names_module},
+        text::age,
     },
     state::StackId,
 };
@@ -34,6 +35,27 @@ pub fn stack_ids(r: &Report, pid: u32) -> Vec<StackId> {
         .map(|s| s.stack.id)
         .filter(|id| *id != StackId::NONE)
         .collect()
+}
+
+/// A frame in the width of a terminal: its name, then the source file's name and line (or the
+/// module's file name), without the address; `--format text` has the full paths.
+fn short_frame(f: &Frame) -> String {
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
+    let mut s = frame_name(f);
+    if let Some(file) = &f.file {
+        s.push_str(&format!("  {}", escape_str(&base(file))));
+        if let Some(l) = f.line {
+            s.push_str(&format!(":{l}"));
+        }
+    } else if !names_module(f)
+        && let Some(m) = &f.module
+    {
+        s.push_str(&format!("  in {}", escape_str(&base(m))));
+    }
+    if f.inlined {
+        s.push_str(" [inlined]");
+    }
+    s
 }
 
 /// The lines of the view (plain text, escaped), and which of them are suspects' headings.
@@ -84,8 +106,35 @@ pub fn lines(r: &Report, pid: u32) -> Vec<(String, bool)> {
             out.push(("    opened before tracing: no stack".into(), false));
         }
         for (i, f) in s.stack.frames.iter().enumerate() {
-            out.push((format!("    #{i:<2} {}", frame(f)), false));
+            out.push((format!("  #{i:<2} {}", short_frame(f)), false));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growing_sites_first_with_short_frames_and_escaped_names() {
+        let mut r = crate::output::tests::sample();
+        // The suspect listed last among the outstanding sites: the view still puts it first.
+        r.outstanding.rotate_left(1);
+        let lines: Vec<String> = lines(&r, 4242).into_iter().map(|(l, _)| l).collect();
+        assert!(lines[0].starts_with("PID 4242 svc\\xfe\\n: 122 fds open"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("[1] 120 x file") && lines[1].contains("SUSPECT growing 600.0/min"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"  #1  load_config  config.c:20".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l == "  #0  /opt/new\\nlib\\x1b[0m\\xff.so+0x1a2b"),
+            "an unresolved frame is module+offset, escaped: {lines:?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains('\n') && !l.contains('\x1b')));
+    }
 }
