@@ -14,8 +14,14 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
 
 /// `tracer run --format FORMAT -o FILE -- CMD`, returning FILE's bytes.
 fn run_to_file(format: &str, out: &Path, cmd: &[&str]) -> Vec<u8> {
+    run_to_file_with(&[], format, out, cmd)
+}
+
+fn run_to_file_with(flags: &[&str], format: &str, out: &Path, cmd: &[&str]) -> Vec<u8> {
     let o = out.to_string_lossy().into_owned();
-    let mut args = vec!["run", "--format", format, "-o", &o, "--"];
+    let mut args = vec!["run", "--format", format, "-o", &o];
+    args.extend_from_slice(flags);
+    args.push("--");
     args.extend_from_slice(cmd);
     let r = tracer(&args);
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
@@ -151,5 +157,56 @@ fn folded_stacks_and_flame_graph_name_the_leak() {
         dom.contains("load_config"),
         "the rendered DOM names the leak:\n{dom:.2000}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn text_report_sums_children_that_left_nothing_and_all_lists_them() {
+    if !can_trace("outputs_condensed") {
+        return;
+    }
+    // 10 bursts of 5 children that exit with nothing of their own open; --fixed reaps them all.
+    let bin = integration_tests::fixture("zombie_parent")
+        .to_string_lossy()
+        .into_owned();
+    let dir = tmpdir("condensed");
+    let cmd = [bin.as_str(), "--fixed", "10", "5", "30", "100"];
+    let text = run_to_file("text", &dir.join("condensed.txt"), &cmd);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("PID "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let summed = table
+        .iter()
+        .find(|l| l.contains("children of") && l.ends_with("(zombie_parent): exited, nothing left open"))
+        .unwrap_or_else(|| panic!("no summed line:\n{text}"));
+    let n: usize = summed
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summed}"));
+    assert_eq!(n, 50, "every child summed: {summed}");
+    // Rows start with the pid; summed lines are indented.
+    let listed = table
+        .iter()
+        .filter(|l| !l.starts_with(' ') && l.split_whitespace().next().is_some_and(|p| p.parse::<u32>().is_ok()));
+    assert_eq!(listed.count(), 1, "only the parent is listed:\n{text}");
+    assert!(!text.contains("\x1b"), "no colour in a file");
+
+    // --all: every child on a line of its own.
+    let all = run_to_file_with(&["--all"], "text", &dir.join("all.txt"), &cmd);
+    let all = String::from_utf8_lossy(&all).into_owned();
+    let rows = all
+        .lines()
+        .skip_while(|l| !l.starts_with("PID "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.contains("zombie_parent") && l.contains("(exited"))
+        .count();
+    assert_eq!(rows, 51, "--all lists the parent and every child:\n{all}");
+    assert!(!all.contains("nothing left open"), "{all}");
     let _ = std::fs::remove_dir_all(&dir);
 }
