@@ -72,7 +72,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
+        let _ = self.cmd().arg("kill-server").stderr(Stdio::null()).status();
     }
 }
 
@@ -196,7 +196,7 @@ fn top_in_a_terminal_puts_the_leaker_on_top_by_growth_and_shows_its_stack() {
         status_file.display()
     );
     // The first session ended with its command (and its server with it).
-    let _ = tmux.cmd().arg("kill-server").status();
+    let _ = tmux.cmd().arg("kill-server").stderr(Stdio::null()).status();
     tmux.run(&["new-session", "-d", "-s", "top", "-x", "80", "-y", "24", &command]);
     tmux.wait_screen("the leaker a suspect again", 60, |s| {
         suspects_of(s, lp).is_some_and(|n| n >= 1)
@@ -208,4 +208,42 @@ fn top_in_a_terminal_puts_the_leaker_on_top_by_growth_and_shows_its_stack() {
         std::fs::read_to_string(&status_file).is_ok_and(|s| s.trim() == "exit=0")
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn top_prints_plain_lines_when_stdout_is_not_a_terminal() {
+    if !can_trace("top_plain") {
+        return;
+    }
+    let tracer = tracer_bin();
+    let leaker = Command::new(fixture("leaky_error_path"))
+        .args(["2000", "50"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lp = leaker.id();
+    let _l = Reap(leaker);
+    let out = Command::new(&tracer)
+        .args(["top", "-p", &lp.to_string(), "-n", "3", "-d", "500ms"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!text.contains('\x1b'), "no escape sequences in a pipe:\n{text:?}");
+    assert_eq!(text.matches("tracer top after").count(), 3, "-n 3 tables:\n{text}");
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(&lp.to_string()))
+        .collect();
+    assert_eq!(rows.len(), 3, "the process in each table:\n{text}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("leaky_error_pat") && r.contains("file:")),
+        "{rows:?}"
+    );
+    assert!(
+        text.contains("GROW/M") && text.contains("files "),
+        "header and system line:\n{text}"
+    );
 }
