@@ -335,7 +335,7 @@ async fn tui(
             }
         })
         .context("starting the key reader")?;
-    let mut terminal = ratatui::init();
+    let mut terminal = ratatui::try_init().context("cannot take over the terminal")?;
     let result = async {
         let mut tick = tokio::time::interval(args.interval);
         loop {
