@@ -10,7 +10,8 @@ use crate::analysis::{ProcessSummary, Report};
 /// Processes whose open fds pass this share of the soft limit are worth a line.
 const NEAR_LIMIT: (usize, u64) = (4, 5);
 
-/// Why a process is listed, or None when it has nothing to say.
+/// Whether a process has something to say: a suspect, a problem, fds above 80% of its soft
+/// limit, zombies, merged signals, or sites still open.
 pub fn has_something_to_say(r: &Report, p: &ProcessSummary) -> bool {
     let near_limit = p
         .fd_soft_limit
