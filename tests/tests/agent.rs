@@ -168,6 +168,25 @@ fn pprof_names_the_leak(build: Build, stack: &str) {
         "file:line resolve to the leaking line:\n{listing}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+
+    // The same snapshot as collapsed stacks (inferno, flamegraph.pl): root first, weighted.
+    let folded = agent.get("/debug/folded/fds");
+    assert_eq!(folded.status, 200);
+    assert_eq!(folded.header("content-type"), Some("text/plain; charset=utf-8"));
+    let text = folded.text();
+    let prefix = format!("{};pid {};", &comm[..comm.len().min(15)], leaker.pid());
+    let leak = text
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.contains(";leak_connection;"))
+        .unwrap_or_else(|| panic!("no {prefix}...;leak_connection; line:\n{text}"));
+    let (stack, weight) = leak.rsplit_once(' ').unwrap_or_default();
+    assert!(weight.parse::<u64>().is_ok_and(|w| w > 0), "{leak}");
+    let frames: Vec<&str> = stack.split(';').collect();
+    let at = |f: &str| frames.iter().position(|x| *x == f);
+    assert!(
+        at("main") < at("serve") && at("serve") < at("leak_connection"),
+        "root first: {leak}"
+    );
 }
 
 #[test]

@@ -30,6 +30,32 @@ pub enum Command {
     /// Production mode: trace the whole host (or a selection) continuously and serve
     /// Prometheus metrics, pprof profiles and the report over HTTP.
     Agent(AgentArgs),
+    /// A live, full-screen view of every traced process (like top): fds against the limit, by
+    /// kind, growth, time to EMFILE, suspects, zombies, SysV objects, lock waits, problems;
+    /// Enter opens a process's allocation sites with their stacks. Plain lines when stdout is
+    /// not a terminal.
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Show this process and its descendants (repeatable; default: every process on the host).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Show processes with this command name (repeatable), from start-up and at exec.
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<OsString>,
+    /// Time between refreshes.
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Plain-lines mode only: print this many tables, then exit.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// The column to sort by at start (keys change it).
+    #[arg(long, value_enum, default_value_t = crate::top::model::Column::Fds)]
+    pub sort: crate::top::model::Column,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +135,8 @@ pub struct RunArgs {
 pub struct CommonArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
-    /// Report format.
+    /// Report format: text, json, folded (collapsed stacks weighted by open fds, for inferno or
+    /// flamegraph.pl), svg (a flame graph of open fds by allocation stack; suspects in red).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write reports to FILE instead of standard output (a traced command keeps its own output).
@@ -121,6 +148,10 @@ pub struct CommonArgs {
     /// Show at most N suspects and N other sites.
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// List every process, zombie parent and signal in the text report (by default only those
+    /// with something to say; the rest are summed per parent and command).
+    #[arg(long)]
+    pub all: bool,
     /// At exit, print the agent's own cost to stderr: records processed, lost, CPU, peak memory.
     #[arg(long)]
     pub stats: bool,

@@ -24,14 +24,21 @@ const RING_MIB: u32 = 16;
 /// every allocation can pay for a stack (see `tracer_common::sampling`).
 pub const STACK_BUDGET: u32 = 1000;
 
+/// How long `tracer top` keeps an exited process (the agent's `--exited-grace` default).
+pub(crate) const EXITED_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Sampling tick of the agent: fine enough for a window of minutes, cheap on a busy host.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn policy_of(args: &AgentArgs) -> Policy {
+    policy(&args.pids, &args.comms, &args.cgroups)
+}
+
+/// What is traced: these PIDs, names and cgroups (all empty: the whole host).
+pub(crate) fn policy(pids: &[u32], comms: &[std::ffi::OsString], cgroups: &[std::path::PathBuf]) -> Policy {
     Policy {
-        pids: args.pids.clone(),
-        comms: args
-            .comms
+        pids: pids.to_vec(),
+        comms: comms
             .iter()
             .map(|c| {
                 let b = c.as_bytes();
@@ -39,7 +46,7 @@ fn policy_of(args: &AgentArgs) -> Policy {
                 b[..b.len().min(15)].to_vec()
             })
             .collect(),
-        cgroups: args.cgroups.iter().map(|c| policy::normalize_cgroup(c)).collect(),
+        cgroups: cgroups.iter().map(|c| policy::normalize_cgroup(c)).collect(),
     }
 }
 
@@ -78,7 +85,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         let _ = stop_rx.await;
     }));
     eprintln!(
-        "tracer: agent on http://{bound} (/metrics, /debug/pprof/{{fds,sysv,locks}}, /report, /healthy, /ready); tracing {}",
+        "tracer: agent on http://{bound} (/metrics, /debug/pprof/{{fds,sysv,locks}}, /debug/folded/fds, /report, /healthy, /ready); tracing {}",
         describe(&policy)
     );
 
@@ -130,7 +137,7 @@ fn sampling_comment(stack: &str, budget: u32) -> String {
 
 /// Follows every selected process now: the PIDs given, and every process whose name or cgroup
 /// is selected (all of them for the whole host). Processes that exit meanwhile are skipped.
-fn seed(agent: &mut crate::agent::Agent, policy: &Policy) -> Result<(), crate::agent::AgentError> {
+pub(crate) fn seed(agent: &mut crate::agent::Agent, policy: &Policy) -> Result<(), crate::agent::AgentError> {
     for pid in &policy.pids {
         agent.follow(*pid)?;
     }
@@ -188,7 +195,7 @@ fn check_proc_access() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(p: &Policy) -> String {
+pub(crate) fn describe(p: &Policy) -> String {
     if p.whole_host() {
         return "every process on the host".into();
     }

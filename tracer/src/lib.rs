@@ -19,3 +19,4 @@ pub mod probes;
 pub mod session;
 pub mod state;
 pub mod symbolize;
+pub mod top;

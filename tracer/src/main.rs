@@ -3,7 +3,7 @@
 use clap::Parser;
 use tracer::{
     cli::{Cli, Command},
-    daemon, session,
+    daemon, session, top,
 };
 
 fn main() {
@@ -21,6 +21,7 @@ fn main() {
             Command::Watch(args) => session::watch(args).await,
             Command::Run(args) => session::run(args).await,
             Command::Agent(args) => daemon::run(args).await,
+            Command::Top(args) => top::run(args).await,
         }
     });
     match result {

@@ -95,7 +95,16 @@ impl Reporter {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             label,
             stack_mode: self.common.capture.stack.as_str(),
+            all: self.common.all,
+            color: output::color_wanted(self.common.output.is_none() && io::IsTerminal::is_terminal(&io::stdout())),
         };
+        if self.common.format.is_snapshot()
+            && let Some(path) = &self.common.output
+        {
+            // A picture of the moment: the file holds the latest one.
+            self.out =
+                Box::new(File::create(path).with_context(|| format!("cannot write the report to {}", path.display()))?);
+        }
         output::write(&mut self.out, self.common.format, &report, &heading).context("writing the report")?;
         self.out.flush().context("writing the report")?;
         Ok(())

@@ -37,6 +37,10 @@ const APT_PACKAGES: &[&str] = &[
     // The benchmark's real-server workload: nginx serving a file to ApacheBench (ab).
     "nginx-light",
     "apache2-utils",
+    // People's views: the flame graph is rendered in headless Chromium, `tracer top` is driven
+    // in a real terminal under tmux.
+    "chromium",
+    "tmux",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

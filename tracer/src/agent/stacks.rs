@@ -177,6 +177,7 @@ impl StoredStack {
             if out.len() == before {
                 let unresolved = Frame {
                     address: format!("{addr:#x}"),
+                    offset: Some(norm.file_offset),
                     ..Default::default()
                 };
                 out.push(unresolved.in_module(&norm.module));
@@ -194,6 +195,7 @@ impl From<SymbolizedFrame> for Frame {
             file: f.file,
             line: f.line,
             module: f.module,
+            offset: f.file_offset,
             inlined: f.inlined,
             ..Default::default()
         }

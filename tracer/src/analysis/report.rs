@@ -60,6 +60,9 @@ pub struct ProcessSummary {
     pub limit_failures: u64,
     /// Children exited and not reaped.
     pub zombies: usize,
+    /// The parent process, when known (the text report sums short-lived children per parent).
+    #[serde(skip)]
+    pub parent: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -106,11 +109,23 @@ pub struct Frame {
     /// The module path's raw bytes, for the text output's escaping (empty: use `module`).
     #[serde(skip)]
     pub module_bytes: Vec<u8>,
+    /// Offset of the address in the module file, the form `addr2line -e MODULE` takes; shown
+    /// as `module+0xOFFSET` when no symbol names the frame. JSON: a hex string, absent when
+    /// unknown (kernel frames, addresses outside any module).
+    #[serde(serialize_with = "hex_offset", skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
     /// The module's GNU build id (hex), for pprof mappings; not part of the JSON contract.
     #[serde(skip)]
     pub build_id: Option<String>,
+}
+
+fn hex_offset<S: serde::Serializer>(offset: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match offset {
+        Some(o) => s.serialize_str(&format!("{o:#x}")),
+        None => s.serialize_none(),
+    }
 }
 
 impl Frame {
@@ -256,6 +271,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             allocations: p.counters.allocations.iter().sum(),
             limit_failures: p.limit_failures,
             zombies: p.zombies.pending.len(),
+            parent: p.parent,
         });
     }
 

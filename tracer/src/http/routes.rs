@@ -74,6 +74,7 @@ pub async fn handle<B>(ctx: &Context, req: Request<B>) -> Reply {
         },
         "/metrics" => metrics(ctx, &req).await,
         "/report" => report(ctx, query).await,
+        "/debug/folded/fds" => folded(ctx).await,
         p => match p.strip_prefix("/debug/pprof/").and_then(ProfileKind::from_path) {
             Some(kind) => profile(ctx, kind).await,
             None if p == "/" => Ok(text(StatusCode::OK, index())),
@@ -85,6 +86,7 @@ pub async fn handle<B>(ctx: &Context, req: Request<B>) -> Reply {
 
 fn index() -> &'static str {
     "tracer agent: /metrics (Prometheus), /debug/pprof/fds, /debug/pprof/sysv, /debug/pprof/locks (pprof), \
+     /debug/folded/fds (collapsed stacks), \
      /report?format=text|json&top=N&min_age=DURATION, /healthy, /ready"
 }
 
@@ -130,6 +132,22 @@ async fn profile(ctx: &Context, kind: ProfileKind) -> Answer {
         "application/octet-stream",
         pprof::encode(&profile),
     ))
+}
+
+/// `/debug/folded/fds`: the fds profile as collapsed stacks (inferno, flamegraph.pl).
+async fn folded(ctx: &Context) -> Answer {
+    let client = client(ctx)?;
+    let ProfileSnapshot { mut profile, stacks } = client.profile(ProfileKind::Fds).await.map_err(|_| gone())?;
+    let resolved = ctx.symbolizer.resolve(stacks).await;
+    for s in &mut profile.samples {
+        if let Some(frames) = resolved.get(&s.stack.id) {
+            s.stack.frames = frames.clone();
+        }
+    }
+    let mut body = Vec::new();
+    output::flame::write_folded(&mut body, &output::flame::from_profile(&profile))
+        .map_err(|_| Box::new(text(StatusCode::INTERNAL_SERVER_ERROR, "writing the stacks failed")))?;
+    Ok(reply(StatusCode::OK, "text/plain; charset=utf-8", body))
 }
 
 /// `/report` query: `format=text|json`, `top=N`, `min_age=DURATION`; anything else is a 400.
@@ -213,13 +231,16 @@ async fn report(ctx: &Context, query: &str) -> Answer {
         elapsed_s: ctx.started.elapsed().as_secs_f64(),
         label: "agent",
         stack_mode: ctx.options.stack_mode,
+        // No colour over HTTP.
+        all: false,
+        color: false,
     };
     let mut body = Vec::new();
     output::write(&mut body, q.format, &report, &heading)
         .map_err(|_| Box::new(text(StatusCode::INTERNAL_SERVER_ERROR, "writing the report failed")))?;
     let content_type = match q.format {
-        Format::Text => "text/plain; charset=utf-8",
         Format::Json => "application/json",
+        _ => "text/plain; charset=utf-8",
     };
     Ok(reply(StatusCode::OK, content_type, body))
 }

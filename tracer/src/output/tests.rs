@@ -54,7 +54,7 @@ fn frame(addr: u64, f: &str, file: &str, line: u32) -> Frame {
     }
 }
 
-fn sample() -> Report {
+pub(crate) fn sample() -> Report {
     let stack = vec![
         Frame {
             address: "0x7f0000001011".into(),
@@ -75,7 +75,8 @@ fn sample() -> Report {
         b"/tmp/\x1b[31mred\xff\\",
         vec![
             Frame {
-                address: "0x1".into(),
+                address: "0x7f0000001a2b".into(),
+                offset: Some(0x1a2b),
                 ..Default::default()
             }
             .in_module(std::path::Path::new(std::ffi::OsStr::from_bytes(
@@ -116,6 +117,7 @@ fn sample() -> Report {
                 allocations: 130,
                 limit_failures: 0,
                 zombies: 0,
+                parent: Some(1),
             },
             ProcessSummary {
                 pid: 4243,
@@ -130,6 +132,7 @@ fn sample() -> Report {
                 allocations: 6,
                 limit_failures: 2,
                 zombies: 3,
+                parent: Some(4242),
             },
         ],
         suspects: vec![leak.clone()],
@@ -311,6 +314,7 @@ fn check(name: &str, format: Format) {
         elapsed_s: 12.5,
         label: "final",
         stack_mode: "dwarf",
+        ..Default::default()
     };
     write(&mut out, format, &sample(), &heading).unwrap_or_else(|e| panic!("{e}"));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -344,9 +348,10 @@ fn text_never_carries_raw_control_bytes() {
     assert!(text.contains("/etc/new\\nline") && text.contains("\\x1b[31mred\\xff\\\\") && text.contains("svc\\xfe\\n"));
     assert!(text.contains("/run/app\\n\\x1b[1m.lock\\xff"), "lock file name escaped");
     assert!(
-        text.contains("in /opt/new\\nlib\\x1b[0m\\xff.so"),
-        "module path escaped"
+        text.contains(" /opt/new\\nlib\\x1b[0m\\xff.so+0x1a2b"),
+        "an unresolved frame is its module (escaped) plus its file offset"
     );
+    assert!(!text.contains("??"), "never a bare ??");
 }
 
 #[test]
@@ -385,5 +390,267 @@ fn every_loss_is_named_in_the_text_report_and_none_is_quiet() {
     assert!(
         text.contains("WARNING: losses by cause: ring_buffer_full=0 traced_map_full=0 stack_not_captured=4 undecodable=0 map_update_failed=0"),
         "{text}"
+    );
+}
+
+/// The sample with a `;` and a newline in names: neither may add a frame or a line.
+fn flame_sample() -> Report {
+    let mut r = sample();
+    r.outstanding[0].stack.frames[1].function = Some("load;config\nnow".into());
+    r.suspects[0].stack.frames[1].function = Some("load;config\nnow".into());
+    r.processes[1].comm_bytes = b"a;b".to_vec();
+    r
+}
+
+fn render(format: Format, r: &Report) -> Vec<u8> {
+    let mut out = Vec::new();
+    let heading = Heading {
+        elapsed_s: 12.5,
+        label: "final",
+        stack_mode: "dwarf",
+        ..Default::default()
+    };
+    write(&mut out, format, r, &heading).unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+fn pin(name: &str, out: &[u8]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/output/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, out).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let golden =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    assert!(golden == out, "{name} changed:\n{}", String::from_utf8_lossy(out));
+}
+
+#[test]
+fn folded_stacks_are_pinned_and_hostile_names_stay_in_their_frame() {
+    let out = render(Format::Folded, &flame_sample());
+    pin("report.folded", &out);
+    let text = String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per fd site: {text}");
+    // Root first: comm, pid, then the outermost frame; the leaf is the kind.
+    let leak = lines[0];
+    assert!(
+        leak.starts_with("svc\\xfe\\n;pid 4242;main;load\\x3bconfig\\nnow;__libc_open64;file [leak suspect] 120"),
+        "{leak}"
+    );
+    for l in &lines {
+        let (stack, count) = l.rsplit_once(' ').unwrap_or_else(|| panic!("no count: {l}"));
+        assert!(count.parse::<u64>().is_ok(), "{l}");
+        assert!(stack.split(';').all(|f| !f.is_empty()), "{l}");
+    }
+    assert!(
+        text.contains("a\\x3bb;pid 4243;[opened before tracing];socket (inet6) 4"),
+        "{text}"
+    );
+}
+
+/// Text of the SVG's `<title>` elements (one per frame: name, fds, share) and whether the
+/// suspect's frames are filled red.
+fn svg_titles(svg: &[u8]) -> (Vec<String>, Vec<(String, String)>) {
+    use quick_xml::{Reader, events::Event};
+    let mut reader = Reader::from_reader(svg);
+    let (mut titles, mut fills) = (Vec::new(), Vec::new());
+    let (mut in_title, mut last_fill) = (false, String::new());
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) if e.name().as_ref() == b"title" => in_title = true,
+            Ok(Event::End(e)) if e.name().as_ref() == b"title" => in_title = false,
+            Ok(Event::Text(t)) if in_title => {
+                let s = t.decode().map(|c| c.into_owned()).unwrap_or_default();
+                let s = quick_xml::escape::unescape(&s).map(|c| c.into_owned()).unwrap_or(s);
+                titles.push(s.clone());
+                if !last_fill.is_empty() {
+                    fills.push((s, std::mem::take(&mut last_fill)));
+                }
+            }
+            Ok(Event::Empty(e)) if e.name().as_ref() == b"rect" => {
+                if let Some(Ok(a)) = e
+                    .attributes()
+                    .find(|a| a.as_ref().is_ok_and(|a| a.key.as_ref() == b"fill"))
+                {
+                    last_fill = String::from_utf8_lossy(&a.value).into_owned();
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(e) => panic!("the SVG does not parse: {e}"),
+            _ => {}
+        }
+        buf.clear();
+    }
+    (titles, fills)
+}
+
+#[test]
+fn svg_flame_graph_text_is_pinned_and_suspects_are_red() {
+    let out = render(Format::Svg, &flame_sample());
+    let (titles, fills) = svg_titles(&out);
+    let mut text = titles.join("\n");
+    text.push('\n');
+    pin("report.svg.txt", text.as_bytes());
+    assert!(
+        titles.iter().any(|t| t.starts_with("load\\x3bconfig\\nnow (120 fds")),
+        "escaped names, weighted by fds: {titles:?}"
+    );
+    let fill_of = |prefix: &str| {
+        fills
+            .iter()
+            .find(|(t, _)| t.starts_with(prefix))
+            .map(|(_, f)| f.clone())
+            .unwrap_or_else(|| panic!("no frame {prefix}: {fills:?}"))
+    };
+    assert_eq!(fill_of("file [leak suspect]"), "rgb(220,30,30)");
+    assert_eq!(
+        fill_of("load\\x3bconfig"),
+        "rgb(220,30,30)",
+        "the suspect's own frames are red"
+    );
+    assert_ne!(
+        fill_of("socket (inet6)"),
+        "rgb(220,30,30)",
+        "what is not growing is not red"
+    );
+}
+
+/// A forking server's trace: 200 short-lived children that left nothing, idle processes, a
+/// parent with no zombie left and signals that merged nothing, beside the sample's leaker.
+fn crowded() -> Report {
+    let mut r = sample();
+    // Losses are pinned by report.txt; left out here so this file pins only the condensing.
+    r.lost_events = 0;
+    r.losses = crate::analysis::Losses::default();
+    let child = |pid: u32, parent: u32, comm: &[u8], exited: bool| {
+        let (c, hex) = text_and_hex(comm);
+        ProcessSummary {
+            pid,
+            comm: c,
+            comm_hex: hex,
+            comm_bytes: comm.to_vec(),
+            open_fds: 0,
+            fd_soft_limit: Some(1024),
+            fd_hard_limit: Some(4096),
+            exited,
+            by_kind: BTreeMap::new(),
+            allocations: 1,
+            limit_failures: 0,
+            zombies: 0,
+            parent: Some(parent),
+        }
+    };
+    for i in 0..200 {
+        r.processes.push(child(5000 + i, 4242, b"worker\x1b[2J;x", true));
+    }
+    for i in 0..3 {
+        r.processes.push(child(7000 + i, 1, b"idle\nd", false));
+    }
+    // Near its limit with nothing else to say: listed.
+    let mut full = child(7100, 1, b"pool", false);
+    full.open_fds = 900;
+    r.processes.push(full);
+    let mut calm = r.zombies[0].clone();
+    calm.pid = 7001;
+    (calm.zombies, calm.growing, calm.sigchld.coalesced) = (0, false, 0);
+    r.zombies.push(calm);
+    let mut quiet = r.signals[0].clone();
+    quiet.pid = 7002;
+    quiet.signal = "SIGTERM".into();
+    quiet.counts.coalesced = 0;
+    r.signals.push(quiet);
+    r
+}
+
+fn render_with(r: &Report, all: bool, color: bool) -> String {
+    let mut out = Vec::new();
+    let heading = Heading {
+        elapsed_s: 12.5,
+        label: "final",
+        stack_mode: "dwarf",
+        all,
+        color,
+    };
+    write(&mut out, Format::Text, r, &heading).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn condensed_report_is_pinned_and_sums_children_that_left_nothing() {
+    let r = crowded();
+    let text = render_with(&r, false, false);
+    pin("report_condensed.txt", text.as_bytes());
+    assert!(
+        text.contains("  200 children of 4242 (worker\\x1b[2J;x): exited, nothing left open\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  3 children of 1 (idle\\nd): running, nothing to report\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n7100     pool"),
+        "fds above 80% of the limit: listed\n{text}"
+    );
+    assert!(!text.contains("\n5000 "), "{text}");
+    assert!(
+        !text.contains("pid 7001:") && !text.contains("SIGTERM"),
+        "nothing to say: {text}"
+    );
+    assert!(
+        text.contains("pid 4242: 80 zombie(s)") && text.contains("SIGCHLD"),
+        "{text}"
+    );
+    // JSON keeps every process.
+    let mut json = Vec::new();
+    write(&mut json, Format::Json, &r, &Heading::default()).unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["processes"].as_array().map(Vec::len), Some(206));
+    assert_eq!(v["signals"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn all_lists_every_process_and_colour_only_when_asked() {
+    let r = crowded();
+    let all = render_with(&r, true, false);
+    assert_eq!(all.lines().filter(|l| l.starts_with("5")).count(), 200, "{all}");
+    assert!(all.contains("pid 7001:") && all.contains("SIGTERM"));
+    assert!(!all.contains("nothing left open"));
+    let plain = render_with(&r, false, false);
+    assert!(!plain.contains('\x1b'), "no colour unless asked");
+    let colored = render_with(&r, false, true);
+    assert!(
+        colored.contains("\x1b[1m\x1b[38;5;9m[1] pid 4242: 120 x file open")
+            || colored.contains("\x1b[38;5;9m\x1b[1m[1] pid 4242"),
+        "the suspect in red:\n{colored:?}"
+    );
+    // Escapes come only from the colouring: names stay escaped, and removing the colour
+    // gives the plain report back.
+    let stripped = colored
+        .split('\x1b')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('m').map_or(part, |(_, rest)| rest)
+            }
+        })
+        .collect::<String>();
+    assert_eq!(stripped, plain);
+}
+
+#[test]
+fn no_color_and_pipes_turn_colour_off() {
+    use super::color_wanted_with as wanted;
+    let set = Some(std::ffi::OsStr::new("1"));
+    assert!(wanted(true, None) && !wanted(false, None), "a terminal only");
+    assert!(!wanted(true, set) && !wanted(false, set), "never with NO_COLOR");
+    assert!(
+        wanted(true, Some(std::ffi::OsStr::new(""))),
+        "an empty NO_COLOR is unset (no-color.org)"
     );
 }

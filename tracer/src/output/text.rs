@@ -6,6 +6,7 @@ use std::io::Write;
 use super::{
     Heading,
     escape::{escape_bytes, escape_str},
+    frame_name::{frame_name, names_module},
 };
 use crate::analysis::{Frame, Report, SiteReport};
 
@@ -37,8 +38,9 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         writeln!(out, "WARNING: losses by cause: {}", r.losses.pairs())?;
     }
     writeln!(out)?;
+    let (listed, summed) = super::condense::split(r, h.all);
     writeln!(out, "{:<8} {:<16} {:>7} {:>9}  BY KIND", "PID", "COMM", "FDS", "LIMIT")?;
-    for p in &r.processes {
+    for p in listed {
         let limit = p
             .fd_soft_limit
             .map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
@@ -54,8 +56,7 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         } else {
             String::new()
         };
-        writeln!(
-            out,
+        let line = format!(
             "{:<8} {:<16} {:>7} {:>9}  {}{}{}{}",
             p.pid,
             escape_bytes(&p.comm_bytes),
@@ -65,7 +66,24 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
             state,
             failures,
             zombies
-        )?;
+        );
+        let flagged = p.limit_failures > 0 || r.suspects.iter().any(|s| s.pid == p.pid);
+        writeln!(out, "{}", paint(h.color && flagged, line))?;
+    }
+    for ((parent, comm, exited), n) in &summed {
+        let whose = match parent {
+            Some(pp) => format!("{n} {} of {pp}", if *n == 1 { "child" } else { "children" }),
+            None => format!("{n} {}", if *n == 1 { "process" } else { "processes" }),
+        };
+        let what = if *exited {
+            "exited, nothing left open"
+        } else {
+            "running, nothing to report"
+        };
+        writeln!(out, "  {whose} ({}): {what}", escape_bytes(comm))?;
+    }
+    if !summed.is_empty() && !h.all {
+        writeln!(out, "  (--all lists every process)")?;
     }
     writeln!(out)?;
     if r.suspects.is_empty() {
@@ -73,7 +91,7 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
     } else {
         writeln!(out, "LEAK SUSPECTS: allocation sites whose open count keeps growing")?;
         for (i, s) in r.suspects.iter().enumerate() {
-            write_site(out, i + 1, s, true)?;
+            write_site(out, i + 1, s, true, h.color)?;
         }
     }
     writeln!(out)?;
@@ -90,10 +108,17 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
             "OTHER OUTSTANDING: open but not growing (long-lived, or a pool that filled)"
         )?;
         for (i, s) in others.iter().enumerate() {
-            write_site(out, i + 1, s, false)?;
+            write_site(out, i + 1, s, false, false)?;
         }
     }
-    super::text_more::write(out, r)
+    super::text_more::write(out, r, h)
+}
+
+/// Red and bold when `on` (suspects, problems); the text is escaped already, so the only
+/// escape sequences in the output are these.
+pub(super) fn paint(on: bool, s: String) -> String {
+    use crossterm::style::Stylize;
+    if on { s.red().bold().to_string() } else { s }
 }
 
 fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
@@ -104,34 +129,10 @@ fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
         && a.before_attach == b.before_attach
 }
 
-fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> std::io::Result<()> {
-    let kind = match s.family {
-        Some(f) => format!("{} ({f})", s.kind),
-        None => s.kind.to_owned(),
-    };
-    write!(
-        out,
-        "[{n}] pid {}: {} x {kind}{}",
-        s.pid,
-        s.count,
-        if s.resource == "fd" { " open" } else { "" },
-    )?;
-    if let Some(e) = s.estimated {
-        write!(out, " (~{e} estimated from sampled stacks)")?;
-    }
-    write!(out, ", oldest {}", age(s.oldest_age_ms))?;
-    if suspect {
-        write!(out, ", growing {:.1}/min", s.growth_per_min)?;
-        if let Some(t) = s.time_to_limit_s {
-            let limit = if s.resource == "fd" {
-                "the fd limit (EMFILE)"
-            } else {
-                "the system limit (ENOSPC)"
-            };
-            write!(out, ", reaches {limit} in ~{}", age((t * 1000.0) as u64))?;
-        }
-    }
-    writeln!(out, " ({} allocated in total)", s.allocations)?;
+fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool, color: bool) -> std::io::Result<()> {
+    let mut head = String::new();
+    site_head(&mut head, n, s, suspect);
+    writeln!(out, "{}", paint(color, head))?;
     if let Some(e) = &s.example_bytes {
         writeln!(out, "    e.g. {}", escape_bytes(e))?;
     }
@@ -146,19 +147,48 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
     Ok(())
 }
 
-pub(super) fn frame(f: &Frame) -> String {
-    let mut s = format!(
-        "{:<18} {}",
-        f.address,
-        f.function.as_deref().map_or_else(|| "??".to_owned(), escape_str)
+fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
+    use std::fmt::Write;
+    let kind = match s.family {
+        Some(f) => format!("{} ({f})", s.kind),
+        None => s.kind.to_owned(),
+    };
+    let _ = write!(
+        out,
+        "[{n}] pid {}: {} x {kind}{}",
+        s.pid,
+        s.count,
+        if s.resource == "fd" { " open" } else { "" },
     );
+    if let Some(e) = s.estimated {
+        let _ = write!(out, " (~{e} estimated from sampled stacks)");
+    }
+    let _ = write!(out, ", oldest {}", age(s.oldest_age_ms));
+    if suspect {
+        let _ = write!(out, ", growing {:.1}/min", s.growth_per_min);
+        if let Some(t) = s.time_to_limit_s {
+            let limit = if s.resource == "fd" {
+                "the fd limit (EMFILE)"
+            } else {
+                "the system limit (ENOSPC)"
+            };
+            let _ = write!(out, ", reaches {limit} in ~{}", age((t * 1000.0) as u64));
+        }
+    }
+    let _ = write!(out, " ({} allocated in total)", s.allocations);
+}
+
+pub(super) fn frame(f: &Frame) -> String {
+    let mut s = format!("{:<18} {}", f.address, frame_name(f));
     if let Some(file) = &f.file {
         s.push_str(&format!(" at {}", escape_str(file)));
         if let Some(l) = f.line {
             s.push_str(&format!(":{l}"));
         }
     }
-    if !f.module_bytes.is_empty() {
+    if names_module(f) {
+        // The name is already `module+0xOFFSET`.
+    } else if !f.module_bytes.is_empty() {
         s.push_str(&format!(" in {}", escape_bytes(&f.module_bytes)));
     } else if let Some(m) = &f.module {
         s.push_str(&format!(" in {}", escape_str(m)));

@@ -3,14 +3,18 @@
 
 use std::io::Write;
 
-use super::{escape::escape_bytes, text::age};
+use super::{
+    condense::{signal_worth_saying, zombie_worth_saying},
+    escape::escape_bytes,
+    text::{age, paint},
+};
 use crate::analysis::{Frame, Report, locks::LockReport, resources::IncidentReport};
 
-pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
-    incidents(out, &r.incidents)?;
+pub fn write(out: &mut dyn Write, r: &Report, h: &super::Heading) -> std::io::Result<()> {
+    incidents(out, &r.incidents, h.color)?;
     ipc(out, r)?;
-    locks(out, &r.locks)?;
-    zombies_and_signals(out, r)?;
+    locks(out, &r.locks, h.color)?;
+    zombies_and_signals(out, r, h)?;
     system(out, r)
 }
 
@@ -49,22 +53,22 @@ fn what(i: &IncidentReport) -> String {
     }
 }
 
-fn incidents(out: &mut dyn Write, list: &[IncidentReport]) -> std::io::Result<()> {
+fn incidents(out: &mut dyn Write, list: &[IncidentReport], color: bool) -> std::io::Result<()> {
     if list.is_empty() {
         return Ok(());
     }
     writeln!(out)?;
     writeln!(out, "PROBLEMS: calls that hit a limit or misused a descriptor")?;
     for (n, i) in list.iter().enumerate() {
-        writeln!(
-            out,
+        let line = format!(
             "[{}] pid {}: {} x{} (last {} ago)",
             n + 1,
             i.pid,
             what(i),
             i.count,
             age(i.last_age_ms)
-        )?;
+        );
+        writeln!(out, "{}", paint(color, line))?;
         stack(out, &i.stack, "    ")?;
         if let Some(c) = &i.previous_close {
             writeln!(out, "    closed before by thread {}, {} earlier:", c.tid, age(c.age_ms))?;
@@ -107,7 +111,7 @@ fn ipc(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     Ok(())
 }
 
-fn locks(out: &mut dyn Write, list: &[LockReport]) -> std::io::Result<()> {
+fn locks(out: &mut dyn Write, list: &[LockReport], color: bool) -> std::io::Result<()> {
     if list.is_empty() {
         return Ok(());
     }
@@ -123,15 +127,15 @@ fn locks(out: &mut dyn Write, list: &[LockReport]) -> std::io::Result<()> {
         } else {
             ""
         };
-        writeln!(
-            out,
+        let line = format!(
             "[{}] {name}: {} wait(s), longest {}, total {}, {} failed attempt(s){flag}",
             n + 1,
             l.waits,
             age(l.max_wait_ms),
             age(l.total_wait_ms),
             l.failures
-        )?;
+        );
+        writeln!(out, "{}", paint(color && l.suspect, line))?;
         for h in &l.held {
             let mode = if h.exclusive { "exclusive" } else { "shared" };
             if h.traced {
@@ -182,21 +186,22 @@ fn locks(out: &mut dyn Write, list: &[LockReport]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn zombies_and_signals(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
-    if !r.zombies.is_empty() {
+fn zombies_and_signals(out: &mut dyn Write, r: &Report, h: &super::Heading) -> std::io::Result<()> {
+    let zombies: Vec<_> = r.zombies.iter().filter(|z| h.all || zombie_worth_saying(z)).collect();
+    if !zombies.is_empty() {
         writeln!(out)?;
         writeln!(out, "ZOMBIES: children exited and not reaped, per parent")?;
-        for z in &r.zombies {
+        for z in zombies {
             let flag = if z.growing {
                 format!("  <- SUSPECT: growing {:.1}/min", z.growth_per_min)
             } else {
                 String::new()
             };
-            writeln!(
-                out,
+            let line = format!(
                 "pid {}: {} zombie(s) now, at most {}, {} reaped{flag}",
                 z.pid, z.zombies, z.max_zombies, z.reaped
-            )?;
+            );
+            writeln!(out, "{}", paint(h.color && z.growing, line))?;
             let c = &z.sigchld;
             writeln!(
                 out,
@@ -211,14 +216,15 @@ fn zombies_and_signals(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             }
         }
     }
-    if !r.signals.is_empty() {
+    let signals: Vec<_> = r.signals.iter().filter(|s| h.all || signal_worth_saying(s)).collect();
+    if !signals.is_empty() {
         writeln!(out)?;
         writeln!(
             out,
             "{:<8} {:<12} {:>9} {:>9} {:>9} {:>9} {:>7}",
             "PID", "SIGNAL", "SENT", "DELIVERED", "MERGED", "IGNORED", "FAILED"
         )?;
-        for s in &r.signals {
+        for s in signals {
             let c = &s.counts;
             writeln!(
                 out,

@@ -17,6 +17,9 @@ pub struct SymbolizedFrame {
     pub file: Option<String>,
     pub line: Option<u32>,
     pub module: Option<String>,
+    /// Offset of the address in the module file (`module+0xOFFSET`, what addr2line takes);
+    /// None for kernel frames.
+    pub file_offset: Option<u64>,
     pub inlined: bool,
 }
 
@@ -32,9 +35,14 @@ pub const MAX_LOCATIONS: usize = 65_536;
 /// Module files whose parsed DWARF blazesym may keep; past this its caches are dropped.
 pub const MAX_MODULES: usize = 256;
 
+/// Where split debug files are looked for, by build id (`DIR/.build-id/xx/rest.debug`, Debian's
+/// `-dbgsym` and `-dbg` packages) and by `.gnu_debuglink` name: blazesym's defaults.
+pub const DEBUG_DIRS: &[&str] = &["/usr/lib/debug", "/lib/debug"];
+
 /// Symbolizer with a cache of resolved locations, least recently used evicted first.
 pub struct Symbols {
     symbolizer: Symbolizer,
+    debug_dirs: Vec<std::path::PathBuf>,
     /// Location -> (frames, last use).
     cache: HashMap<CacheKey, (Resolved, u64)>,
     /// Kernel addresses already resolved (`--kernel-stack`).
@@ -62,9 +70,16 @@ fn code_location(ci: Option<&blazesym::symbolize::CodeInfo<'_>>) -> (Option<Stri
 
 impl Symbols {
     pub fn new() -> Self {
-        let symbolizer = Self::builder();
+        Self::with_debug_dirs(DEBUG_DIRS.iter().map(std::path::PathBuf::from).collect())
+    }
+
+    /// A symbolizer that looks for split debug files under `debug_dirs` (tests point it at a
+    /// directory of their own).
+    pub fn with_debug_dirs(debug_dirs: Vec<std::path::PathBuf>) -> Self {
+        let symbolizer = Self::builder(&debug_dirs);
         Symbols {
             symbolizer,
+            debug_dirs,
             cache: HashMap::new(),
             kernel_cache: HashMap::new(),
             modules: Default::default(),
@@ -74,8 +89,9 @@ impl Symbols {
         }
     }
 
-    fn builder() -> Symbolizer {
+    fn builder(debug_dirs: &[std::path::PathBuf]) -> Symbolizer {
         Symbolizer::builder()
+            .set_debug_dirs(Some(debug_dirs))
             .enable_code_info(true)
             .enable_inlined_fns(true)
             .enable_demangling(true)
@@ -100,7 +116,7 @@ impl Symbols {
             self.kernel_cache.clear();
         }
         if self.modules.len() > MAX_MODULES {
-            self.symbolizer = Self::builder();
+            self.symbolizer = Self::builder(&self.debug_dirs);
             self.modules.clear();
             self.module_cache_resets += 1;
         }
@@ -124,6 +140,7 @@ impl Symbols {
             for r in resolved.iter() {
                 out.push(SymbolizedFrame {
                     address: f.address,
+                    file_offset: Some(f.file_offset),
                     ..r.clone()
                 });
             }
@@ -160,6 +177,7 @@ impl Symbols {
                     file: None,
                     line: None,
                     module: Some("[kernel]".to_owned()),
+                    file_offset: None,
                     inlined: false,
                 }
             })
@@ -183,6 +201,7 @@ impl Symbols {
                 file: None,
                 line: None,
                 module: module_name.clone(),
+                file_offset: None,
                 inlined: false,
             }])
         };
@@ -201,6 +220,7 @@ impl Symbols {
                         file,
                         line,
                         module: module_name.clone(),
+                        file_offset: None,
                         inlined: true,
                     });
                 }
@@ -211,6 +231,7 @@ impl Symbols {
                     file,
                     line,
                     module: module_name.clone(),
+                    file_offset: None,
                     inlined: false,
                 });
                 Arc::from(v)

@@ -248,3 +248,101 @@ fn kernel_frames_are_named_from_kallsyms() {
     assert!(frames.iter().all(|f| f.module.as_deref() == Some("[kernel]")));
     assert_eq!(frames[1].address, addr + 1, "the address shown is the one captured");
 }
+
+/// A library whose only name for `secret_helper` is in its DWARF: a local function, gone from
+/// the stripped file's symbol tables.
+const SPLIT_C: &str = "\
+__attribute__((noinline)) static int secret_helper(int x) { return x * 7 + 3; }
+int exported(int x) { return secret_helper(x) + 1; }
+";
+
+fn run(cmd: &mut Command) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (install gcc and binutils)"));
+    assert!(status.success(), "{cmd:?}: {status}");
+}
+
+/// Debian's layout: the binary stripped, with a `.gnu_debuglink` naming `REST.debug`, and its
+/// debug file under `DIR/.build-id/xx/REST.debug` (the `-dbgsym` packages). The debug file is
+/// found by build id in the debug directory, not beside the binary.
+#[test]
+fn split_debug_files_are_found_by_build_id() {
+    use object::{Object, ObjectSegment, ObjectSymbol};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (src, full) = (dir.path().join("split.c"), dir.path().join("libsplit.full.so"));
+    std::fs::write(&src, SPLIT_C).unwrap_or_else(|e| panic!("{e}"));
+    run(Command::new("cc")
+        .args(["-O2", "-g", "-fPIC", "-shared", "-Wl,--build-id", "-o"])
+        .arg(&full)
+        .arg(&src));
+    let data = std::fs::read(&full).unwrap_or_else(|e| panic!("{e}"));
+    let elf = object::File::parse(&*data).unwrap_or_else(|e| panic!("{e}"));
+    let build_id: String = match elf.build_id() {
+        Ok(Some(id)) => id.iter().map(|b| format!("{b:02x}")).collect(),
+        other => panic!("no build id: {other:?}"),
+    };
+    let vaddr = elf
+        .symbols()
+        .find(|s| s.name() == Ok("secret_helper"))
+        .map(|s| s.address())
+        .unwrap_or_else(|| panic!("secret_helper not in the unstripped library"));
+    let offset = elf
+        .segments()
+        .find(|s| s.address() <= vaddr && vaddr < s.address() + s.size())
+        .map(|s| vaddr - s.address() + s.file_range().0)
+        .unwrap_or_else(|| panic!("no segment holds {vaddr:#x}"));
+    let debug_root = dir.path().join("debug");
+    let by_id = debug_root.join(".build-id").join(&build_id[..2]);
+    std::fs::create_dir_all(&by_id).unwrap_or_else(|e| panic!("{e}"));
+    let debug_name = format!("{}.debug", &build_id[2..]);
+    let debug_file = by_id.join(&debug_name);
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&full)
+        .arg(&debug_file));
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap_or_else(|e| panic!("{e}"));
+    let stripped = bin_dir.join("libsplit.so");
+    run(Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&full));
+    // objcopy names the link after the file it is given (and takes its CRC): a copy named like
+    // Debian's, kept apart from both the binary and the debug directory.
+    let link_dir = dir.path().join("link");
+    std::fs::create_dir_all(&link_dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&debug_file, link_dir.join(&debug_name)).unwrap_or_else(|e| panic!("{e}"));
+    run(Command::new("objcopy")
+        .arg(format!("--add-gnu-debuglink={}", link_dir.join(&debug_name).display()))
+        .arg(&stripped));
+    std::fs::remove_dir_all(&link_dir).unwrap_or_else(|e| panic!("{e}"));
+
+    let maps = ModuleMap::from_maps_text(&format!(
+        "7f0000000000-7f0000100000 r-xp 00000000 08:01 9 {}\n",
+        stripped.display()
+    ));
+    let frames: Vec<_> = maps.lookup(0x7f00_0000_0000 + offset).into_iter().collect();
+    assert_eq!(frames.len(), 1);
+    let names = |symbols: &mut Symbols| -> Vec<Option<String>> {
+        symbols.symbolize(&frames).into_iter().map(|f| f.function).collect()
+    };
+    let found = names(&mut Symbols::with_debug_dirs(vec![debug_root.clone()]));
+    assert_eq!(
+        found,
+        vec![Some("secret_helper".to_owned())],
+        "named from the build-id debug file"
+    );
+    let without = names(&mut Symbols::with_debug_dirs(vec![dir.path().join("nowhere")]));
+    assert_ne!(
+        without, found,
+        "the stripped file alone cannot name it (the test proves the lookup)"
+    );
+    let bare = Symbols::with_debug_dirs(vec![]).symbolize(&frames);
+    assert_eq!(
+        bare[0].file_offset,
+        Some(offset),
+        "the offset is kept for module+0xOFFSET"
+    );
+}

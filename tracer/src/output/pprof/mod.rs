@@ -266,13 +266,10 @@ impl Builder {
     }
 
     /// The function of a frame, by (name, source file). Unresolved frames are named by their
-    /// address, so `pprof -top` shows distinct rows for distinct unknown code, not one "??".
+    /// module and file offset (or their address), so `pprof -top` shows distinct rows for
+    /// distinct unknown code, not one "??".
     fn function(&mut self, f: &Frame) -> u64 {
-        let name = match (&f.function, f.address.is_empty()) {
-            (Some(name), _) => self.strings.intern(name),
-            (None, false) => self.strings.intern(&f.address),
-            (None, true) => self.strings.intern("??"),
-        };
+        let name = self.strings.intern(&crate::output::frame_name::frame_name_raw(f));
         let filename = f.file.as_deref().map_or(0, |file| self.strings.intern(file));
         if let Some(&id) = self.function_ids.get(&(name, filename)) {
             return id;

@@ -1,0 +1,80 @@
+//! How a frame is named for people and for flame graphs: its function; without one, its module
+//! and the file offset in it (`/usr/bin/flock+0x180a`, what `addr2line -e /usr/bin/flock 0x180a`
+//! takes); without a module, its address. Never a bare `??`.
+
+use super::escape::{escape_bytes, escape_str};
+use crate::analysis::Frame;
+
+/// The frame's name, escaped for a terminal (see [`escape_bytes`]).
+pub fn frame_name(f: &Frame) -> String {
+    if let Some(name) = &f.function {
+        return escape_str(name);
+    }
+    match (module_text(f), f.offset) {
+        (Some(m), Some(off)) => format!("{m}+{off:#x}"),
+        _ => escape_str(&f.address),
+    }
+}
+
+/// The same name unescaped (lossy where the module path is not UTF-8), for formats that carry
+/// any string (pprof's string table).
+pub fn frame_name_raw(f: &Frame) -> String {
+    if let Some(name) = &f.function {
+        return name.clone();
+    }
+    match (&f.module, f.offset) {
+        (Some(m), Some(off)) => format!("{m}+{off:#x}"),
+        _ => f.address.clone(),
+    }
+}
+
+/// Whether the name already says the module (no " in MODULE" needed after it).
+pub fn names_module(f: &Frame) -> bool {
+    f.function.is_none() && f.offset.is_some() && (f.module.is_some() || !f.module_bytes.is_empty())
+}
+
+fn module_text(f: &Frame) -> Option<String> {
+    if !f.module_bytes.is_empty() {
+        Some(escape_bytes(&f.module_bytes))
+    } else {
+        f.module.as_deref().map(escape_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unresolved_frames_are_module_plus_offset_never_question_marks() {
+        let named = Frame {
+            address: "0x55550000180a".into(),
+            function: Some("main".into()),
+            offset: Some(0x180a),
+            ..Default::default()
+        };
+        assert_eq!(frame_name(&named), "main");
+        let bare = Frame {
+            address: "0x55550000180a".into(),
+            offset: Some(0x180a),
+            ..Default::default()
+        }
+        .in_module(std::path::Path::new("/usr/bin/flock"));
+        assert_eq!(frame_name(&bare), "/usr/bin/flock+0x180a");
+        assert_eq!(frame_name_raw(&bare), "/usr/bin/flock+0x180a");
+        assert!(names_module(&bare) && !names_module(&named));
+        use std::os::unix::ffi::OsStrExt;
+        let hostile = Frame {
+            address: "0x1".into(),
+            offset: Some(0x10),
+            ..Default::default()
+        }
+        .in_module(std::path::Path::new(std::ffi::OsStr::from_bytes(b"/opt/a\nb\xff.so")));
+        assert_eq!(frame_name(&hostile), "/opt/a\\nb\\xff.so+0x10");
+        let nowhere = Frame {
+            address: "0x7f0000000010".into(),
+            ..Default::default()
+        };
+        assert_eq!(frame_name(&nowhere), "0x7f0000000010");
+    }
+}
