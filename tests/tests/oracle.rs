@@ -99,12 +99,23 @@ fn compare(agent: &mut Agent, pid: u32, at: &str) {
 }
 
 fn oracle(stack_mode: StackMode) {
+    oracle_with(stack_mode, false);
+}
+
+fn oracle_with(stack_mode: StackMode, raw_sys_exit: bool) {
     let opts = ProbeOptions {
         stack_mode,
         ring_buffer_bytes: 16 << 20,
+        raw_sys_exit,
         ..ProbeOptions::default()
     };
     let mut agent = Agent::new(opts).unwrap_or_else(|e| panic!("loading probes: {e}"));
+    // This kernel has BTF: the typed hook is the one in use unless the raw one is asked for.
+    assert_eq!(
+        agent.tracker.typed_sys_exit(),
+        !raw_sys_exit,
+        "which sys_exit program is attached"
+    );
     let mut cmd = Command::new(fixture("fd_oracle"));
     cmd.arg("--checkpoints")
         .stdin(Stdio::piped())
@@ -154,6 +165,15 @@ fn oracle(stack_mode: StackMode) {
 fn fd_table_matches_proc_at_every_checkpoint_dwarf() {
     if can_trace("oracle dwarf") {
         oracle(StackMode::Dwarf);
+    }
+}
+
+/// The fallback for kernels without BTF (`raw_tracepoint/sys_exit`, registers read by helper)
+/// gives the same table.
+#[test]
+fn fd_table_matches_proc_at_every_checkpoint_raw_tracepoint() {
+    if can_trace("oracle raw tracepoint") {
+        oracle_with(StackMode::Dwarf, true);
     }
 }
 

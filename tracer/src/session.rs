@@ -51,6 +51,7 @@ pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
         close_stacks: c.close_stacks,
         kernel_stack: c.kernel_stack,
         bpf_stats: c.bpf_stats,
+        raw_sys_exit: false,
         stack_budget: c.stack_budget.unwrap_or(0),
     }
 }

@@ -642,6 +642,11 @@ impl Tracker {
         }
     }
 
+    /// Whether syscall results come through `tp_btf/sys_exit` (else the raw tracepoint).
+    pub fn typed_sys_exit(&self) -> bool {
+        self.probes.typed_sys_exit()
+    }
+
     pub fn kernel_losses(&self) -> [u64; LOSS_COUNTERS as usize] {
         self.probes.losses()
     }

@@ -69,6 +69,9 @@ pub struct ProbeOptions {
     pub stack_budget: u32,
     /// Turn the kernel's BPF run-time statistics on while the probes are loaded.
     pub bpf_stats: bool,
+    /// Use `raw_tracepoint/sys_exit` even where `tp_btf/sys_exit` loads (the fallback of
+    /// kernels without BTF; tests keep it working).
+    pub raw_sys_exit: bool,
 }
 
 impl Default for ProbeOptions {
@@ -83,6 +86,7 @@ impl Default for ProbeOptions {
             close_stacks: false,
             kernel_stack: false,
             bpf_stats: false,
+            raw_sys_exit: false,
             stack_budget: 0,
         }
     }
@@ -257,7 +261,7 @@ impl Probes {
         probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
         probes.attach_tracepoint("signal_generate", "signal", "signal_generate")?;
         probes.attach_tracepoint("signal_deliver", "signal", "signal_deliver")?;
-        probes.attach_sys_exit()?;
+        probes.attach_sys_exit(opts.raw_sys_exit)?;
         // The optional kprobe last, so that everything it feeds was verified with it on (a
         // kernel without kprobes then refuses only the attach, with a clear message).
         if opts.kernel_stack {
@@ -268,8 +272,9 @@ impl Probes {
 
     /// The syscall-exit hook: `tp_btf/sys_exit` (typed register loads) where the kernel has BTF
     /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read).
-    fn attach_sys_exit(&mut self) -> Result<(), ProbeError> {
+    fn attach_sys_exit(&mut self, raw: bool) -> Result<(), ProbeError> {
         match Btf::from_sys_fs() {
+            _ if raw => {}
             Ok(btf) => match self.attach_sys_exit_btf(&btf) {
                 Ok(()) => return Ok(()),
                 Err(e) => log::info!("tp_btf/sys_exit refused ({e}); using raw_tracepoint/sys_exit"),
@@ -367,6 +372,11 @@ impl Probes {
             self.map_update_failures += 1;
             log::warn!("{what} {key}: {e}");
         }
+    }
+
+    /// Whether syscall results come through `tp_btf/sys_exit` (else the raw tracepoint).
+    pub fn typed_sys_exit(&self) -> bool {
+        self.ebpf.program("sys_exit_btf").is_some_and(|p| p.fd().is_ok())
     }
 
     /// Each loaded program's run count and run time (zero unless statistics are on: see

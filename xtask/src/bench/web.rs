@@ -475,7 +475,11 @@ impl Report {
         );
         let f = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
         for b in &self.breakdown {
-            let exit_runs = b.programs.iter().find(|p| p.0.starts_with("sys_exit")).map_or(0.0, |p| p.1);
+            let exit_runs = b
+                .programs
+                .iter()
+                .find(|p| p.0.starts_with("sys_exit"))
+                .map_or(0.0, |p| p.1);
             println!(
                 "{:<32} {:>9.0} {:>9} {:>8.2} {:>7.1} | {:>6} {:>6} {:>6} {:>7} {:>8} | {:>10.1} {:>5}",
                 b.config,
