@@ -90,6 +90,10 @@ pub struct SiteReport {
     pub time_to_limit_s: Option<f64>,
     /// Open before tracing started: no allocation stack.
     pub before_attach: bool,
+    /// The limit whose failures stopped this suspect's growth (`EMFILE`, `ENFILE`, `ENOSPC`):
+    /// it rose until its process's allocations failed, and holds what it took. `None` for
+    /// sites still growing and for the rest.
+    pub stopped_by_limit: Option<&'static str>,
     pub stack: Stack,
 }
 
@@ -177,6 +181,9 @@ impl Report {
             v.push(&mut i.stack);
             if let Some(c) = &mut i.previous_close {
                 v.push(&mut c.stack);
+            }
+            if let Some(t) = &mut i.top_site {
+                v.push(&mut t.stack);
             }
         }
         for g in &mut self.ipc.orphans {
@@ -301,6 +308,11 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             now_ns
         };
         let (t, growing) = site_trend(st, p, now_ns);
+        let stopped = if growing && !st.key.before_attach {
+            stopped_by_limit(st, p).filter(|(before, _)| *before == t)
+        } else {
+            None
+        };
         let time_to_limit_s = match (resource, growing) {
             (Resource::Fd, true) => fd_time_to_limit(p, t.growth_per_min).map(round2),
             (Resource::Fd, ..) => None,
@@ -333,6 +345,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
             time_to_limit_s,
             before_attach: st.key.before_attach,
+            stopped_by_limit: stopped.map(|(_, errno)| crate::state::incidents::errno_name(errno)),
             stack: Stack::unresolved(st.key.stack),
         };
         if growing {
@@ -386,8 +399,44 @@ pub(crate) fn site_trend(st: &SiteStats, p: &ProcessState, now_ns: u64) -> (tren
         samples.push((now_ns, u32::try_from(st.estimated).unwrap_or(u32::MAX)));
     }
     let t = trend::classify(&samples);
-    let growing = t.growing && !st.key.before_attach;
-    (t, growing)
+    if st.key.before_attach {
+        return (t, false);
+    }
+    if t.growing {
+        return (t, true);
+    }
+    match stopped_by_limit(st, p) {
+        Some((before, _)) => (before, true),
+        None => (t, false),
+    }
+}
+
+/// A site whose count rose steadily until its process hit the limit that caps it (EMFILE or
+/// ENFILE for fds, ENOSPC for SysV sets) and still holds what it took: the limit stopped its
+/// growth, not the code, so it is the clearest leak of all rather than a plateau. Judged on the
+/// samples up to the first failure and, failing that, up to the last one (a leak that grew
+/// again after freeing some). Returns the trend up to the limit and the errno.
+pub(crate) fn stopped_by_limit(st: &SiteStats, p: &ProcessState) -> Option<(trend::Trend, i32)> {
+    let hit = match st.key.resource {
+        Resource::Fd => p.limit_hits.fds,
+        Resource::SemSet | Resource::ShmSegment | Resource::MsgQueue => p.limit_hits.sysv,
+        Resource::Flock | Resource::PosixLock => None,
+    }?;
+    let samples = st.samples.points();
+    for at in [hit.first_ns, hit.last_ns] {
+        let upto = samples.partition_point(|s| s.0 <= at);
+        let before = &samples[..upto];
+        let t = trend::classify(before);
+        let at_limit = before.last().map_or(0, |s| u64::from(s.1));
+        // Still holding most of it: a burst that was released after the failure is not a leak.
+        if t.growing && at_limit > 0 && st.estimated.saturating_mul(10) >= at_limit.saturating_mul(9) {
+            return Some((t, hit.errno));
+        }
+        if hit.first_ns == hit.last_ns {
+            break;
+        }
+    }
+    None
 }
 
 /// Seconds until a live process reaches its soft RLIMIT_NOFILE at `growth_per_min`.

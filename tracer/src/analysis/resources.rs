@@ -36,6 +36,23 @@ pub struct IncidentReport {
     /// For double close and use after close: the close that came first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_close: Option<PreviousClose>,
+    /// For EMFILE/ENFILE: the allocation site holding the most of the process's fds then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_site: Option<TopSiteReport>,
+}
+
+/// What filled the fd table when an allocation failed with EMFILE/ENFILE.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TopSiteReport {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'static str>,
+    /// Fds open from the site at the failure.
+    pub count: u64,
+    /// Its share of the process's open fds then (0..1).
+    pub share: f64,
+    pub before_attach: bool,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -141,6 +158,18 @@ pub fn incidents(state: &State, now_ns: u64) -> Vec<IncidentReport> {
                 holder_pid: i.holder,
                 stack: Stack::unresolved(i.stack),
                 previous_close,
+                top_site: i.top_site.map(|t| TopSiteReport {
+                    kind: t.kind.as_str(),
+                    family: (t.family != 0).then(|| crate::state::kind::family_name(t.family)),
+                    count: t.count,
+                    share: if t.open == 0 {
+                        0.0
+                    } else {
+                        ((t.count as f64 / t.open as f64) * 1000.0).round() / 1000.0
+                    },
+                    before_attach: t.before_attach,
+                    stack: Stack::unresolved(t.stack),
+                }),
             }
         })
         .collect();

@@ -13,7 +13,8 @@ use crate::{
         locks::{HeldReport, LockReport, Party, WaiterReport},
         report::text_and_hex,
         resources::{
-            IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport, ZombieReport,
+            IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport, TopSiteReport,
+            ZombieReport,
         },
     },
     state::StackId,
@@ -36,6 +37,7 @@ fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) ->
         oldest_age_ms: 61_500,
         time_to_limit_s: (growth > 0.0).then_some(98.5),
         before_attach: false,
+        stopped_by_limit: None,
         stack: Stack {
             id: StackId(1),
             frames: stack,
@@ -90,6 +92,12 @@ fn sample() -> Report {
     sock.before_attach = true;
     sock.stack.id = StackId::NONE;
     sock.time_to_limit_s = None;
+    let mut stopped = site(4243, 61, 1830.0, b"socket:[992]", stack.clone());
+    stopped.kind = "socket";
+    stopped.family = Some("inet");
+    stopped.stopped_by_limit = Some("EMFILE");
+    stopped.time_to_limit_s = Some(0.0);
+    stopped.stack.id = StackId(3);
     let mut by_kind = BTreeMap::new();
     by_kind.insert("file", 122);
     let (comm, comm_hex) = text_and_hex(b"svc\xfe\n");
@@ -133,8 +141,8 @@ fn sample() -> Report {
                 zombies: 3,
             },
         ],
-        suspects: vec![leak.clone()],
-        outstanding: vec![leak, sock, odd],
+        suspects: vec![leak.clone(), stopped.clone()],
+        outstanding: vec![leak, sock, odd, stopped],
         incidents: incidents(&stack),
         ipc: IpcReport {
             orphans: vec![OrphanGroup {
@@ -211,9 +219,21 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
         holder_pid: None,
         stack: stack.to_vec().into(),
         previous_close: None,
+        top_site: None,
+    };
+    let emfile = IncidentReport {
+        top_site: Some(TopSiteReport {
+            kind: "socket",
+            family: Some("inet"),
+            count: 980,
+            share: 0.957,
+            before_attach: false,
+            stack: stack.to_vec().into(),
+        }),
+        ..base.clone()
     };
     vec![
-        base.clone(),
+        emfile,
         IncidentReport {
             kind: "double_close",
             syscall: "close".into(),

@@ -120,7 +120,13 @@ fn write_site(out: &mut dyn Write, n: usize, s: &SiteReport, suspect: bool) -> s
         write!(out, " (~{e} estimated from sampled stacks)")?;
     }
     write!(out, ", oldest {}", age(s.oldest_age_ms))?;
-    if suspect {
+    if suspect && let Some(errno) = s.stopped_by_limit {
+        write!(
+            out,
+            ", grew {:.1}/min until allocations failed with {errno} (stopped by the limit, not by the code)",
+            s.growth_per_min
+        )?;
+    } else if suspect {
         write!(out, ", growing {:.1}/min", s.growth_per_min)?;
         if let Some(t) = s.time_to_limit_s {
             let limit = if s.resource == "fd" {

@@ -66,6 +66,26 @@ fn incidents(out: &mut dyn Write, list: &[IncidentReport]) -> std::io::Result<()
             age(i.last_age_ms)
         )?;
         stack(out, &i.stack, "    ")?;
+        if let Some(t) = &i.top_site {
+            let kind = match t.family {
+                Some(f) => format!("{} ({f})", t.kind),
+                None => t.kind.to_owned(),
+            };
+            let whence = if t.before_attach {
+                ", open before tracing started (no allocation stack)"
+            } else {
+                ", allocated at:"
+            };
+            writeln!(
+                out,
+                "    the site holding the most fds then: {} x {kind}, {:.0}% of the process's fds{whence}",
+                t.count,
+                t.share * 100.0
+            )?;
+            if !t.before_attach {
+                stack(out, &t.stack, "      ")?;
+            }
+        }
         if let Some(c) = &i.previous_close {
             writeln!(out, "    closed before by thread {}, {} earlier:", c.tid, age(c.age_ms))?;
             if c.stack.is_empty() {

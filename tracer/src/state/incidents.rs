@@ -5,7 +5,23 @@
 
 use std::collections::HashMap;
 
-use super::StackId;
+use super::{FdKind, StackId};
+
+/// The allocation site holding the most fds of a process when one of its allocations failed
+/// with EMFILE/ENFILE: what filled the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopSite {
+    pub stack: StackId,
+    pub kind: FdKind,
+    /// Socket family (0 otherwise).
+    pub family: u16,
+    /// Fds open from the site then (its estimate when stacks are sampled).
+    pub count: u64,
+    /// Fds the process had open then.
+    pub open: u64,
+    /// Open before tracing started (no stack).
+    pub before_attach: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IncidentKind {
@@ -67,6 +83,8 @@ pub struct Incident {
     pub previous_close: Option<ClosedFd>,
     /// For lock failures: a process holding the lock at the time.
     pub holder: Option<u32>,
+    /// For EMFILE/ENFILE: the site holding the most fds at the latest failure.
+    pub top_site: Option<TopSite>,
 }
 
 /// One occurrence, before grouping.
@@ -82,6 +100,7 @@ pub struct Occurrence {
     pub value: u64,
     pub previous_close: Option<ClosedFd>,
     pub holder: Option<u32>,
+    pub top_site: Option<TopSite>,
 }
 
 /// Distinct incidents kept; beyond this only counts of known ones grow.
@@ -112,6 +131,9 @@ impl IncidentTable {
             if o.holder.is_some() {
                 inc.holder = o.holder;
             }
+            if o.top_site.is_some() {
+                inc.top_site = o.top_site;
+            }
             return;
         }
         if self.list.len() >= MAX_INCIDENTS {
@@ -132,6 +154,7 @@ impl IncidentTable {
             value: o.value,
             previous_close: o.previous_close,
             holder: o.holder,
+            top_site: o.top_site,
         });
     }
 }
@@ -187,6 +210,7 @@ mod tests {
             value,
             previous_close: None,
             holder: None,
+            top_site: None,
         }
     }
 

@@ -63,6 +63,9 @@ impl State {
             if let Some(c) = i.previous_close {
                 out.insert(c.stack);
             }
+            if let Some(t) = i.top_site {
+                out.insert(t.stack);
+            }
         }
         out.extend(self.ipc.objects.values().map(|o| o.stack));
         for p in self.processes.values() {
