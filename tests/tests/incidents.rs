@@ -142,3 +142,195 @@ fn a_pool_filling_below_the_limit_is_not_a_suspect() {
         .unwrap_or_else(|| panic!("the pool was not seen:\n{:#}", t.report["outstanding"]));
     names_line(pool, "socket_emfile", "pool_connect", "POOL:socket", None);
 }
+
+/// The entry of `zombies` for the traced command.
+fn zombie_entry(t: &Traced) -> Value {
+    let pid = command_pid(&t.report);
+    list(&t.report, "zombies")
+        .into_iter()
+        .find(|z| z["pid"] == pid)
+        .cloned()
+        .unwrap_or_else(|| panic!("the parent's children were not seen:\n{:#}", t.report["zombies"]))
+}
+
+#[test]
+fn a_zombie_pile_is_flagged_with_its_sigchld_handler_even_when_reaped_later() {
+    if !can_trace("a_zombie_pile_is_flagged_with_its_sigchld_handler_even_when_reaped_later") {
+        return;
+    }
+    let t = run("zombie_pile", &[]);
+    assert!(t.stdout.contains("PEAK 40"), "{}", t.stdout);
+    let z = zombie_entry(&t);
+    assert_eq!(z["piled"], true, "{z:#}");
+    assert_eq!(z["zombies"], 0, "all reaped by the end: {z:#}");
+    assert!(z["max_zombies"].as_u64().is_some_and(|m| m >= 30), "{z:#}");
+    assert!(z["sigchld"]["coalesced"].as_u64().is_some_and(|c| c >= 10), "{z:#}");
+    assert!(z["mean_reap_delay_ms"].as_f64().is_some_and(|d| d > 0.0), "{z:#}");
+    assert!(
+        z["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("waitpid(-1, &status, WNOHANG)")),
+        "{z:#}"
+    );
+    names_line(&z["sigchld_handler"], "zombie_pile", "on_sigchld", "HANDLER:one", None);
+}
+
+#[test]
+fn a_handler_that_reaps_in_a_loop_leaves_no_pile() {
+    if !can_trace("a_handler_that_reaps_in_a_loop_leaves_no_pile") {
+        return;
+    }
+    let t = run("zombie_pile", &["--fixed"]);
+    let z = zombie_entry(&t);
+    assert_eq!(z["piled"], false, "{z:#}");
+    assert!(z["fix"].is_null(), "{z:#}");
+    // Seen: its 50 children exited and were reaped, its SIGCHLDs, and the looping handler.
+    assert_eq!(z["reaped"], 50, "{z:#}");
+    assert!(z["sigchld"]["generated"].as_u64().is_some_and(|g| g >= 40), "{z:#}");
+    names_line(
+        &z["sigchld_handler"],
+        "zombie_pile",
+        "on_sigchld_loop",
+        "HANDLER:loop",
+        None,
+    );
+}
+
+#[test]
+fn a_saturated_eventfd_drops_notifications_named_by_stack() {
+    if !can_trace("a_saturated_eventfd_drops_notifications_named_by_stack") {
+        return;
+    }
+    let t = run("eventfd_overflow", &[]);
+    assert!(t.stdout.contains("DROPPED 19"), "{}", t.stdout);
+    let i = list(&t.report, "incidents")
+        .into_iter()
+        .find(|i| i["kind"] == "eventfd_overflow")
+        .unwrap_or_else(|| panic!("no eventfd overflow:\n{:#}", t.report["incidents"]));
+    assert_eq!(i["count"], 19, "{i:#}");
+    assert_eq!(i["errno"], "EAGAIN", "{i:#}");
+    assert_eq!(i["syscall"], "write", "{i:#}");
+    assert_eq!(
+        i["value"].as_u64(),
+        Some(u64::MAX - 1),
+        "the counter at its ceiling: {i:#}"
+    );
+    names_line(i, "eventfd_overflow", "post_work", "NOTIFY:post", Some("main"));
+    assert!(list(&t.report, "stalls").is_empty(), "{:#}", t.report["stalls"]);
+}
+
+#[test]
+fn an_eventfd_whose_consumer_keeps_up_is_silent() {
+    if !can_trace("an_eventfd_whose_consumer_keeps_up_is_silent") {
+        return;
+    }
+    let t = run("eventfd_overflow", &["--fixed"]);
+    assert!(
+        !list(&t.report, "incidents")
+            .iter()
+            .any(|i| i["kind"] == "eventfd_overflow"),
+        "{:#}",
+        t.report["incidents"]
+    );
+    // Seen: its eventfd, open at exit.
+    let pid = command_pid(&t.report);
+    let p = list(&t.report, "processes")
+        .into_iter()
+        .find(|p| p["pid"] == pid)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(p["by_kind"]["eventfd"], 1, "{p:#}");
+}
+
+/// The stall entry of `kind` written by the traced command.
+fn stall_of<'a>(t: &'a Traced, kind: &str) -> Option<&'a Value> {
+    let pid = command_pid(&t.report);
+    list(&t.report, "stalls")
+        .into_iter()
+        .find(|s| s["kind"] == kind && s["writers"].as_array().is_some_and(|w| w.iter().any(|p| *p == pid)))
+}
+
+fn check_stall(mode: &str) {
+    let t = run("write_stall", &[mode]);
+    assert!(t.stdout.contains("EAGAIN 1"), "{}", t.stdout);
+    let consumer: u64 = t
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CONSUMER ").and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{}", t.stdout));
+    let s = stall_of(&t, mode).unwrap_or_else(|| panic!("no {mode} stall:\n{:#}", t.report["stalls"]));
+    assert!(s["blocked_writes"].as_u64().is_some_and(|n| n >= 2), "{s:#}");
+    assert!(s["blocked_ms_max"].as_u64().is_some_and(|n| n >= 150), "{s:#}");
+    assert!(s["blocked_ms_total"].as_u64().is_some_and(|n| n >= 400), "{s:#}");
+    assert_eq!(s["eagain"], 1, "{s:#}");
+    assert!(s["inode"].as_u64().is_some_and(|i| i > 0), "{s:#}");
+    // The pipe's default 16 pages; the socket's SO_SNDBUF of 32 KiB, doubled by the kernel.
+    assert_eq!(s["capacity_bytes"], 65536, "{s:#}");
+    assert!(s["max_capacity_bytes"].as_u64().is_some_and(|m| m > 0), "{s:#}");
+    if mode == "pipe" {
+        assert!(
+            s["readers"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|p| *p == consumer)),
+            "the consumer {consumer} reads: {s:#}"
+        );
+        assert!(s["fix"].as_str().is_some_and(|f| f.contains("F_SETPIPE_SZ")), "{s:#}");
+    } else {
+        assert!(s["fix"].as_str().is_some_and(|f| f.contains("SO_SNDBUF")), "{s:#}");
+    }
+    let tag = format!("STALL:{mode}");
+    names_line(&s["longest"], "write_stall", "ship_log", &tag, Some("main"));
+    let tag = format!("REFUSED:{mode}");
+    names_line(&s["refused"], "write_stall", "ship_log_nonblocking", &tag, Some("main"));
+}
+
+fn check_no_stall(mode: &str) {
+    let t = run("write_stall", &[mode, "--fixed"]);
+    assert!(stall_of(&t, mode).is_none(), "{:#}", t.report["stalls"]);
+    assert!(list(&t.report, "stalls").is_empty(), "{:#}", t.report["stalls"]);
+    // Seen: the producer made the pipe or socket pair and forked the consumer.
+    let pid = command_pid(&t.report);
+    let producer = list(&t.report, "processes")
+        .into_iter()
+        .find(|p| p["pid"] == pid)
+        .cloned()
+        .unwrap_or_default();
+    assert!(producer["allocations"].as_u64().is_some_and(|a| a >= 2), "{producer:#}");
+    assert!(
+        list(&t.report, "processes").len() >= 2,
+        "the consumer: {:#}",
+        t.report["processes"]
+    );
+}
+
+#[test]
+fn a_producer_blocked_on_a_full_pipe_is_a_stall() {
+    if !can_trace("a_producer_blocked_on_a_full_pipe_is_a_stall") {
+        return;
+    }
+    check_stall("pipe");
+}
+
+#[test]
+fn a_pipe_whose_consumer_keeps_up_is_silent() {
+    if !can_trace("a_pipe_whose_consumer_keeps_up_is_silent") {
+        return;
+    }
+    check_no_stall("pipe");
+}
+
+#[test]
+fn a_sender_blocked_on_a_full_unix_socket_is_a_stall() {
+    if !can_trace("a_sender_blocked_on_a_full_unix_socket_is_a_stall") {
+        return;
+    }
+    check_stall("unix");
+}
+
+#[test]
+fn a_unix_socket_whose_peer_keeps_up_is_silent() {
+    if !can_trace("a_unix_socket_whose_peer_keeps_up_is_silent") {
+        return;
+    }
+    check_no_stall("unix");
+}

@@ -164,6 +164,11 @@ pub struct CaptureArgs {
     /// A lock held longer than this while others wait for it is a suspect.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub lock_hold: Duration,
+    /// A write to a pipe, FIFO, eventfd or AF_UNIX socket that blocked this long is a stall
+    /// (its buffer was full). 0 turns write timing off (no entry hook on write, writev, sendto,
+    /// sendmsg; EAGAIN on a full buffer is then not seen either).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub write_block: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

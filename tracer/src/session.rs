@@ -51,6 +51,7 @@ pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
         close_stacks: c.close_stacks,
         kernel_stack: c.kernel_stack,
         stack_budget: c.stack_budget.unwrap_or(0),
+        write_block_ns: c.write_block.as_nanos() as u64,
     }
 }
 

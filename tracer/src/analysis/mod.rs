@@ -9,6 +9,7 @@ pub mod profile;
 pub mod report;
 pub mod resources;
 pub mod stack;
+pub mod stalls;
 pub mod trend;
 
 pub use losses::Losses;

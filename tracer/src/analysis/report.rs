@@ -35,6 +35,8 @@ pub struct Report {
     pub zombies: Vec<ZombieReport>,
     /// Signals received by traced processes, per signal.
     pub signals: Vec<SignalReport>,
+    /// Writes blocked on full pipes, FIFOs, eventfds and AF_UNIX sockets, per object.
+    pub stalls: Vec<super::stalls::StallReport>,
     /// System-wide headroom (absent in unit tests).
     pub system: Option<SystemLimits>,
 }
@@ -194,6 +196,13 @@ impl Report {
             v.extend(l.max_waiter.iter_mut().map(|p| &mut p.stack));
             v.extend(l.max_wait_holder.iter_mut().map(|p| &mut p.stack));
             v.extend(l.longest_hold.iter_mut().map(|h| &mut h.stack));
+        }
+        for z in &mut self.zombies {
+            v.extend(z.sigchld_handler.iter_mut().map(|h| &mut h.stack));
+        }
+        for s in &mut self.stalls {
+            v.extend(s.longest.iter_mut().map(|w| &mut w.stack));
+            v.extend(s.refused.iter_mut().map(|w| &mut w.stack));
         }
         v
     }
@@ -386,6 +395,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         locks: locks::locks(state, now_ns, opts.lock_hold_ns),
         zombies: resources::zombies(state, now_ns),
         signals: resources::signals(state),
+        stalls: super::stalls::stalls(state, now_ns, opts.system.as_ref()),
         system: opts.system,
     }
 }

@@ -95,8 +95,26 @@ pub struct ZombieReport {
     pub growth_per_min: f64,
     /// The zombie count kept growing: a suspect.
     pub growing: bool,
+    /// Zombies piled up (`max_zombies` at least 10) while SIGCHLDs merged: the "one waitpid per
+    /// SIGCHLD" bug, even if they were all reaped later.
+    pub piled: bool,
     pub sigchld: SignalCountsReport,
+    /// The SIGCHLD handler the parent installed last (`rt_sigaction`), if traced.
+    pub sigchld_handler: Option<HandlerReport>,
+    /// What to change, for a pile.
+    pub fix: Option<&'static str>,
 }
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HandlerReport {
+    /// `sa_handler` (hex), or `SIG_DFL`/`SIG_IGN`.
+    pub address: String,
+    /// The handler's symbol (one frame; empty for SIG_DFL/SIG_IGN).
+    pub stack: Stack,
+}
+
+/// The fix for a zombie pile.
+pub const ZOMBIE_FIX: &str = "standard signals merge: on each SIGCHLD reap in a loop, while (waitpid(-1, &status, WNOHANG) > 0), until it returns 0";
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Default)]
 pub struct SignalCountsReport {
@@ -265,6 +283,15 @@ pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
             samples.push((now_ns, z.pending.len() as u32));
         }
         let t = trend::classify(&samples);
+        let piled = z.piled(sigchld.coalesced);
+        let sigchld_handler = p.sigchld_handler.map(|h| HandlerReport {
+            address: match h.address {
+                0 => "SIG_DFL".to_owned(),
+                1 => "SIG_IGN".to_owned(),
+                a => format!("{a:#x}"),
+            },
+            stack: Stack::unresolved(h.stack),
+        });
         out.push(ZombieReport {
             pid: p.tgid,
             zombies: z.pending.len() as u64,
@@ -274,7 +301,10 @@ pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
                 .then(|| ((z.reap_delay_ns as f64 / z.reaped as f64 / 1e6) * 100.0).round() / 100.0),
             growth_per_min: (t.growth_per_min * 100.0).round() / 100.0,
             growing: t.growing,
+            piled,
             sigchld: sigchld.into(),
+            sigchld_handler,
+            fix: (piled || (t.growing && sigchld.coalesced > 0)).then_some(ZOMBIE_FIX),
         });
     }
     out

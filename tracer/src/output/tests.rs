@@ -13,9 +13,10 @@ use crate::{
         locks::{HeldReport, LockReport, Party, WaiterReport},
         report::text_and_hex,
         resources::{
-            IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport, TopSiteReport,
-            ZombieReport,
+            HandlerReport, IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport,
+            TopSiteReport, ZOMBIE_FIX, ZombieReport,
         },
+        stalls::{StallReport, StallWriter},
     },
     state::StackId,
 };
@@ -166,6 +167,7 @@ fn sample() -> Report {
             mean_reap_delay_ms: Some(950.5),
             growth_per_min: 1639.2,
             growing: true,
+            piled: true,
             sigchld: SignalCountsReport {
                 generated: 100,
                 delivered: 20,
@@ -173,6 +175,11 @@ fn sample() -> Report {
                 coalesced: 80,
                 failed: 0,
             },
+            sigchld_handler: Some(HandlerReport {
+                address: "0x555500001250".into(),
+                stack: vec![frame(0x5555_0000_1250, "on_sigchld", "src/main.c", 12)].into(),
+            }),
+            fix: Some(ZOMBIE_FIX),
         }],
         signals: vec![SignalReport {
             pid: 4242,
@@ -185,6 +192,30 @@ fn sample() -> Report {
                 coalesced: 80,
                 failed: 0,
             },
+        }],
+        stalls: vec![StallReport {
+            kind: "pipe",
+            inode: 991_234,
+            capacity_bytes: Some(65536),
+            max_capacity_bytes: Some(1_048_576),
+            blocked_writes: 12,
+            blocked_ms_total: 2400,
+            blocked_ms_max: 450,
+            eagain: 3,
+            enobufs: 0,
+            writers: vec![4242],
+            readers: vec![4243],
+            longest: Some(StallWriter {
+                pid: 4242,
+                tid: 4244,
+                fd: 5,
+                blocked_ms: 450,
+                stack: stack.clone().into(),
+            }),
+            refused: None,
+            first_age_ms: 9000,
+            last_age_ms: 100,
+            fix: "raise the pipe size",
         }],
         system: Some(SystemLimits {
             sem_sets: Usage {
@@ -201,6 +232,8 @@ fn sample() -> Report {
                 max: Some(2_466_190),
             },
             nr_open: Some(1_048_576),
+            pipe_max_size: Some(1_048_576),
+            wmem_max: Some(212_992),
         }),
     }
 }

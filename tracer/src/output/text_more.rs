@@ -11,10 +11,11 @@ pub fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     ipc(out, r)?;
     locks(out, &r.locks)?;
     zombies_and_signals(out, r)?;
+    super::text_stalls::write(out, &r.stalls)?;
     system(out, r)
 }
 
-fn stack(out: &mut dyn Write, frames: &[Frame], indent: &str) -> std::io::Result<()> {
+pub(super) fn stack(out: &mut dyn Write, frames: &[Frame], indent: &str) -> std::io::Result<()> {
     if frames.is_empty() {
         return writeln!(out, "{indent}(no stack captured)");
     }
@@ -41,6 +42,11 @@ fn what(i: &IncidentReport) -> String {
         "double_close" => format!("double close{fd} (EBADF)"),
         "use_after_close" => format!("{} on closed fd{fd} (EBADF): use after close", i.syscall),
         "bad_descriptor" => format!("{}{fd} never opened (EBADF)", i.syscall),
+        "eventfd_overflow" => format!(
+            "{}{fd} refused with EAGAIN: notification dropped: eventfd counter saturated{}, the consumer is behind",
+            i.syscall,
+            i.value.map(|v| format!(" (count {v})")).unwrap_or_default()
+        ),
         "lock_failure" => {
             let holder = i.holder_pid.map(|p| format!(", held by pid {p}")).unwrap_or_default();
             format!("{}{fd} failed with {errno}{holder}", i.syscall)
@@ -209,6 +215,8 @@ fn zombies_and_signals(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         for z in &r.zombies {
             let flag = if z.growing {
                 format!("  <- SUSPECT: growing {:.1}/min", z.growth_per_min)
+            } else if z.piled {
+                format!("  <- SUSPECT: {} zombies piled up while SIGCHLDs merged", z.max_zombies)
             } else {
                 String::new()
             };
@@ -223,11 +231,17 @@ fn zombies_and_signals(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
                 "    SIGCHLD: {} sent, {} delivered, {} merged into a pending one, {} ignored",
                 c.generated, c.delivered, c.coalesced, c.ignored
             )?;
-            if z.growing && c.coalesced > 0 {
-                writeln!(
-                    out,
-                    "    signals merge: reap in a loop (while waitpid(-1, &st, WNOHANG) > 0) on each SIGCHLD"
-                )?;
+            if let Some(d) = z.mean_reap_delay_ms {
+                writeln!(out, "    mean reap delay {}", age(d as u64))?;
+            }
+            if let Some(h) = &z.sigchld_handler {
+                match h.stack.first() {
+                    Some(f) => writeln!(out, "    SIGCHLD handler: {}", super::text::frame(f))?,
+                    None => writeln!(out, "    SIGCHLD handler: {}", h.address)?,
+                }
+            }
+            if let Some(fix) = z.fix {
+                writeln!(out, "    fix: {fix}")?;
             }
         }
     }

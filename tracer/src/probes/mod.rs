@@ -63,6 +63,8 @@ pub struct ProbeOptions {
     pub kernel_stack: bool,
     /// User stacks per second per CPU before allocation stacks are sampled (0: every one).
     pub stack_budget: u32,
+    /// Writes that block this long are reported (0: writes are not timed at all).
+    pub write_block_ns: u64,
 }
 
 impl Default for ProbeOptions {
@@ -77,6 +79,7 @@ impl Default for ProbeOptions {
             close_stacks: false,
             kernel_stack: false,
             stack_budget: 0,
+            write_block_ns: 100_000_000,
         }
     }
 }
@@ -154,6 +157,7 @@ impl Probes {
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
             .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
             .override_global(config::STACK_BUDGET_GLOBAL, &opts.stack_budget, true)
+            .override_global(config::WRITE_BLOCK_GLOBAL, &opts.write_block_ns, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(|e| {
@@ -172,7 +176,8 @@ impl Probes {
             }
             // Code layout records only serve stacks.
             let layout = matches!(spec.effect, syscalls::Effect::Exec | syscalls::Effect::MapCode);
-            let bits = if layout && opts.stack_mode == StackMode::None {
+            let untimed = spec.capture.timed && opts.write_block_ns == 0;
+            let bits = if (layout && opts.stack_mode == StackMode::None) || untimed {
                 0
             } else {
                 c.bits()
@@ -221,6 +226,11 @@ impl Probes {
         probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
         probes.attach_tracepoint("signal_generate", "signal", "signal_generate")?;
         probes.attach_tracepoint("signal_deliver", "signal", "signal_deliver")?;
+        if opts.write_block_ns > 0 {
+            for tp in syscalls::TIMED_ENTRY_TRACEPOINTS {
+                probes.attach_tracepoint(config::WRITE_ENTRY_PROGRAM, "syscalls", tp)?;
+            }
+        }
         let prog: &mut RawTracePoint = probes
             .ebpf
             .program_mut("sys_exit")

@@ -39,6 +39,9 @@ pub enum IncidentKind {
     BadDescriptor,
     /// `flock`/`fcntl` lock call failed (EWOULDBLOCK, EINTR, ENOLCK, EDEADLK).
     LockFailure,
+    /// A write to a non-blocking eventfd refused with EAGAIN: its counter is saturated, the
+    /// notification is dropped.
+    EventfdOverflow,
 }
 
 impl IncidentKind {
@@ -51,6 +54,7 @@ impl IncidentKind {
             IncidentKind::UseAfterClose => "use_after_close",
             IncidentKind::BadDescriptor => "bad_descriptor",
             IncidentKind::LockFailure => "lock_failure",
+            IncidentKind::EventfdOverflow => "eventfd_overflow",
         }
     }
 }
@@ -188,6 +192,8 @@ pub fn errno_name(errno: i32) -> &'static str {
         23 => "ENFILE",
         24 => "EMFILE",
         28 => "ENOSPC",
+        32 => "EPIPE",
+        105 => "ENOBUFS",
         35 => "EDEADLK",
         37 => "ENOLCK",
         _ => "errno",

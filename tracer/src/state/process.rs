@@ -39,6 +39,10 @@ pub struct ProcessState {
     pub signals: SignalTable,
     /// Children that exited and were not reaped.
     pub zombies: Zombies,
+    /// Its parent reaped it with a traced `wait4` (its later release is not a reap again).
+    pub reaped: bool,
+    /// The SIGCHLD handler it installed last (`rt_sigaction`), if traced.
+    pub sigchld_handler: Option<super::signals::SigHandler>,
     /// When its sites were last sampled (CLOCK_MONOTONIC ns, agent tick or record time).
     pub sampled_ns: u64,
     /// When `/proc/PID/fd` was last read into the table (attach, discovery, resync): syscall

@@ -72,6 +72,10 @@ impl State {
             out.extend(p.closed.values().map(|c| c.stack));
         }
         self.locks.stacks(&mut out);
+        self.stalls.stacks(&mut out);
+        for p in self.processes.values() {
+            out.extend(p.sigchld_handler.map(|h| h.stack));
+        }
         out.remove(&StackId::NONE);
         out
     }
