@@ -4,7 +4,17 @@
 //! name the fixture's function at its marked line; twins must be silent, and each twin test
 //! checks what the tracer saw of it, so that a tracer that saw nothing cannot pass.
 
-use integration_tests::{Build, Traced, can_trace, fixture_built, run_traced, workspace_root};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use integration_tests::{
+    Build, Traced,
+    agent::{AgentProcess, promtool_check, wait_for},
+    can_trace, fixture_built, run_traced, workspace_root,
+};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
@@ -333,4 +343,105 @@ fn a_unix_socket_whose_peer_keeps_up_is_silent() {
         return;
     }
     check_no_stall("unix");
+}
+
+/// The value of the series whose line starts with `series` (name and labels, as exposed).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+#[test]
+fn the_agent_exposes_stalls_overflows_piles_and_limit_stopped_leaks() {
+    if !can_trace("the_agent_exposes_stalls_overflows_piles_and_limit_stopped_leaks") {
+        return;
+    }
+    // Selected by name at exec (the kernel keeps a name's first 15 bytes); a short window, so
+    // that trends are sampled often enough (every window/64) for a leak of a few seconds.
+    let agent = AgentProcess::start(&[
+        "--window",
+        "30s",
+        "--comm",
+        "write_stall.O2",
+        "--comm",
+        "zombie_pile.O2",
+        "--comm",
+        "eventfd_overflow.O2",
+        "--comm",
+        "socket_emfile.O2",
+    ]);
+    // A leak stopped by EMFILE that stays alive (gauges are for live processes).
+    let mut emfile = Command::new(fixture("socket_emfile"))
+        .args(["64", "100", "30000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("socket_emfile: {e}"));
+    let out = emfile.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut line = String::new();
+    let _ = BufReader::new(out).read_line(&mut line);
+    assert!(line.starts_with("EMFILE after"), "{line:?}");
+    for (name, args) in [
+        ("write_stall", &["pipe"][..]),
+        ("zombie_pile", &[][..]),
+        ("eventfd_overflow", &[][..]),
+    ] {
+        let st = Command::new(fixture(name))
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(st.success(), "{name} failed");
+    }
+    let c = r#"container="""#;
+    let text = wait_for(Duration::from_secs(30), || {
+        let t = agent.get("/metrics").text();
+        (t.contains("tracer_write_stalls_total{")
+            && t.contains("tracer_eventfd_overflows_total{")
+            && t.contains("tracer_zombie_piles{")
+            && metric(
+                &t,
+                &format!(r#"tracer_leak_suspects{{comm="socket_emfile.O",{c},kind="socket"}}"#),
+            )
+            .is_some_and(|v| v >= 1.0))
+        .then_some(t)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the metrics never showed the incidents:\n{}\nagent stderr:\n{}",
+            agent.get("/metrics").text(),
+            agent.stderr()
+        )
+    });
+    let _ = emfile.kill();
+    let _ = emfile.wait();
+    let series = |s: &str| metric(&text, s).unwrap_or_else(|| panic!("no {s} in:\n{text}"));
+    assert!(
+        series(&format!(
+            r#"tracer_write_stalls_total{{comm="write_stall.O2",{c},kind="pipe"}}"#
+        )) >= 2.0
+    );
+    assert!(
+        series(&format!(
+            r#"tracer_write_stall_seconds_total{{comm="write_stall.O2",{c},kind="pipe"}}"#
+        )) >= 0.4
+    );
+    assert_eq!(
+        series(&format!(
+            r#"tracer_writes_refused_total{{comm="write_stall.O2",{c},kind="pipe"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        series(&format!(
+            r#"tracer_eventfd_overflows_total{{comm="eventfd_overflo",{c}}}"#
+        )),
+        19.0
+    );
+    assert_eq!(
+        series(&format!(r#"tracer_zombie_piles{{comm="zombie_pile.O2",{c}}}"#)),
+        1.0
+    );
+    let (ok, out) = promtool_check(text.as_bytes());
+    assert!(ok, "promtool check metrics failed:\n{out}\n{text}");
+    assert_eq!(agent.stop(), 0);
 }
