@@ -290,6 +290,15 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
             ..base.clone()
         },
         IncidentReport {
+            kind: "eventfd_overflow",
+            syscall: "write".into(),
+            errno: Some("EAGAIN"),
+            count: 40,
+            fd: Some(6),
+            value: Some(u64::MAX - 1),
+            ..base.clone()
+        },
+        IncidentReport {
             kind: "lock_failure",
             syscall: "flock".into(),
             errno: Some("EWOULDBLOCK"),

@@ -379,6 +379,22 @@ mod tests {
     }
 
     #[test]
+    fn with_a_window_an_object_quiet_for_a_whole_window_goes() {
+        let mut s = with_fds();
+        s.sites.window_ns = Some(1000 * MS);
+        let pipe = WriteTarget {
+            ino: 1,
+            ..Default::default()
+        };
+        write(&mut s, 10 * MS, 4, 10, 150 * MS, 2, &pipe);
+        s.expire(900 * MS);
+        assert_eq!(s.stalls.channels.len(), 1);
+        s.expire(1010 * MS);
+        assert!(s.stalls.channels.is_empty());
+        assert_eq!(s.stalls.evicted, 1);
+    }
+
+    #[test]
     fn bounded_by_evicting_the_stalest() {
         let mut t = StallTable::default();
         for ino in 0..(MAX_CHANNELS as u64 + 5) {
