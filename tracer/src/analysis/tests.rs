@@ -318,3 +318,36 @@ fn a_burst_released_after_the_limit_is_not_a_leak() {
     let r = build(&s, 5200 * MS, Losses::default(), &ReportOptions::default(), frames);
     assert!(r.suspects.is_empty(), "{:#?}", r.suspects);
 }
+
+#[test]
+fn semaphore_sets_created_until_enospc_are_a_suspect_stopped_by_the_limit() {
+    let mut s = State::default();
+    s.attach(T, b"svc".to_vec(), Limits::default(), &[], 0);
+    let semget = |ts: u64, ret: i64| Syscall {
+        tid: 1,
+        tgid: T,
+        ts_ns: ts,
+        nr: 64,
+        ret,
+        args: [0, 1, 0o1600, 0, 0, 0],
+        data_kind: 0,
+        data: &[],
+        weight: 1,
+    };
+    for i in 0..32u64 {
+        let ts = (i + 1) * 50 * MS;
+        s.on_syscall(&semget(ts, 100 + i as i64), StackId(4));
+        s.sample(ts);
+    }
+    s.on_syscall(&semget(1700 * MS, -28), StackId(4));
+    for tick in 18..=60u64 {
+        s.sample(tick * 100 * MS);
+    }
+    let r = build(&s, 6000 * MS, Losses::default(), &ReportOptions::default(), frames);
+    let sets = r
+        .suspects
+        .iter()
+        .find(|x| x.resource == "sysv_sem")
+        .unwrap_or_else(|| panic!("{:#?}", r.suspects));
+    assert_eq!((sets.count, sets.stopped_by_limit), (32, Some("ENOSPC")));
+}
