@@ -153,6 +153,45 @@ fn a_pool_filling_below_the_limit_is_not_a_suspect() {
     names_line(pool, "socket_emfile", "pool_connect", "POOL:socket", None);
 }
 
+#[test]
+fn children_forked_until_eagain_are_a_suspect() {
+    if !can_trace("children_forked_until_eagain_are_a_suspect") {
+        return;
+    }
+    let t = run("fork_leak", &[]);
+    assert!(t.stdout.contains("EAGAIN after"), "{}", t.stdout);
+    let pid = command_pid(&t.report);
+    let s = list(&t.report, "suspects")
+        .into_iter()
+        .find(|s| s["pid"] == pid && s["resource"] == "process")
+        .unwrap_or_else(|| panic!("no children suspect:\n{:#}", t.report["suspects"]));
+    assert_eq!(s["stopped_by_limit"], "EAGAIN", "{s:#}");
+    assert_eq!(s["kind"], "child process", "{s:#}");
+    assert!(s["count"].as_u64().is_some_and(|c| c >= 4), "{s:#}");
+    names_line(s, "fork_leak", "spawn_worker", "FORK:worker", Some("main"));
+}
+
+#[test]
+fn a_worker_pool_below_the_process_limit_is_not_a_suspect() {
+    if !can_trace("a_worker_pool_below_the_process_limit_is_not_a_suspect") {
+        return;
+    }
+    let t = run("fork_leak", &["--fixed"]);
+    assert!(t.stdout.contains("POOL 8"), "{}", t.stdout);
+    let pid = command_pid(&t.report);
+    let suspects: Vec<_> = list(&t.report, "suspects")
+        .into_iter()
+        .filter(|s| s["pid"] == pid)
+        .collect();
+    assert!(suspects.is_empty(), "{suspects:#?}");
+    // Seen: the parent and its 8 workers.
+    let kids = list(&t.report, "processes")
+        .iter()
+        .filter(|p| p["pid"].as_u64().is_some_and(|p| p > pid))
+        .count();
+    assert!(kids >= 8, "{:#}", t.report["processes"]);
+}
+
 /// The entry of `zombies` for the traced command.
 fn zombie_entry(t: &Traced) -> Value {
     let pid = command_pid(&t.report);

@@ -635,6 +635,40 @@ mod tests {
     }
 
     #[test]
+    fn sigaction_and_timed_write_captures() {
+        let sa = spec(13).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!(
+            (sa >> bits::FILTER_SHIFT) & bits::FILTER_MASK,
+            bits::FILTER_SIGCHLD_ACTION
+        );
+        assert_eq!((sa >> bits::DATA_SHIFT) & bits::DATA_MASK, bits::DATA_WORD);
+        assert_eq!((sa >> bits::ARG_SHIFT) & bits::ARG_MASK, 1);
+        assert_eq!(sa & (bits::STACK | bits::FAILURES | bits::TIMED), 0);
+        assert!(installs_sigchld_action(&[17, 0x7ffd_0000, 0, 8, 0, 0]));
+        assert!(
+            !installs_sigchld_action(&[17, 0, 0x7ffd_0000, 8, 0, 0]),
+            "a query, not an install"
+        );
+        assert!(!installs_sigchld_action(&[2, 0x7ffd_0000, 0, 8, 0, 0]));
+        for nr in [1, 20, 44, 46] {
+            let w = spec(nr).map(|s| s.capture.bits()).unwrap_or(0);
+            assert_ne!(w & bits::TIMED, 0, "{nr}");
+            assert_ne!(w & bits::STACK, 0, "{nr}");
+            assert_eq!((w >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK, bits::FAIL_ANY);
+            assert_eq!(spec(nr).map(|s| s.effect), Some(Effect::Write));
+        }
+        // The fields do not overlap.
+        assert_eq!(
+            bits::TIMED & ((bits::ARG_MASK << bits::FILTER_ARG_SHIFT) | (bits::FILTER_MASK << bits::FILTER_SHIFT)),
+            0
+        );
+        assert_eq!(
+            (bits::FILTER_MASK << bits::FILTER_SHIFT) & (bits::ARG_MASK << bits::FILTER_ARG_SHIFT),
+            0
+        );
+    }
+
+    #[test]
     fn code_mappings_are_executable_file_mappings() {
         // The loader mapping libc's text: mmap(addr, len, R|X, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, off).
         assert!(maps_code(&[0x7f00_0002_8000, 0x17_5000, 0x5, 0x812, 3, 0x28000]));

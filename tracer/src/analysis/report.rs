@@ -362,6 +362,11 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         }
         outstanding.push(site);
     }
+    // Children until fork's EAGAIN: suspects too, though not sites.
+    for c in super::children::stopped_by_eagain(state, now_ns) {
+        suspects.push(c.clone());
+        outstanding.push(c);
+    }
     if let Some(n) = opts.top_processes {
         processes.sort_by(|a, b| b.open_fds.cmp(&a.open_fds).then(a.pid.cmp(&b.pid)));
         processes.truncate(n);

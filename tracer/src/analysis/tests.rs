@@ -351,3 +351,47 @@ fn semaphore_sets_created_until_enospc_are_a_suspect_stopped_by_the_limit() {
         .unwrap_or_else(|| panic!("{:#?}", r.suspects));
     assert_eq!((sets.count, sets.stopped_by_limit), (32, Some("ENOSPC")));
 }
+
+#[test]
+fn children_forked_until_eagain_are_a_suspect_and_a_worker_pool_is_not() {
+    for leak in [true, false] {
+        let mut s = State::default();
+        s.attach(T, b"spawner".to_vec(), Limits::default(), &[], 0);
+        let n = if leak { 12 } else { 6 };
+        for i in 0..n {
+            let ts = (i + 1) * 100 * MS;
+            s.on_fork(T, 100 + i as u32, ts);
+            s.sample(ts);
+        }
+        if leak {
+            let fork = Syscall {
+                tid: 1,
+                tgid: T,
+                ts_ns: 1250 * MS,
+                nr: 57,
+                ret: -11,
+                args: [0; 6],
+                data_kind: 0,
+                data: &[],
+                weight: 1,
+            };
+            s.on_syscall(&fork, StackId(9));
+        }
+        for tick in 13..=40u64 {
+            s.sample(tick * 100 * MS);
+        }
+        let r = build(&s, 4000 * MS, Losses::default(), &ReportOptions::default(), frames);
+        let kids: Vec<_> = r.suspects.iter().filter(|x| x.resource == "process").collect();
+        if leak {
+            assert_eq!(kids.len(), 1, "{:#?}", r.suspects);
+            let k = kids[0];
+            assert_eq!(
+                (k.count, k.stopped_by_limit, k.kind),
+                (12, Some("EAGAIN"), "child process")
+            );
+            assert_eq!(k.stack[0].function.as_deref(), Some("f9"), "the failing fork's stack");
+        } else {
+            assert!(kids.is_empty(), "{:#?}", r.suspects);
+        }
+    }
+}

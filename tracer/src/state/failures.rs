@@ -71,6 +71,9 @@ impl State {
         if sc.ts_ns > p.sampled_ns {
             self.sample_process_at(sc.tgid, sc.ts_ns);
         }
+        if errno == syscalls::EAGAIN as i32 && matches!(syscalls::spec(sc.nr).map(|s| s.effect), Some(Effect::Fork)) {
+            self.sample_children_of(sc.tgid, sc.ts_ns);
+        }
         let mut o = self.occurrence(sc, IncidentKind::LimitFailure, stack);
         o.value = open;
         if fd_limit {

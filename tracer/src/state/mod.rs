@@ -5,6 +5,7 @@
 //! (dup2 over an open fd, close_range, fork, exec, exit) is unit-tested without a kernel.
 
 pub mod apply;
+mod children;
 pub mod counters;
 mod failures;
 pub mod fd_table;
@@ -264,6 +265,7 @@ impl State {
             })
             .collect();
         self.sites.sample_where(|t| live.contains(&t), now_ns);
+        self.sample_children(now_ns);
     }
 
     /// Samples a process at a record's time: used when the agent's ticks have not sampled it for

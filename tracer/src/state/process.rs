@@ -39,6 +39,8 @@ pub struct ProcessState {
     pub signals: SignalTable,
     /// Children that exited and were not reaped.
     pub zombies: Zombies,
+    /// Its traced children alive, over time (see `children`).
+    pub children: super::series::Series,
     /// Its parent reaped it with a traced `wait4` (its later release is not a reap again).
     pub reaped: bool,
     /// The SIGCHLD handler it installed last (`rt_sigaction`), if traced.
