@@ -81,6 +81,12 @@ pub const STACK_BYTES_GLOBAL: &str = "STACK_BYTES";
 /// Global (`aya_ebpf::Global<u32>`): user stacks per second per CPU above which allocation
 /// stacks are sampled (0: every allocation gets one). Counts stay exact either way.
 pub const STACK_BUDGET_GLOBAL: &str = "STACK_BUDGET";
+/// A write that took at least this many ns is reported (`--write-block`; 0: writes untimed).
+pub const WRITE_BLOCK_GLOBAL: &str = "WRITE_BLOCK_NS";
+/// When each thread of a traced process entered its current write-family syscall.
+pub const WRITE_START_MAP: &str = "WRITE_START";
+/// The entry program of the timed syscalls.
+pub const WRITE_ENTRY_PROGRAM: &str = "sys_enter_write";
 /// The budget is enforced over windows this long: the sampling period of a window follows
 /// from the allocations the CPU saw in the one before.
 pub const STACK_BUDGET_WINDOW_NS: u64 = 100_000_000;

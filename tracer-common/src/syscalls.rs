@@ -21,7 +21,16 @@ pub struct Capture {
     pub fail_class: FailClass,
     /// Emit only calls whose argument passes this test.
     pub filter: ArgFilter,
+    /// Timed at entry (`syscalls/sys_enter_*` stashes the start per thread): emitted only when
+    /// it blocked at least `--write-block`, or failed with EAGAIN/ENOBUFS, with the time it took
+    /// in `args[5]` (see [`DERIVED_ARG`]).
+    pub timed: bool,
 }
+
+/// The argument slot the kernel overwrites with a value it derived (the syscalls that use it
+/// take at most five arguments, or ignore the sixth here: `sendto`'s address length): the time a
+/// timed call took, in ns, or the word a [`DataSource::Word`] capture read.
+pub const DERIVED_ARG: usize = 5;
 
 /// Failures of a stack-capturing syscall that the kernel reports (others are dropped there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +55,8 @@ pub enum ArgFilter {
     AboveFdSetSize(u8),
     /// `mmap(addr, len, prot, flags, fd, off)` of a file with `PROT_EXEC`: code being loaded.
     CodeMapping,
+    /// `rt_sigaction(SIGCHLD, act != NULL, ..)`: a SIGCHLD handler being installed.
+    SigchldAction,
 }
 
 /// Where the kernel finds the extra bytes of a record.
@@ -63,6 +74,9 @@ pub enum DataSource {
     /// After a successful exec: the new image's initial stack (argc, argv, envp, auxv), copied
     /// from the new stack pointer as a stack record, whatever the stack mode but `none`.
     InitialStack,
+    /// The `u64` at the pointer in argument N, written to `args[DERIVED_ARG]` of a core record
+    /// (no stack): `rt_sigaction`'s new handler (the first word of `struct sigaction`).
+    Word(u8),
 }
 
 pub mod bits {
@@ -86,12 +100,15 @@ pub mod bits {
     pub const DATA_MSGHDR: u32 = 3;
     pub const DATA_MMSGHDR: u32 = 4;
     pub const FILTER_SHIFT: u32 = 16;
-    pub const FILTER_MASK: u32 = 0x3;
+    pub const FILTER_MASK: u32 = 0x7;
     pub const FILTER_IPC_RMID: u32 = 1;
     pub const FILTER_ABOVE_FD_SETSIZE: u32 = 2;
     pub const FILTER_CODE_MAPPING: u32 = 3;
     pub const DATA_INITIAL_STACK: u32 = 5;
-    pub const FILTER_ARG_SHIFT: u32 = 18;
+    pub const DATA_WORD: u32 = 6;
+    pub const FILTER_SIGCHLD_ACTION: u32 = 4;
+    pub const FILTER_ARG_SHIFT: u32 = 19;
+    pub const TIMED: u32 = 1 << 24;
 }
 
 impl Capture {
@@ -109,12 +126,16 @@ impl Capture {
         if self.failures_only {
             b |= bits::FAILURES_ONLY;
         }
+        if self.timed {
+            b |= bits::TIMED;
+        }
         b |= (self.fail_class as u32) << bits::FAIL_CLASS_SHIFT;
         let (f, fa) = match self.filter {
             ArgFilter::None => (0, 0),
             ArgFilter::IpcRmid(a) => (bits::FILTER_IPC_RMID, a),
             ArgFilter::AboveFdSetSize(a) => (bits::FILTER_ABOVE_FD_SETSIZE, a),
             ArgFilter::CodeMapping => (bits::FILTER_CODE_MAPPING, 0),
+            ArgFilter::SigchldAction => (bits::FILTER_SIGCHLD_ACTION, 0),
         };
         b |= (f << bits::FILTER_SHIFT) | (((fa as u32) & bits::ARG_MASK) << bits::FILTER_ARG_SHIFT);
         let (d, a) = match self.data {
@@ -124,6 +145,7 @@ impl Capture {
             DataSource::MsgHdr(a) => (bits::DATA_MSGHDR, a),
             DataSource::MmsgHdr(a) => (bits::DATA_MMSGHDR, a),
             DataSource::InitialStack => (bits::DATA_INITIAL_STACK, 0),
+            DataSource::Word(a) => (bits::DATA_WORD, a),
         };
         b | (d << bits::DATA_SHIFT) | (((a as u32) & bits::ARG_MASK) << bits::ARG_SHIFT)
     }
@@ -171,6 +193,14 @@ pub enum Effect {
     Exec,
     /// A file mapped with `PROT_EXEC` (the loader mapping a library): its code's address range.
     MapCode,
+    /// `rt_sigaction(SIGCHLD, act, ..)`: the handler address in `args[DERIVED_ARG]`.
+    SigAction,
+    /// `wait4` returned a child's pid: the parent reaped it (zombie gone at the wait, not at
+    /// `sched_process_free`, which RCU may run much later).
+    Wait,
+    /// `write`/`writev`/`sendto`/`sendmsg` that blocked at least `--write-block` (time in
+    /// `args[DERIVED_ARG]`) or failed with EAGAIN/ENOBUFS: a full pipe, eventfd or socket.
+    Write,
 }
 
 /// How the agent should describe a new fd before it can look at `/proc` (the syscall tells a lot).
@@ -220,6 +250,7 @@ const PLAIN: Capture = Capture {
     failures_only: false,
     fail_class: FailClass::FdLimits,
     filter: ArgFilter::None,
+    timed: false,
 };
 
 const fn alloc(nr: u32, name: &'static str, effect: Effect, kind: KindHint, data: DataSource) -> SyscallSpec {
@@ -289,6 +320,26 @@ const MAP_CODE: Capture = Capture {
     stack: false,
     failures: false,
     filter: ArgFilter::CodeMapping,
+    ..PLAIN
+};
+/// SIGCHLD handlers installed: the handler word, no stack.
+const SIGACTION: Capture = Capture {
+    stack: false,
+    failures: false,
+    filter: ArgFilter::SigchldAction,
+    data: DataSource::Word(1),
+    ..PLAIN
+};
+/// Successful waits: the reaped pid, no stack.
+const WAIT: Capture = Capture {
+    stack: false,
+    failures: false,
+    ..PLAIN
+};
+/// Writes that blocked or found the buffer full, with the writer's stack.
+const WRITE: Capture = Capture {
+    fail_class: FailClass::Any,
+    timed: true,
     ..PLAIN
 };
 
@@ -366,6 +417,21 @@ pub const X86_64: &[SyscallSpec] = &[
     other(59, "execve", E::Exec, EXEC),
     other(322, "execveat", E::Exec, EXEC),
     other(9, "mmap", E::MapCode, MAP_CODE),
+    other(13, "rt_sigaction", E::SigAction, SIGACTION),
+    other(61, "wait4", E::Wait, WAIT),
+    other(1, "write", E::Write, WRITE),
+    other(20, "writev", E::Write, WRITE),
+    other(44, "sendto", E::Write, WRITE),
+    other(46, "sendmsg", E::Write, WRITE),
+];
+
+/// The timed syscalls' entry tracepoints (`syscalls/sys_enter_NAME`), attached only when
+/// `--write-block` is not 0.
+pub const TIMED_ENTRY_TRACEPOINTS: [&str; 4] = [
+    "sys_enter_write",
+    "sys_enter_writev",
+    "sys_enter_sendto",
+    "sys_enter_sendmsg",
 ];
 
 /// `X86_64` index + 1 by syscall number (0: not followed), built at compile time: the agent
@@ -478,6 +544,15 @@ pub const EAGAIN: i64 = 11;
 pub const ENFILE: i64 = 23;
 pub const EMFILE: i64 = 24;
 pub const ENOSPC: i64 = 28;
+pub const EPIPE: i64 = 32;
+pub const ENOBUFS: i64 = 105;
+/// `SIGCHLD` on x86_64.
+pub const SIGCHLD: u64 = 17;
+
+/// Whether `rt_sigaction` arguments install a SIGCHLD action (`act` not NULL).
+pub const fn installs_sigchld_action(args: &[u64; 6]) -> bool {
+    args[0] == SIGCHLD && args[1] != 0
+}
 
 /// Clone flags the kernel side inspects (`include/uapi/linux/sched.h`).
 pub const CLONE_FILES: u64 = 0x0000_0400;
@@ -557,6 +632,40 @@ mod tests {
             bits::FILTER_CODE_MAPPING
         );
         assert_eq!(mmap & (bits::STACK | bits::FAILURES), 0);
+    }
+
+    #[test]
+    fn sigaction_and_timed_write_captures() {
+        let sa = spec(13).map(|s| s.capture.bits()).unwrap_or(0);
+        assert_eq!(
+            (sa >> bits::FILTER_SHIFT) & bits::FILTER_MASK,
+            bits::FILTER_SIGCHLD_ACTION
+        );
+        assert_eq!((sa >> bits::DATA_SHIFT) & bits::DATA_MASK, bits::DATA_WORD);
+        assert_eq!((sa >> bits::ARG_SHIFT) & bits::ARG_MASK, 1);
+        assert_eq!(sa & (bits::STACK | bits::FAILURES | bits::TIMED), 0);
+        assert!(installs_sigchld_action(&[17, 0x7ffd_0000, 0, 8, 0, 0]));
+        assert!(
+            !installs_sigchld_action(&[17, 0, 0x7ffd_0000, 8, 0, 0]),
+            "a query, not an install"
+        );
+        assert!(!installs_sigchld_action(&[2, 0x7ffd_0000, 0, 8, 0, 0]));
+        for nr in [1, 20, 44, 46] {
+            let w = spec(nr).map(|s| s.capture.bits()).unwrap_or(0);
+            assert_ne!(w & bits::TIMED, 0, "{nr}");
+            assert_ne!(w & bits::STACK, 0, "{nr}");
+            assert_eq!((w >> bits::FAIL_CLASS_SHIFT) & bits::FAIL_CLASS_MASK, bits::FAIL_ANY);
+            assert_eq!(spec(nr).map(|s| s.effect), Some(Effect::Write));
+        }
+        // The fields do not overlap.
+        assert_eq!(
+            bits::TIMED & ((bits::ARG_MASK << bits::FILTER_ARG_SHIFT) | (bits::FILTER_MASK << bits::FILTER_SHIFT)),
+            0
+        );
+        assert_eq!(
+            (bits::FILTER_MASK << bits::FILTER_SHIFT) & (bits::ARG_MASK << bits::FILTER_ARG_SHIFT),
+            0
+        );
     }
 
     #[test]

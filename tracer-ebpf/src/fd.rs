@@ -18,14 +18,15 @@ use tracer_common::{
     fd::{StackRecord, SyscallCore, SyscallRecord, data_kind},
     record::{RecordHeader, kind},
     syscalls::{
-        EAGAIN, EBADF, EMFILE, ENFILE, ENOSPC, FD_SETSIZE, IPC_RMID, bits, fcntl_is_dup, fcntl_is_lock, maps_code,
+        DERIVED_ARG, EAGAIN, EBADF, EMFILE, ENFILE, ENOBUFS, ENOSPC, FD_SETSIZE, IPC_RMID, bits, fcntl_is_dup,
+        fcntl_is_lock, installs_sigchld_action, maps_code,
     },
 };
 
 use crate::{
     maps::{
         CAPTURE, EVENTS, KERNEL_STACK, KSTACK_PENDING, NEEDS_MAPS, REPORT_EBADF, STACK_BYTES, STACK_MODE, STACK_TOPS,
-        STACKS, count_loss, now, ring_full, stack_weight, submit_flags, traced_state,
+        STACKS, WRITE_BLOCK_NS, WRITE_START, count_loss, now, ring_full, stack_weight, submit_flags, traced_state,
     },
     regs,
 };
@@ -81,6 +82,7 @@ fn passes_filters(capture: u32, args: &[u64; 6], ret: i64, wants_stack: bool) ->
         let pass = match filter {
             bits::FILTER_IPC_RMID => v & 0xff == IPC_RMID,
             bits::FILTER_CODE_MAPPING => maps_code(args),
+            bits::FILTER_SIGCHLD_ACTION => installs_sigchld_action(args),
             _ => v > FD_SETSIZE,
         };
         if !pass {
@@ -127,6 +129,22 @@ fn try_sys_exit<C: StackIdContext, const BTF: bool>(ctx: &C, regs_ptr: *const u8
         return Ok(());
     }
     let pid_tgid = bpf_get_current_pid_tgid();
+    // Timed calls (writes): only those whose entry a traced thread stashed, and only when they
+    // blocked long enough or found the buffer full. One hash lookup for every other write.
+    let mut took_ns = 0u64;
+    let timed = capture & bits::TIMED != 0;
+    if timed {
+        let tid = pid_tgid as u32;
+        // SAFETY: a plain u64 in map memory, only read.
+        let start = unsafe { WRITE_START.get(&tid) }.copied();
+        if let Some(start) = start {
+            let _ = WRITE_START.remove(&tid);
+            took_ns = now().saturating_sub(start);
+        }
+        if !badf && (start.is_none() || !(ret == -EAGAIN || ret == -ENOBUFS || took_ns >= WRITE_BLOCK_NS.load())) {
+            return Ok(());
+        }
+    }
     let tgid = (pid_tgid >> 32) as u32;
     let traced = traced_state(tgid);
     if traced == 0 {
@@ -146,9 +164,18 @@ fn try_sys_exit<C: StackIdContext, const BTF: bool>(ctx: &C, regs_ptr: *const u8
         return Ok(());
     }
     let regs = regs::Regs::read::<BTF>(regs_ptr)?;
-    let args = regs.args();
+    let mut args = regs.args();
     if !badf && !passes_filters(capture, &args, ret, wants_stack) {
         return Ok(());
+    }
+    let data = (capture >> bits::DATA_SHIFT) & bits::DATA_MASK;
+    let arg = ((capture >> bits::ARG_SHIFT) & bits::ARG_MASK) as usize;
+    let arg_val = if arg < 6 { args[arg] } else { 0 };
+    if timed && !badf {
+        args[DERIVED_ARG] = took_ns;
+    } else if data == bits::DATA_WORD {
+        // SAFETY: a user pointer, read with bpf_probe_read_user (fails instead of faulting).
+        args[DERIVED_ARG] = unsafe { bpf_probe_read_user(arg_val as *const u64) }.unwrap_or(0);
     }
     let header = RecordHeader {
         kind: kind::SYSCALL_CORE,
@@ -167,12 +194,11 @@ fn try_sys_exit<C: StackIdContext, const BTF: bool>(ctx: &C, regs_ptr: *const u8
     if !wants_stack {
         return emit_core(core);
     }
-    let data = (capture >> bits::DATA_SHIFT) & bits::DATA_MASK;
-    let arg = ((capture >> bits::ARG_SHIFT) & bits::ARG_MASK) as usize;
-    let arg_val = if arg < 6 { args[arg] } else { 0 };
-    // Failures (limit pressure, misuse) are rare and always keep their stack.
-    if ret < 0 {
-        return emit_detail(ctx, &regs, urgent, &core, Extra::None, 1);
+    // Failures (limit pressure, misuse) and blocked writes are rare and always keep their stack.
+    // A stall wakes the agent at once: it reads the object's inode and capacity from the
+    // writer's /proc while the writer is (most likely) still there.
+    if ret < 0 || timed {
+        return emit_detail(ctx, &regs, urgent || timed, &core, Extra::None, 1);
     }
     // Successful allocations spend the per-CPU stack budget (weight 0: no stack this time).
     let weight = || {

@@ -7,6 +7,8 @@
 //!   ([`process`]): follow children, exec and exit; `sched/sched_process_free`: zombies reaped.
 //! - `filelock/{flock,posix}_lock_inode` ([`lock`]): lock attempts, waits and releases.
 //! - `signal/signal_{generate,deliver}` ([`signal`]): signals sent, merged, ignored, handled.
+//! - `syscalls/sys_enter_{write,writev,sendto,sendmsg}` ([`write`]): when a write started, for
+//!   writes that block on a full pipe, eventfd or socket (not attached with `--write-block 0`).
 //! - Optional, where kprobes exist: `kprobe/fd_install` ([`kstack`]) for `--kernel-stack`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -25,6 +27,8 @@ mod process;
 mod regs;
 #[cfg(target_arch = "bpf")]
 mod signal;
+#[cfg(target_arch = "bpf")]
+mod write;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

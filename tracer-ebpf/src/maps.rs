@@ -117,6 +117,16 @@ pub static STACK_BYTES: Global<u32> = Global::new(8192);
 #[unsafe(no_mangle)]
 pub static STACK_BUDGET: Global<u32> = Global::new(0);
 
+/// A write-family syscall taking at least this long is reported (`--write-block`).
+#[unsafe(no_mangle)]
+pub static WRITE_BLOCK_NS: Global<u64> = Global::new(100_000_000);
+
+/// When each thread of a traced process entered its current write-family syscall (ns), set by
+/// `syscalls/sys_enter_{write,writev,sendto,sendmsg}` and taken by `sys_exit`. LRU: a thread
+/// killed inside a write leaves an entry nothing removes.
+#[map]
+pub static WRITE_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
 /// Each CPU's stack budget (see `tracer_common::sampling`).
 #[map]
 pub static STACK_SAMPLER: PerCpuArray<StackSampler> = PerCpuArray::with_max_entries(1, 0);

@@ -201,6 +201,11 @@ pub struct CaptureArgs {
     /// `kernel.bpf_stats_enabled` is 1.
     #[arg(long)]
     pub bpf_stats: bool,
+    /// A write to a pipe, FIFO, eventfd or AF_UNIX socket that blocked this long is a stall
+    /// (its buffer was full). 0 turns write timing off (no entry hook on write, writev, sendto,
+    /// sendmsg; EAGAIN on a full buffer is then not seen either).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub write_block: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

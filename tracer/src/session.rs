@@ -53,6 +53,7 @@ pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
         bpf_stats: c.bpf_stats,
         raw_sys_exit: false,
         stack_budget: c.stack_budget.unwrap_or(0),
+        write_block_ns: c.write_block.as_nanos() as u64,
     }
 }
 

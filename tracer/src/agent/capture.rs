@@ -241,7 +241,7 @@ impl Tracker {
 
     /// Interns a stack (kernel frames, if any, then user frames), normalizing the user frames
     /// against the process's current modules.
-    fn intern(&mut self, tgid: u32, kernel: &[u64], addrs: &[u64]) -> StackId {
+    pub(super) fn intern(&mut self, tgid: u32, kernel: &[u64], addrs: &[u64]) -> StackId {
         let mut all = std::mem::take(&mut self.combined_scratch);
         all.clear();
         all.extend_from_slice(kernel);

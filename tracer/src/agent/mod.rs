@@ -15,6 +15,7 @@ pub mod stages;
 pub mod symbolizer;
 pub mod sysv;
 pub mod task;
+mod writes;
 
 use std::collections::HashMap;
 
@@ -103,6 +104,8 @@ pub struct Tracker {
     stack_tops: HashMap<u32, (u32, u64), foldhash::fast::RandomState>,
     /// `--stack-size` in bytes: the most a record copies.
     stack_bytes: usize,
+    /// When the ends of stalled pipes were last looked up.
+    ends_seen: writes::EndsSeen,
 }
 
 /// How often unreferenced stacks are dropped.
@@ -165,6 +168,7 @@ impl Agent {
             stages: stages::StageClock::default(),
             stack_tops: HashMap::default(),
             stack_bytes: opts.stack_bytes as usize,
+            ends_seen: writes::EndsSeen::default(),
         };
         Ok(Agent { ingest, tracker })
     }
@@ -475,6 +479,7 @@ impl Tracker {
         match effect {
             Some(Effect::Exec) => return self.on_exec_image(tgid, v.stack),
             Some(Effect::MapCode) => return self.on_code_mapping(tgid, core),
+            Some(Effect::SigAction) => return self.on_sigchld_action(tgid, v),
             _ => {}
         }
         let stack = match v.detail {
@@ -505,6 +510,10 @@ impl Tracker {
             data,
             weight: v.detail.map_or(1, |d| d.stack_weight),
         };
+        let write = syscalls::spec(core.nr).is_some_and(|s| s.effect == Effect::Write);
+        if write && core.ret != -syscalls::EBADF {
+            return self.on_write(&sc, stack);
+        }
         let locked = self.state.on_syscall(&sc, stack);
         if let Some(file) = locked {
             self.name_locked_file(tgid, sc.args[0] as i32, file);
@@ -513,7 +522,7 @@ impl Tracker {
             None => {}
             Some(Effect::IpcGet(kind)) => self.note_ipc_namespace(tgid, kind, core.ret as i32),
             // Closes (most records) leave nothing to describe.
-            Some(Effect::Close | Effect::CloseRange) => {}
+            Some(Effect::Close | Effect::CloseRange | Effect::Wait) => {}
             Some(e) => {
                 if e == Effect::NewFd && data_kind == tracer_common::fd::data_kind::PATH {
                     self.loader_opened(tgid, core.ret as i32, data);

@@ -27,6 +27,10 @@ pub struct SystemLimits {
     pub file_handles: Usage,
     /// fs.nr_open: the highest RLIMIT_NOFILE a process may set.
     pub nr_open: Option<u64>,
+    /// fs.pipe-max-size: the largest pipe an unprivileged process may ask for (F_SETPIPE_SZ).
+    pub pipe_max_size: Option<u64>,
+    /// net.core.wmem_max: the largest SO_SNDBUF an unprivileged process may set.
+    pub wmem_max: Option<u64>,
 }
 
 fn path_of(kind: IpcKind) -> &'static str {
@@ -103,6 +107,8 @@ pub fn system_limits() -> SystemLimits {
             .and_then(|t| parse_file_nr(&t))
             .unwrap_or_default(),
         nr_open: read_u64("/proc/sys/fs/nr_open"),
+        pipe_max_size: read_u64("/proc/sys/fs/pipe-max-size"),
+        wmem_max: read_u64("/proc/sys/net/core/wmem_max"),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct GroupMetrics {
     pub time_to_fd_limit_s: Option<f64>,
     /// Children exited and not reaped, of the group's processes.
     pub zombies: u64,
+    /// Parents of the group whose zombies piled up while their SIGCHLDs merged.
+    pub zombie_piles: u64,
     /// Totals: retired processes of the group plus the live ones.
     pub counters: Counters,
 }
@@ -153,6 +155,11 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
         g.pid = pid;
         g.processes += 1;
         g.zombies += p.zombies.pending.len() as u64;
+        let merged = p
+            .signals
+            .get(&crate::state::signals::SIGCHLD)
+            .map_or(0, |c| c.coalesced);
+        g.zombie_piles += u64::from(p.zombies.piled(merged));
         if !p.is_alive() {
             continue;
         }

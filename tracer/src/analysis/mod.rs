@@ -2,6 +2,7 @@
 //! into suspects (still growing) and the rest, with growth rates and time to the limit; plus
 //! incidents, orphans, lock contention, zombies and signals.
 
+mod children;
 pub mod locks;
 pub mod losses;
 pub mod metrics;
@@ -9,6 +10,7 @@ pub mod profile;
 pub mod report;
 pub mod resources;
 pub mod stack;
+pub mod stalls;
 pub mod trend;
 
 pub use losses::Losses;

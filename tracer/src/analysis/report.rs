@@ -35,6 +35,8 @@ pub struct Report {
     pub zombies: Vec<ZombieReport>,
     /// Signals received by traced processes, per signal.
     pub signals: Vec<SignalReport>,
+    /// Writes blocked on full pipes, FIFOs, eventfds and AF_UNIX sockets, per object.
+    pub stalls: Vec<super::stalls::StallReport>,
     /// System-wide headroom (absent in unit tests).
     pub system: Option<SystemLimits>,
 }
@@ -93,6 +95,10 @@ pub struct SiteReport {
     pub time_to_limit_s: Option<f64>,
     /// Open before tracing started: no allocation stack.
     pub before_attach: bool,
+    /// The limit whose failures stopped this suspect's growth (`EMFILE`, `ENFILE`, `ENOSPC`):
+    /// it rose until its process's allocations failed, and holds what it took. `None` for
+    /// sites still growing and for the rest.
+    pub stopped_by_limit: Option<&'static str>,
     pub stack: Stack,
 }
 
@@ -193,6 +199,9 @@ impl Report {
             if let Some(c) = &mut i.previous_close {
                 v.push(&mut c.stack);
             }
+            if let Some(t) = &mut i.top_site {
+                v.push(&mut t.stack);
+            }
         }
         for g in &mut self.ipc.orphans {
             v.push(&mut g.stack);
@@ -202,6 +211,13 @@ impl Report {
             v.extend(l.max_waiter.iter_mut().map(|p| &mut p.stack));
             v.extend(l.max_wait_holder.iter_mut().map(|p| &mut p.stack));
             v.extend(l.longest_hold.iter_mut().map(|h| &mut h.stack));
+        }
+        for z in &mut self.zombies {
+            v.extend(z.sigchld_handler.iter_mut().map(|h| &mut h.stack));
+        }
+        for s in &mut self.stalls {
+            v.extend(s.longest.iter_mut().map(|w| &mut w.stack));
+            v.extend(s.refused.iter_mut().map(|w| &mut w.stack));
         }
         v
     }
@@ -317,6 +333,11 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             now_ns
         };
         let (t, growing) = site_trend(st, p, now_ns);
+        let stopped = if growing && !st.key.before_attach {
+            stopped_by_limit(st, p).filter(|(before, _)| *before == t)
+        } else {
+            None
+        };
         let time_to_limit_s = match (resource, growing) {
             (Resource::Fd, true) => fd_time_to_limit(p, t.growth_per_min).map(round2),
             (Resource::Fd, ..) => None,
@@ -349,12 +370,18 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
             time_to_limit_s,
             before_attach: st.key.before_attach,
+            stopped_by_limit: stopped.map(|(_, errno)| crate::state::incidents::errno_name(errno)),
             stack: Stack::unresolved(st.key.stack),
         };
         if growing {
             suspects.push(site.clone());
         }
         outstanding.push(site);
+    }
+    // Children until fork's EAGAIN: suspects too, though not sites.
+    for c in super::children::stopped_by_eagain(state, now_ns) {
+        suspects.push(c.clone());
+        outstanding.push(c);
     }
     if let Some(n) = opts.top_processes {
         processes.sort_by(|a, b| b.open_fds.cmp(&a.open_fds).then(a.pid.cmp(&b.pid)));
@@ -389,6 +416,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         locks: locks::locks(state, now_ns, opts.lock_hold_ns),
         zombies: resources::zombies(state, now_ns),
         signals: resources::signals(state),
+        stalls: super::stalls::stalls(state, now_ns, opts.system.as_ref()),
         system: opts.system,
     }
 }
@@ -402,8 +430,44 @@ pub(crate) fn site_trend(st: &SiteStats, p: &ProcessState, now_ns: u64) -> (tren
         samples.push((now_ns, u32::try_from(st.estimated).unwrap_or(u32::MAX)));
     }
     let t = trend::classify(&samples);
-    let growing = t.growing && !st.key.before_attach;
-    (t, growing)
+    if st.key.before_attach {
+        return (t, false);
+    }
+    if t.growing {
+        return (t, true);
+    }
+    match stopped_by_limit(st, p) {
+        Some((before, _)) => (before, true),
+        None => (t, false),
+    }
+}
+
+/// A site whose count rose steadily until its process hit the limit that caps it (EMFILE or
+/// ENFILE for fds, ENOSPC for SysV sets) and still holds what it took: the limit stopped its
+/// growth, not the code, so it is the clearest leak of all rather than a plateau. Judged on the
+/// samples up to the first failure and, failing that, up to the last one (a leak that grew
+/// again after freeing some). Returns the trend up to the limit and the errno.
+pub(crate) fn stopped_by_limit(st: &SiteStats, p: &ProcessState) -> Option<(trend::Trend, i32)> {
+    let hit = match st.key.resource {
+        Resource::Fd => p.limit_hits.fds,
+        Resource::SemSet | Resource::ShmSegment | Resource::MsgQueue => p.limit_hits.sysv,
+        Resource::Flock | Resource::PosixLock => None,
+    }?;
+    let samples = st.samples.points();
+    for at in [hit.first_ns, hit.last_ns] {
+        let upto = samples.partition_point(|s| s.0 <= at);
+        let before = &samples[..upto];
+        let t = trend::classify(before);
+        let at_limit = before.last().map_or(0, |s| u64::from(s.1));
+        // Still holding most of it: a burst that was released after the failure is not a leak.
+        if t.growing && at_limit > 0 && st.estimated.saturating_mul(10) >= at_limit.saturating_mul(9) {
+            return Some((t, hit.errno));
+        }
+        if hit.first_ns == hit.last_ns {
+            break;
+        }
+    }
+    None
 }
 
 /// Seconds until a live process reaches its soft RLIMIT_NOFILE at `growth_per_min`.

@@ -36,6 +36,23 @@ pub struct IncidentReport {
     /// For double close and use after close: the close that came first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_close: Option<PreviousClose>,
+    /// For EMFILE/ENFILE: the allocation site holding the most of the process's fds then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_site: Option<TopSiteReport>,
+}
+
+/// What filled the fd table when an allocation failed with EMFILE/ENFILE.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TopSiteReport {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'static str>,
+    /// Fds open from the site at the failure.
+    pub count: u64,
+    /// Its share of the process's open fds then (0..1).
+    pub share: f64,
+    pub before_attach: bool,
+    pub stack: Stack,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -78,8 +95,26 @@ pub struct ZombieReport {
     pub growth_per_min: f64,
     /// The zombie count kept growing: a suspect.
     pub growing: bool,
+    /// Zombies piled up (`max_zombies` at least 10) while SIGCHLDs merged: the "one waitpid per
+    /// SIGCHLD" bug, even if they were all reaped later.
+    pub piled: bool,
     pub sigchld: SignalCountsReport,
+    /// The SIGCHLD handler the parent installed last (`rt_sigaction`), if traced.
+    pub sigchld_handler: Option<HandlerReport>,
+    /// What to change, for a pile.
+    pub fix: Option<&'static str>,
 }
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HandlerReport {
+    /// `sa_handler` (hex), or `SIG_DFL`/`SIG_IGN`.
+    pub address: String,
+    /// The handler's symbol (one frame; empty for SIG_DFL/SIG_IGN).
+    pub stack: Stack,
+}
+
+/// The fix for a zombie pile.
+pub const ZOMBIE_FIX: &str = "standard signals merge: on each SIGCHLD reap in a loop, while (waitpid(-1, &status, WNOHANG) > 0), until it returns 0";
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Default)]
 pub struct SignalCountsReport {
@@ -141,6 +176,18 @@ pub fn incidents(state: &State, now_ns: u64) -> Vec<IncidentReport> {
                 holder_pid: i.holder,
                 stack: Stack::unresolved(i.stack),
                 previous_close,
+                top_site: i.top_site.map(|t| TopSiteReport {
+                    kind: t.kind.as_str(),
+                    family: (t.family != 0).then(|| crate::state::kind::family_name(t.family)),
+                    count: t.count,
+                    share: if t.open == 0 {
+                        0.0
+                    } else {
+                        ((t.count as f64 / t.open as f64) * 1000.0).round() / 1000.0
+                    },
+                    before_attach: t.before_attach,
+                    stack: Stack::unresolved(t.stack),
+                }),
             }
         })
         .collect();
@@ -236,6 +283,15 @@ pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
             samples.push((now_ns, z.pending.len() as u32));
         }
         let t = trend::classify(&samples);
+        let piled = z.piled(sigchld.coalesced);
+        let sigchld_handler = p.sigchld_handler.map(|h| HandlerReport {
+            address: match h.address {
+                0 => "SIG_DFL".to_owned(),
+                1 => "SIG_IGN".to_owned(),
+                a => format!("{a:#x}"),
+            },
+            stack: Stack::unresolved(h.stack),
+        });
         out.push(ZombieReport {
             pid: p.tgid,
             zombies: z.pending.len() as u64,
@@ -245,7 +301,10 @@ pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
                 .then(|| ((z.reap_delay_ns as f64 / z.reaped as f64 / 1e6) * 100.0).round() / 100.0),
             growth_per_min: (t.growth_per_min * 100.0).round() / 100.0,
             growing: t.growing,
+            piled,
             sigchld: sigchld.into(),
+            sigchld_handler,
+            fix: (piled || (t.growing && sigchld.coalesced > 0)).then_some(ZOMBIE_FIX),
         });
     }
     out

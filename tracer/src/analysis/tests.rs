@@ -221,3 +221,177 @@ fn sampled_stacks_stand_for_the_allocations_the_budget_skipped() {
     let values: Vec<i64> = p.samples.iter().map(|x| x.value).collect();
     assert_eq!(values, vec![300], "the profile's value is the estimate");
 }
+
+/// A leak (stack 1) rises for 2 s until open fails with EMFILE, then stays flat for 3 s; a
+/// pool (stack 3) fills in the same 2 s below the limit and stays flat, with no failure.
+fn limit_scenario(fail: bool) -> State {
+    let mut s = State::default();
+    s.attach(
+        T,
+        b"svc".to_vec(),
+        Limits {
+            nofile_soft: Some(64),
+            nofile_hard: Some(4096),
+        },
+        &[],
+        0,
+    );
+    let stack = if fail { 1 } else { 3 };
+    let n = if fail { 61 } else { 40 };
+    for i in 0..n {
+        let ts = (i as u64 + 1) * 33 * MS;
+        open_at(&mut s, ts, 3 + i, stack, b"/dev/null");
+        s.sample(ts);
+    }
+    if fail {
+        let sc = Syscall {
+            tid: 1,
+            tgid: T,
+            ts_ns: 2100 * MS,
+            nr: 257,
+            ret: -24,
+            args: [0; 6],
+            data_kind: data_kind::PATH,
+            data: b"/dev/null",
+            weight: 1,
+        };
+        s.on_syscall(&sc, StackId(1));
+    }
+    for tick in 22..=50u64 {
+        s.sample(tick * 100 * MS);
+    }
+    s
+}
+
+#[test]
+fn growth_stopped_by_emfile_is_a_suspect_and_a_pool_is_not() {
+    let s = limit_scenario(true);
+    let r = build(&s, 5000 * MS, Losses::default(), &ReportOptions::default(), frames);
+    assert_eq!(r.suspects.len(), 1, "{:#?}", r.suspects);
+    let leak = &r.suspects[0];
+    assert_eq!((leak.count, leak.stopped_by_limit), (61, Some("EMFILE")));
+    assert!(
+        leak.growth_per_min > 1000.0,
+        "the rate before the limit: {}",
+        leak.growth_per_min
+    );
+    assert!(
+        leak.time_to_limit_s.is_some_and(|t| t < 1.0),
+        "at the limit: {:?}",
+        leak.time_to_limit_s
+    );
+    // The EMFILE problem names what filled the table: the leak, with all 61 fds.
+    let emfile = r
+        .incidents
+        .iter()
+        .find(|i| i.errno == Some("EMFILE"))
+        .unwrap_or_else(|| panic!("{:#?}", r.incidents));
+    let top = emfile.top_site.as_ref().unwrap_or_else(|| panic!("{emfile:#?}"));
+    assert_eq!((top.count, top.share, top.kind), (61, 1.0, "file"));
+    assert_eq!(top.stack[0].function.as_deref(), Some("f1"));
+
+    let twin = limit_scenario(false);
+    let r = build(&twin, 5000 * MS, Losses::default(), &ReportOptions::default(), frames);
+    assert!(r.suspects.is_empty(), "{:#?}", r.suspects);
+    assert_eq!(r.outstanding.first().map(|o| o.count), Some(40));
+}
+
+#[test]
+fn a_burst_released_after_the_limit_is_not_a_leak() {
+    let mut s = limit_scenario(true);
+    // Everything the leak held is closed after the failure.
+    for fd in 3..64 {
+        let sc = Syscall {
+            tid: 1,
+            tgid: T,
+            ts_ns: 5100 * MS,
+            nr: 3,
+            ret: 0,
+            args: [fd, 0, 0, 0, 0, 0],
+            data_kind: 0,
+            data: &[],
+            weight: 1,
+        };
+        s.on_syscall(&sc, StackId::NONE);
+    }
+    s.sample(5200 * MS);
+    let r = build(&s, 5200 * MS, Losses::default(), &ReportOptions::default(), frames);
+    assert!(r.suspects.is_empty(), "{:#?}", r.suspects);
+}
+
+#[test]
+fn semaphore_sets_created_until_enospc_are_a_suspect_stopped_by_the_limit() {
+    let mut s = State::default();
+    s.attach(T, b"svc".to_vec(), Limits::default(), &[], 0);
+    let semget = |ts: u64, ret: i64| Syscall {
+        tid: 1,
+        tgid: T,
+        ts_ns: ts,
+        nr: 64,
+        ret,
+        args: [0, 1, 0o1600, 0, 0, 0],
+        data_kind: 0,
+        data: &[],
+        weight: 1,
+    };
+    for i in 0..32u64 {
+        let ts = (i + 1) * 50 * MS;
+        s.on_syscall(&semget(ts, 100 + i as i64), StackId(4));
+        s.sample(ts);
+    }
+    s.on_syscall(&semget(1700 * MS, -28), StackId(4));
+    for tick in 18..=60u64 {
+        s.sample(tick * 100 * MS);
+    }
+    let r = build(&s, 6000 * MS, Losses::default(), &ReportOptions::default(), frames);
+    let sets = r
+        .suspects
+        .iter()
+        .find(|x| x.resource == "sysv_sem")
+        .unwrap_or_else(|| panic!("{:#?}", r.suspects));
+    assert_eq!((sets.count, sets.stopped_by_limit), (32, Some("ENOSPC")));
+}
+
+#[test]
+fn children_forked_until_eagain_are_a_suspect_and_a_worker_pool_is_not() {
+    for leak in [true, false] {
+        let mut s = State::default();
+        s.attach(T, b"spawner".to_vec(), Limits::default(), &[], 0);
+        let n = if leak { 12 } else { 6 };
+        for i in 0..n {
+            let ts = (i + 1) * 100 * MS;
+            s.on_fork(T, 100 + i as u32, ts);
+            s.sample(ts);
+        }
+        if leak {
+            let fork = Syscall {
+                tid: 1,
+                tgid: T,
+                ts_ns: 1250 * MS,
+                nr: 57,
+                ret: -11,
+                args: [0; 6],
+                data_kind: 0,
+                data: &[],
+                weight: 1,
+            };
+            s.on_syscall(&fork, StackId(9));
+        }
+        for tick in 13..=40u64 {
+            s.sample(tick * 100 * MS);
+        }
+        let r = build(&s, 4000 * MS, Losses::default(), &ReportOptions::default(), frames);
+        let kids: Vec<_> = r.suspects.iter().filter(|x| x.resource == "process").collect();
+        if leak {
+            assert_eq!(kids.len(), 1, "{:#?}", r.suspects);
+            let k = kids[0];
+            assert_eq!(
+                (k.count, k.stopped_by_limit, k.kind),
+                (12, Some("EAGAIN"), "child process")
+            );
+            assert_eq!(k.stack[0].function.as_deref(), Some("f9"), "the failing fork's stack");
+        } else {
+            assert!(kids.is_empty(), "{:#?}", r.suspects);
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod pprof;
 pub mod prometheus;
 pub mod text;
 mod text_more;
+mod text_stalls;
 
 use std::io::Write;
 

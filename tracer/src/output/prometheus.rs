@@ -20,6 +20,7 @@ use crate::{
         counters::{KINDS, LOCK_WAIT_BUCKETS, MISUSE},
         incidents::errno_name,
         signals::signal_name,
+        stalls::CHANNEL_KINDS,
     },
 };
 
@@ -201,6 +202,15 @@ impl Collector for SnapshotCollector {
         )?;
         gauges(
             &mut enc,
+            "tracer_zombie_piles",
+            "Parents whose zombie children piled up (at least 10) while their SIGCHLDs merged: one waitpid per SIGCHLD",
+            None,
+            live.iter()
+                .filter(|g| g.zombie_piles > 0)
+                .map(|g| (group_labels(g), g.zombie_piles)),
+        )?;
+        gauges(
+            &mut enc,
             "tracer_sysv_objects",
             "SysV IPC objects created by traced processes that exist now",
             None,
@@ -309,6 +319,58 @@ impl Collector for SnapshotCollector {
             all.iter()
                 .filter(|g| g.counters.select_beyond_fd_setsize > 0)
                 .map(|g| (group_labels(g), g.counters.select_beyond_fd_setsize)),
+        )?;
+        let per_channel = |f: fn(&GroupMetrics, usize) -> u64| {
+            all.iter()
+                .flat_map(move |g| {
+                    CHANNEL_KINDS
+                        .iter()
+                        .filter(move |k| f(g, k.index()) > 0)
+                        .map(move |k| (with(group_labels(g), "kind", k.as_str()), f(g, k.index())))
+                })
+                .collect::<Vec<_>>()
+        };
+        counters(
+            &mut enc,
+            "tracer_write_stalls",
+            "Writes blocked at least --write-block because the pipe, FIFO, eventfd or AF_UNIX socket was full, by kind",
+            None,
+            per_channel(|g, i| g.counters.write_stalls[i]),
+        )?;
+        counters(
+            &mut enc,
+            "tracer_write_stall",
+            "Time writers spent blocked on full pipes, FIFOs, eventfds and AF_UNIX sockets (stalls only), by kind",
+            Some(&Unit::Seconds),
+            all.iter()
+                .flat_map(|g| {
+                    CHANNEL_KINDS
+                        .iter()
+                        .filter(move |k| g.counters.write_stall_ns[k.index()] > 0)
+                        .map(move |k| {
+                            (
+                                with(group_labels(g), "kind", k.as_str()),
+                                g.counters.write_stall_ns[k.index()] as f64 / 1e9,
+                            )
+                        })
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            &mut enc,
+            "tracer_writes_refused",
+            "Non-blocking writes refused with EAGAIN or ENOBUFS because the pipe, FIFO or AF_UNIX socket was full, by kind",
+            None,
+            per_channel(|g, i| g.counters.writes_refused[i]),
+        )?;
+        counters(
+            &mut enc,
+            "tracer_eventfd_overflows",
+            "eventfd writes refused with EAGAIN on a saturated counter (notifications dropped)",
+            None,
+            all.iter()
+                .filter(|g| g.counters.eventfd_overflows > 0)
+                .map(|g| (group_labels(g), g.counters.eventfd_overflows)),
         )?;
         counters(
             &mut enc,
@@ -539,6 +601,7 @@ mod tests {
             worst_fd_ratio: Some(0.5),
             time_to_fd_limit_s: Some(27.5),
             zombies: 3,
+            zombie_piles: 1,
             ..Default::default()
         };
         g.open_fds[FdKind::Socket as usize] = 512;
@@ -552,6 +615,10 @@ mod tests {
         g.counters.lock_failure(11);
         g.counters.signals_merged_one(17);
         g.counters.misuse[1] = 2;
+        g.counters.write_stalls[0] = 12;
+        g.counters.write_stall_ns[0] = 2_400_000_000;
+        g.counters.writes_refused[3] = 4;
+        g.counters.eventfd_overflows = 40;
         let mut own = GroupMetrics {
             comm: "worker".into(),
             pid: Some(4242),

@@ -13,8 +13,10 @@ use crate::{
         locks::{HeldReport, LockReport, Party, WaiterReport},
         report::text_and_hex,
         resources::{
-            IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport, ZombieReport,
+            HandlerReport, IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport,
+            TopSiteReport, ZOMBIE_FIX, ZombieReport,
         },
+        stalls::{StallReport, StallWriter},
     },
     state::StackId,
 };
@@ -36,6 +38,7 @@ fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) ->
         oldest_age_ms: 61_500,
         time_to_limit_s: (growth > 0.0).then_some(98.5),
         before_attach: false,
+        stopped_by_limit: None,
         stack: Stack {
             id: StackId(1),
             frames: stack,
@@ -91,6 +94,12 @@ pub(crate) fn sample() -> Report {
     sock.before_attach = true;
     sock.stack.id = StackId::NONE;
     sock.time_to_limit_s = None;
+    let mut stopped = site(4243, 61, 1830.0, b"socket:[992]", stack.clone());
+    stopped.kind = "socket";
+    stopped.family = Some("inet");
+    stopped.stopped_by_limit = Some("EMFILE");
+    stopped.time_to_limit_s = Some(0.0);
+    stopped.stack.id = StackId(3);
     let mut by_kind = BTreeMap::new();
     by_kind.insert("file", 122);
     let (comm, comm_hex) = text_and_hex(b"svc\xfe\n");
@@ -135,8 +144,8 @@ pub(crate) fn sample() -> Report {
                 parent: Some(4242),
             },
         ],
-        suspects: vec![leak.clone()],
-        outstanding: vec![leak, sock, odd],
+        suspects: vec![leak.clone(), stopped.clone()],
+        outstanding: vec![leak, sock, odd, stopped],
         incidents: incidents(&stack),
         ipc: IpcReport {
             orphans: vec![OrphanGroup {
@@ -160,6 +169,7 @@ pub(crate) fn sample() -> Report {
             mean_reap_delay_ms: Some(950.5),
             growth_per_min: 1639.2,
             growing: true,
+            piled: true,
             sigchld: SignalCountsReport {
                 generated: 100,
                 delivered: 20,
@@ -167,6 +177,11 @@ pub(crate) fn sample() -> Report {
                 coalesced: 80,
                 failed: 0,
             },
+            sigchld_handler: Some(HandlerReport {
+                address: "0x555500001250".into(),
+                stack: vec![frame(0x5555_0000_1250, "on_sigchld", "src/main.c", 12)].into(),
+            }),
+            fix: Some(ZOMBIE_FIX),
         }],
         signals: vec![SignalReport {
             pid: 4242,
@@ -179,6 +194,30 @@ pub(crate) fn sample() -> Report {
                 coalesced: 80,
                 failed: 0,
             },
+        }],
+        stalls: vec![StallReport {
+            kind: "pipe",
+            inode: 991_234,
+            capacity_bytes: Some(65536),
+            max_capacity_bytes: Some(1_048_576),
+            blocked_writes: 12,
+            blocked_ms_total: 2400,
+            blocked_ms_max: 450,
+            eagain: 3,
+            enobufs: 0,
+            writers: vec![4242],
+            readers: vec![4243],
+            longest: Some(StallWriter {
+                pid: 4242,
+                tid: 4244,
+                fd: 5,
+                blocked_ms: 450,
+                stack: stack.clone().into(),
+            }),
+            refused: None,
+            first_age_ms: 9000,
+            last_age_ms: 100,
+            fix: "raise the pipe size",
         }],
         system: Some(SystemLimits {
             sem_sets: Usage {
@@ -195,6 +234,8 @@ pub(crate) fn sample() -> Report {
                 max: Some(2_466_190),
             },
             nr_open: Some(1_048_576),
+            pipe_max_size: Some(1_048_576),
+            wmem_max: Some(212_992),
         }),
     }
 }
@@ -213,9 +254,21 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
         holder_pid: None,
         stack: stack.to_vec().into(),
         previous_close: None,
+        top_site: None,
+    };
+    let emfile = IncidentReport {
+        top_site: Some(TopSiteReport {
+            kind: "socket",
+            family: Some("inet"),
+            count: 980,
+            share: 0.957,
+            before_attach: false,
+            stack: stack.to_vec().into(),
+        }),
+        ..base.clone()
     };
     vec![
-        base.clone(),
+        emfile,
         IncidentReport {
             kind: "double_close",
             syscall: "close".into(),
@@ -236,6 +289,15 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
             errno: None,
             count: 3,
             value: Some(1101),
+            ..base.clone()
+        },
+        IncidentReport {
+            kind: "eventfd_overflow",
+            syscall: "write".into(),
+            errno: Some("EAGAIN"),
+            count: 40,
+            fd: Some(6),
+            value: Some(u64::MAX - 1),
             ..base.clone()
         },
         IncidentReport {
@@ -432,7 +494,7 @@ fn folded_stacks_are_pinned_and_hostile_names_stay_in_their_frame() {
     pin("report.folded", &out);
     let text = String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"));
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "one line per fd site: {text}");
+    assert_eq!(lines.len(), 4, "one line per fd site (two suspects, two flat): {text}");
     // Root first: comm, pid, then the outermost frame; the leaf is the kind.
     let leak = lines[0];
     assert!(

@@ -164,7 +164,13 @@ fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
         let _ = write!(out, " (~{e} estimated from sampled stacks)");
     }
     let _ = write!(out, ", oldest {}", age(s.oldest_age_ms));
-    if suspect {
+    if suspect && let Some(errno) = s.stopped_by_limit {
+        let _ = write!(
+            out,
+            ", grew {:.1}/min until allocations failed with {errno} (stopped by the limit, not by the code)",
+            s.growth_per_min
+        );
+    } else if suspect {
         let _ = write!(out, ", growing {:.1}/min", s.growth_per_min);
         if let Some(t) = s.time_to_limit_s {
             let limit = if s.resource == "fd" {

@@ -15,10 +15,11 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &super::Heading) -> std::io::Re
     ipc(out, r)?;
     locks(out, &r.locks, h.color)?;
     zombies_and_signals(out, r, h)?;
+    super::text_stalls::write(out, &r.stalls)?;
     system(out, r)
 }
 
-fn stack(out: &mut dyn Write, frames: &[Frame], indent: &str) -> std::io::Result<()> {
+pub(super) fn stack(out: &mut dyn Write, frames: &[Frame], indent: &str) -> std::io::Result<()> {
     if frames.is_empty() {
         return writeln!(out, "{indent}(no stack captured)");
     }
@@ -45,6 +46,11 @@ fn what(i: &IncidentReport) -> String {
         "double_close" => format!("double close{fd} (EBADF)"),
         "use_after_close" => format!("{} on closed fd{fd} (EBADF): use after close", i.syscall),
         "bad_descriptor" => format!("{}{fd} never opened (EBADF)", i.syscall),
+        "eventfd_overflow" => format!(
+            "{}{fd} refused with EAGAIN: notification dropped: eventfd counter saturated{}, the consumer is behind",
+            i.syscall,
+            i.value.map(|v| format!(" (count {v})")).unwrap_or_default()
+        ),
         "lock_failure" => {
             let holder = i.holder_pid.map(|p| format!(", held by pid {p}")).unwrap_or_default();
             format!("{}{fd} failed with {errno}{holder}", i.syscall)
@@ -70,6 +76,26 @@ fn incidents(out: &mut dyn Write, list: &[IncidentReport], color: bool) -> std::
         );
         writeln!(out, "{}", paint(color, line))?;
         stack(out, &i.stack, "    ")?;
+        if let Some(t) = &i.top_site {
+            let kind = match t.family {
+                Some(f) => format!("{} ({f})", t.kind),
+                None => t.kind.to_owned(),
+            };
+            let whence = if t.before_attach {
+                ", open before tracing started (no allocation stack)"
+            } else {
+                ", allocated at:"
+            };
+            writeln!(
+                out,
+                "    the site holding the most fds then: {} x {kind}, {:.0}% of the process's fds{whence}",
+                t.count,
+                t.share * 100.0
+            )?;
+            if !t.before_attach {
+                stack(out, &t.stack, "      ")?;
+            }
+        }
         if let Some(c) = &i.previous_close {
             writeln!(out, "    closed before by thread {}, {} earlier:", c.tid, age(c.age_ms))?;
             if c.stack.is_empty() {
@@ -194,6 +220,8 @@ fn zombies_and_signals(out: &mut dyn Write, r: &Report, h: &super::Heading) -> s
         for z in zombies {
             let flag = if z.growing {
                 format!("  <- SUSPECT: growing {:.1}/min", z.growth_per_min)
+            } else if z.piled {
+                format!("  <- SUSPECT: {} zombies piled up while SIGCHLDs merged", z.max_zombies)
             } else {
                 String::new()
             };
@@ -208,11 +236,17 @@ fn zombies_and_signals(out: &mut dyn Write, r: &Report, h: &super::Heading) -> s
                 "    SIGCHLD: {} sent, {} delivered, {} merged into a pending one, {} ignored",
                 c.generated, c.delivered, c.coalesced, c.ignored
             )?;
-            if z.growing && c.coalesced > 0 {
-                writeln!(
-                    out,
-                    "    signals merge: reap in a loop (while waitpid(-1, &st, WNOHANG) > 0) on each SIGCHLD"
-                )?;
+            if let Some(d) = z.mean_reap_delay_ms {
+                writeln!(out, "    mean reap delay {}", age(d as u64))?;
+            }
+            if let Some(h) = &z.sigchld_handler {
+                match h.stack.first() {
+                    Some(f) => writeln!(out, "    SIGCHLD handler: {}", super::text::frame(f))?,
+                    None => writeln!(out, "    SIGCHLD handler: {}", h.address)?,
+                }
+            }
+            if let Some(fix) = z.fix {
+                writeln!(out, "    fix: {fix}")?;
             }
         }
     }

@@ -72,6 +72,8 @@ pub struct ProbeOptions {
     /// Use `raw_tracepoint/sys_exit` even where `tp_btf/sys_exit` loads (the fallback of
     /// kernels without BTF; tests keep it working).
     pub raw_sys_exit: bool,
+    /// Writes that block this long are reported (0: writes are not timed at all).
+    pub write_block_ns: u64,
 }
 
 impl Default for ProbeOptions {
@@ -88,6 +90,7 @@ impl Default for ProbeOptions {
             bpf_stats: false,
             raw_sys_exit: false,
             stack_budget: 0,
+            write_block_ns: 100_000_000,
         }
     }
 }
@@ -185,6 +188,7 @@ impl Probes {
             .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
             .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
             .override_global(config::STACK_BUDGET_GLOBAL, &opts.stack_budget, true)
+            .override_global(config::WRITE_BLOCK_GLOBAL, &opts.write_block_ns, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(|e| {
@@ -203,7 +207,8 @@ impl Probes {
             }
             // Code layout records only serve stacks.
             let layout = matches!(spec.effect, syscalls::Effect::Exec | syscalls::Effect::MapCode);
-            let bits = if layout && opts.stack_mode == StackMode::None {
+            let untimed = spec.capture.timed && opts.write_block_ns == 0;
+            let bits = if (layout && opts.stack_mode == StackMode::None) || untimed {
                 0
             } else {
                 c.bits()
@@ -261,6 +266,11 @@ impl Probes {
         probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
         probes.attach_tracepoint("signal_generate", "signal", "signal_generate")?;
         probes.attach_tracepoint("signal_deliver", "signal", "signal_deliver")?;
+        if opts.write_block_ns > 0 {
+            for tp in syscalls::TIMED_ENTRY_TRACEPOINTS {
+                probes.attach_tracepoint(config::WRITE_ENTRY_PROGRAM, "syscalls", tp)?;
+            }
+        }
         probes.attach_sys_exit(opts.raw_sys_exit)?;
         // The optional kprobe last, so that everything it feeds was verified with it on (a
         // kernel without kprobes then refuses only the attach, with a clear message).

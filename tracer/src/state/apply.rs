@@ -67,6 +67,14 @@ impl State {
             Effect::IpcRemove(kind) => self.on_ipc_remove(sc, kind),
             Effect::SelectBeyondFdSetSize => self.on_select_beyond_fd_setsize(sc, stack),
             Effect::Fork => self.on_limit_failure(sc, stack),
+            // Writes and signal actions reach the state through `on_write` and
+            // `on_sigchld_action` (the caller reads /proc first); only their misuse comes here.
+            Effect::Wait => self.on_wait(sc),
+            Effect::Write | Effect::SigAction => {
+                if sc.ret == -syscalls::EBADF {
+                    self.bad_descriptor(sc, stack);
+                }
+            }
             _ if sc.ret < 0 => self.on_fd_failure(sc, spec.effect, stack),
             _ => self.apply_fd_effect(sc, spec, stack),
         }
@@ -176,7 +184,10 @@ impl State {
             | Effect::SelectBeyondFdSetSize
             | Effect::Fork
             | Effect::Exec
-            | Effect::MapCode => {}
+            | Effect::MapCode
+            | Effect::Write
+            | Effect::SigAction
+            | Effect::Wait => {}
         }
     }
 

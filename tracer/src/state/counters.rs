@@ -40,7 +40,17 @@ pub struct Counters {
     pub signals_merged: Vec<(i32, u64)>,
     pub select_beyond_fd_setsize: u64,
     pub misuse: [u64; MISUSE.len()],
+    /// Writes that blocked at least `--write-block` on a full object, by `ChannelKind`, and the
+    /// ns they were blocked; writes refused with EAGAIN/ENOBUFS (eventfds aside).
+    pub write_stalls: [u64; CHANNELS],
+    pub write_stall_ns: [u64; CHANNELS],
+    pub writes_refused: [u64; CHANNELS],
+    /// Non-blocking eventfd writes refused on a saturated counter (notifications dropped).
+    pub eventfd_overflows: u64,
 }
+
+/// Channel kinds counted (`super::stalls::ChannelKind::index`).
+pub const CHANNELS: usize = super::stalls::CHANNEL_KINDS.len();
 
 fn bump<K: PartialEq + Copy>(list: &mut Vec<(K, u64)>, key: K, by: u64) {
     match list.iter_mut().find(|(k, _)| *k == key) {
@@ -101,6 +111,16 @@ impl Counters {
         for (a, b) in self.misuse.iter_mut().zip(other.misuse) {
             *a += b;
         }
+        for (a, b) in self.write_stalls.iter_mut().zip(other.write_stalls) {
+            *a += b;
+        }
+        for (a, b) in self.write_stall_ns.iter_mut().zip(other.write_stall_ns) {
+            *a += b;
+        }
+        for (a, b) in self.writes_refused.iter_mut().zip(other.writes_refused) {
+            *a += b;
+        }
+        self.eventfd_overflows += other.eventfd_overflows;
     }
 }
 

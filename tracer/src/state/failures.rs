@@ -4,9 +4,9 @@
 use tracer_common::syscalls::{self, Effect};
 
 use super::{
-    StackId, State,
+    Resource, StackId, State,
     apply::Syscall,
-    incidents::{IncidentKind, Occurrence},
+    incidents::{IncidentKind, Occurrence, TopSite},
 };
 
 /// Errors that mean a limit was hit, per effect.
@@ -31,6 +31,7 @@ impl State {
             value: 0,
             previous_close: None,
             holder: None,
+            top_site: None,
         }
     }
 
@@ -54,12 +55,50 @@ impl State {
         if sc.ret >= 0 {
             return;
         }
+        let errno = (-sc.ret) as i32;
         p.limit_failures += 1;
-        p.counters.limit_failure(sc.nr, (-sc.ret) as i32);
+        p.counters.limit_failure(sc.nr, errno);
+        let fd_limit = errno == syscalls::EMFILE as i32 || errno == syscalls::ENFILE as i32;
+        match syscalls::spec(sc.nr).map(|s| s.effect) {
+            Some(Effect::IpcGet(_)) => p.limit_hits.note_sysv(sc.ts_ns, errno),
+            Some(Effect::Fork) => p.limit_hits.note_forks(sc.ts_ns, errno),
+            _ if fd_limit => p.limit_hits.note_fds(sc.ts_ns, errno),
+            _ => {}
+        }
         let open = p.fds.len() as u64;
+        // Sites are sampled at the failure, so the trend up to the limit has its last point
+        // (series drop samples closer than their resolution: a failure loop costs little).
+        if sc.ts_ns > p.sampled_ns {
+            self.sample_process_at(sc.tgid, sc.ts_ns);
+        }
+        if errno == syscalls::EAGAIN as i32 && matches!(syscalls::spec(sc.nr).map(|s| s.effect), Some(Effect::Fork)) {
+            self.sample_children_of(sc.tgid, sc.ts_ns);
+        }
         let mut o = self.occurrence(sc, IncidentKind::LimitFailure, stack);
         o.value = open;
+        if fd_limit {
+            o.top_site = self.top_fd_site(sc.tgid, open);
+        }
         self.incidents.record(o);
+    }
+
+    /// The fd site of a process with the most fds open now (what filled its table).
+    fn top_fd_site(&self, tgid: u32, open: u64) -> Option<TopSite> {
+        let best = self
+            .sites
+            .of_process(tgid)
+            .iter()
+            .filter_map(|id| self.sites.get(*id))
+            .filter(|s| s.key.resource == Resource::Fd && s.estimated > 0)
+            .max_by_key(|s| (s.estimated, std::cmp::Reverse(s.key.stack)))?;
+        Some(TopSite {
+            stack: best.key.stack,
+            kind: best.display_kind.unwrap_or(best.key.kind),
+            family: best.key.family,
+            count: best.estimated,
+            open,
+            before_attach: best.key.before_attach,
+        })
     }
 
     /// `select`/`pselect6` with `nfds > FD_SETSIZE` (the kernel only reports those).

@@ -5,7 +5,23 @@
 
 use std::collections::HashMap;
 
-use super::StackId;
+use super::{FdKind, StackId};
+
+/// The allocation site holding the most fds of a process when one of its allocations failed
+/// with EMFILE/ENFILE: what filled the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopSite {
+    pub stack: StackId,
+    pub kind: FdKind,
+    /// Socket family (0 otherwise).
+    pub family: u16,
+    /// Fds open from the site then (its estimate when stacks are sampled).
+    pub count: u64,
+    /// Fds the process had open then.
+    pub open: u64,
+    /// Open before tracing started (no stack).
+    pub before_attach: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IncidentKind {
@@ -23,6 +39,9 @@ pub enum IncidentKind {
     BadDescriptor,
     /// `flock`/`fcntl` lock call failed (EWOULDBLOCK, EINTR, ENOLCK, EDEADLK).
     LockFailure,
+    /// A write to a non-blocking eventfd refused with EAGAIN: its counter is saturated, the
+    /// notification is dropped.
+    EventfdOverflow,
 }
 
 impl IncidentKind {
@@ -35,6 +54,7 @@ impl IncidentKind {
             IncidentKind::UseAfterClose => "use_after_close",
             IncidentKind::BadDescriptor => "bad_descriptor",
             IncidentKind::LockFailure => "lock_failure",
+            IncidentKind::EventfdOverflow => "eventfd_overflow",
         }
     }
 }
@@ -67,6 +87,8 @@ pub struct Incident {
     pub previous_close: Option<ClosedFd>,
     /// For lock failures: a process holding the lock at the time.
     pub holder: Option<u32>,
+    /// For EMFILE/ENFILE: the site holding the most fds at the latest failure.
+    pub top_site: Option<TopSite>,
 }
 
 /// One occurrence, before grouping.
@@ -82,6 +104,7 @@ pub struct Occurrence {
     pub value: u64,
     pub previous_close: Option<ClosedFd>,
     pub holder: Option<u32>,
+    pub top_site: Option<TopSite>,
 }
 
 /// Distinct incidents kept; beyond this only counts of known ones grow.
@@ -112,6 +135,9 @@ impl IncidentTable {
             if o.holder.is_some() {
                 inc.holder = o.holder;
             }
+            if o.top_site.is_some() {
+                inc.top_site = o.top_site;
+            }
             return;
         }
         if self.list.len() >= MAX_INCIDENTS {
@@ -132,6 +158,7 @@ impl IncidentTable {
             value: o.value,
             previous_close: o.previous_close,
             holder: o.holder,
+            top_site: o.top_site,
         });
     }
 }
@@ -165,6 +192,8 @@ pub fn errno_name(errno: i32) -> &'static str {
         23 => "ENFILE",
         24 => "EMFILE",
         28 => "ENOSPC",
+        32 => "EPIPE",
+        105 => "ENOBUFS",
         35 => "EDEADLK",
         37 => "ENOLCK",
         _ => "errno",
@@ -187,6 +216,7 @@ mod tests {
             value,
             previous_close: None,
             holder: None,
+            top_site: None,
         }
     }
 

@@ -502,6 +502,7 @@ impl State {
                 value: call.waited_ns / 1_000_000,
                 previous_close: None,
                 holder: call.holder,
+                top_site: None,
             });
         }
         call.file

@@ -5,6 +5,7 @@
 //! (dup2 over an open fd, close_range, fork, exec, exit) is unit-tested without a kernel.
 
 pub mod apply;
+mod children;
 pub mod counters;
 mod failures;
 pub mod fd_table;
@@ -20,6 +21,7 @@ pub mod series;
 pub mod signals;
 pub mod sites;
 pub(crate) mod slab;
+pub mod stalls;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -49,6 +51,8 @@ pub struct State {
     pub ipc: ipc::IpcTable,
     pub locks: locks::LockTable,
     pub incidents: incidents::IncidentTable,
+    /// Writes that stalled on full pipes, FIFOs, eventfds and AF_UNIX sockets.
+    pub stalls: stalls::StallTable,
     exited_order: VecDeque<u32>,
     /// Record time without a tick after which a process is sampled from its records (see
     /// [`State::sample_process_at`]); 0 means [`DEFAULT_SAMPLE_GAP_NS`]. Twice the tick period.
@@ -261,6 +265,7 @@ impl State {
             })
             .collect();
         self.sites.sample_where(|t| live.contains(&t), now_ns);
+        self.sample_children(now_ns);
     }
 
     /// Samples a process at a record's time: used when the agent's ticks have not sampled it for
@@ -283,8 +288,28 @@ impl State {
         }
     }
 
+    /// A traced `wait4` returned `pid`: the parent reaped that zombie now. Only a pid the
+    /// caller has pending counts (a pid from another pid namespace does not match; its release
+    /// by the kernel, `on_reap`, then counts instead).
+    pub(crate) fn on_wait(&mut self, sc: &apply::Syscall<'_>) {
+        let Ok(pid) = u32::try_from(sc.ret) else { return };
+        let Some(p) = self.processes.get_mut(&sc.tgid) else {
+            return;
+        };
+        if !p.zombies.reaped(pid, sc.ts_ns) {
+            return;
+        }
+        if let Some(c) = self.processes.get_mut(&pid) {
+            c.reaped = true;
+        }
+    }
+
     /// The kernel released an exited process: its parent reaped it.
     pub fn on_reap(&mut self, pid: u32, now_ns: u64) {
+        // Reaped at its parent's wait already.
+        if self.processes.get(&pid).is_some_and(|p| p.reaped) {
+            return;
+        }
         let parent = self.processes.get(&pid).and_then(|p| p.parent);
         if let Some(pp) = parent.and_then(|pp| self.processes.get_mut(&pp))
             && pp.zombies.reaped(pid, now_ns)
@@ -315,6 +340,14 @@ impl State {
             }
             event::DELIVER => counts.delivered += 1,
             _ => {}
+        }
+    }
+
+    /// The process installed a SIGCHLD action: `address` is the handler (0 `SIG_DFL`, 1
+    /// `SIG_IGN`), `stack` its address interned as a one-frame stack for symbolizing.
+    pub fn on_sigchld_action(&mut self, tgid: u32, address: u64, stack: StackId) {
+        if let Some(p) = self.processes.get_mut(&tgid) {
+            p.sigchld_handler = Some(signals::SigHandler { address, stack });
         }
     }
 

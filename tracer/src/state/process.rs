@@ -39,6 +39,12 @@ pub struct ProcessState {
     pub signals: SignalTable,
     /// Children that exited and were not reaped.
     pub zombies: Zombies,
+    /// Its traced children alive, over time (see `children`).
+    pub children: super::series::Series,
+    /// Its parent reaped it with a traced `wait4` (its later release is not a reap again).
+    pub reaped: bool,
+    /// The SIGCHLD handler it installed last (`rt_sigaction`), if traced.
+    pub sigchld_handler: Option<super::signals::SigHandler>,
     /// When its sites were last sampled (CLOCK_MONOTONIC ns, agent tick or record time).
     pub sampled_ns: u64,
     /// When `/proc/PID/fd` was last read into the table (attach, discovery, resync): syscall
@@ -50,6 +56,59 @@ pub struct ProcessState {
     pub container: std::sync::Arc<str>,
     /// Totals for the Prometheus counters (see `counters`).
     pub counters: super::counters::Counters,
+    /// When allocations first and last failed on a limit, per limit (growth stopped by it).
+    pub limit_hits: LimitHits,
+}
+
+/// First and last failure on a limit (CLOCK_MONOTONIC ns), with its errno.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitHit {
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Positive errno of the last failure (EMFILE, ENFILE, ENOSPC, EAGAIN).
+    pub errno: i32,
+}
+
+impl LimitHit {
+    fn note(hit: &mut Option<LimitHit>, ts_ns: u64, errno: i32) {
+        match hit {
+            Some(h) => {
+                h.last_ns = h.last_ns.max(ts_ns);
+                h.errno = errno;
+            }
+            None => {
+                *hit = Some(LimitHit {
+                    first_ns: ts_ns,
+                    last_ns: ts_ns,
+                    errno,
+                })
+            }
+        }
+    }
+}
+
+/// A process's limit failures by what ran out: a site that grew until one of them is a leak
+/// whose growth the limit stopped, not a plateau.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitHits {
+    /// EMFILE or ENFILE: fds.
+    pub fds: Option<LimitHit>,
+    /// ENOSPC from semget/shmget/msgget: a SysV table.
+    pub sysv: Option<LimitHit>,
+    /// EAGAIN from fork/clone: processes (RLIMIT_NPROC, pid_max).
+    pub forks: Option<LimitHit>,
+}
+
+impl LimitHits {
+    pub fn note_fds(&mut self, ts_ns: u64, errno: i32) {
+        LimitHit::note(&mut self.fds, ts_ns, errno);
+    }
+    pub fn note_sysv(&mut self, ts_ns: u64, errno: i32) {
+        LimitHit::note(&mut self.sysv, ts_ns, errno);
+    }
+    pub fn note_forks(&mut self, ts_ns: u64, errno: i32) {
+        LimitHit::note(&mut self.forks, ts_ns, errno);
+    }
 }
 
 impl ProcessState {

@@ -47,6 +47,13 @@ impl State {
             self.sites.evict_idle(tgid);
         }
         self.evictions.lock_files += self.locks.trim(MAX_IDLE_LOCK_FILES) as u64;
+        // Stalls are judged over the window too (the agent): an object nothing stalled on for a
+        // whole window goes. `watch` and `run` keep them (at most 1024, the stalest go first).
+        if let Some(w) = self.sites.window_ns {
+            let before = self.stalls.channels.len();
+            self.stalls.channels.retain(|_, c| now_ns.saturating_sub(c.last_ns) < w);
+            self.stalls.evicted += (before - self.stalls.channels.len()) as u64;
+        }
         let present: HashSet<super::counters::GroupKey> = self.processes.values().map(|p| p.group()).collect();
         // A group with no process for a whole window has nothing left to say; without a
         // window (`watch`, `run`) groups stay an hour.
@@ -63,12 +70,19 @@ impl State {
             if let Some(c) = i.previous_close {
                 out.insert(c.stack);
             }
+            if let Some(t) = i.top_site {
+                out.insert(t.stack);
+            }
         }
         out.extend(self.ipc.objects.values().map(|o| o.stack));
         for p in self.processes.values() {
             out.extend(p.closed.values().map(|c| c.stack));
         }
         self.locks.stacks(&mut out);
+        self.stalls.stacks(&mut out);
+        for p in self.processes.values() {
+            out.extend(p.sigchld_handler.map(|h| h.stack));
+        }
         out.remove(&StackId::NONE);
         out
     }

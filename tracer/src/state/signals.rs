@@ -72,6 +72,27 @@ impl Zombies {
     }
 }
 
+/// A signal action installed with `rt_sigaction`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigHandler {
+    /// `sa_handler` (0: `SIG_DFL`, 1: `SIG_IGN`).
+    pub address: u64,
+    /// The address as a one-frame stack, for symbolizing (none for SIG_DFL/SIG_IGN).
+    pub stack: super::StackId,
+}
+
+/// Peak zombies from which a parent whose SIGCHLDs merged is flagged, even if it reaped them all
+/// later: one `waitpid` per SIGCHLD leaves a child per merged signal behind.
+pub const ZOMBIE_PILE: u32 = 10;
+
+impl Zombies {
+    /// The "one waitpid per SIGCHLD" bug: zombies piled up (at least [`ZOMBIE_PILE`]) while
+    /// SIGCHLDs merged into pending ones.
+    pub fn piled(&self, sigchld_merged: u64) -> bool {
+        self.max >= ZOMBIE_PILE && sigchld_merged > 0
+    }
+}
+
 /// Signals received by one process, by number.
 pub type SignalTable = BTreeMap<i32, SignalCounts>;
 

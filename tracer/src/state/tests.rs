@@ -368,3 +368,35 @@ fn records_sample_their_process_when_the_agent_does_not() {
         "{ticked:?}"
     );
 }
+
+#[test]
+fn a_traced_wait_reaps_at_once_and_the_later_release_is_not_counted_again() {
+    let mut s = State::default();
+    s.attach(10, b"parent".to_vec(), Limits::default(), &[], 0);
+    for child in [11, 12] {
+        s.on_fork(10, child, 1);
+        s.on_exit(child, 5);
+    }
+    assert_eq!(s.processes[&10].zombies.pending.len(), 2);
+    let wait = |ret: i64, ts: u64| Syscall {
+        tgid: 10,
+        tid: 10,
+        ts_ns: ts,
+        nr: 61,
+        ret,
+        args: [u64::MAX, 0, 1, 0, 0, 0],
+        data_kind: 0,
+        data: &[],
+        weight: 1,
+    };
+    s.on_syscall(&wait(11, 7), StackId::NONE);
+    // A pid from another pid namespace is not one of its zombies: ignored.
+    s.on_syscall(&wait(4, 8), StackId::NONE);
+    let z = &s.processes[&10].zombies;
+    assert_eq!((z.pending.len(), z.reaped, z.reap_delay_ns), (1, 1, 2));
+    // The kernel frees both later (RCU): 11 is not reaped twice, 12 is reaped then.
+    s.on_reap(11, 100);
+    s.on_reap(12, 100);
+    let z = &s.processes[&10].zombies;
+    assert_eq!((z.pending.len(), z.reaped, z.reap_delay_ns), (0, 2, 2 + 95));
+}
