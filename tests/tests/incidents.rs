@@ -397,7 +397,10 @@ fn the_agent_exposes_stalls_overflows_piles_and_limit_stopped_leaks() {
     }
     // Selected by name at exec (the kernel keeps a name's first 15 bytes); a short window, so
     // that trends are sampled often enough (every window/64) for a leak of a few seconds.
+    // Write timing is opt-in for the agent.
     let agent = AgentProcess::start(&[
+        "--write-block",
+        "100ms",
         "--window",
         "30s",
         "--comm",

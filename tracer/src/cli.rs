@@ -202,10 +202,12 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub bpf_stats: bool,
     /// A write to a pipe, FIFO, eventfd or AF_UNIX socket that blocked this long is a stall
-    /// (its buffer was full). 0 turns write timing off (no entry hook on write, writev, sendto,
-    /// sendmsg; EAGAIN on a full buffer is then not seen either).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
-    pub write_block: Duration,
+    /// (its buffer was full). Default 100ms for watch, run and top; off for the agent, where
+    /// the entry hooks would run on every write of the host for days (give it to turn them on).
+    /// 0 turns write timing off (no entry hook on write, writev, sendto, sendmsg; EAGAIN on a
+    /// full buffer is then not seen either).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub write_block: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

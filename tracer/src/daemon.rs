@@ -64,6 +64,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     if args.capture.ring_buffer_size.is_none() {
         probe.ring_buffer_bytes = RING_MIB << 20;
     }
+    // Write timing hooks the entry of every write on the host: opt-in for the agent.
+    if args.capture.write_block.is_none() {
+        probe.write_block_ns = 0;
+    }
     probe.stack_budget = args.capture.stack_budget.unwrap_or(STACK_BUDGET);
     probe.trace_all = policy.whole_host();
     probe.discover_exec = policy.discovers_at_exec();

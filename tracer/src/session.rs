@@ -35,6 +35,8 @@ fn tick_period(interval: Option<Duration>) -> Duration {
 
 /// Ring buffer of `watch` and `run` unless `--ring-buffer-size` says otherwise (MiB).
 const RING_MIB: u32 = 64;
+/// `--write-block` of watch, run and top.
+const WRITE_BLOCK: Duration = Duration::from_millis(100);
 
 pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
     ProbeOptions {
@@ -53,7 +55,7 @@ pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
         bpf_stats: c.bpf_stats,
         raw_sys_exit: false,
         stack_budget: c.stack_budget.unwrap_or(0),
-        write_block_ns: c.write_block.as_nanos() as u64,
+        write_block_ns: c.write_block.unwrap_or(WRITE_BLOCK).as_nanos() as u64,
     }
 }
 
