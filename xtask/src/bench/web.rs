@@ -21,9 +21,9 @@ enum Setup {
     Untraced,
     /// `tracer agent` on the whole host, `--stack` given or at its default.
     Agent(Option<&'static str>),
-    /// The agent at its defaults, stopped (SIGSTOP) for 1 s a second into the run, then
-    /// continued: does its ring buffer hold what the kernel sends meanwhile?
-    AgentStopped,
+    /// The agent stopped (SIGSTOP) for 1 s a second into the run, then continued: does its ring
+    /// buffer (MiB given, or the default) hold what the kernel sends meanwhile?
+    AgentStopped(Option<&'static str>),
     /// `tracer watch -p` on the master and its workers, with this `--stack`.
     Watch(&'static str),
     /// A bpftrace script keeping the same per-fd state (every open fd of nginx with its
@@ -59,11 +59,12 @@ tracepoint:syscalls:sys_enter_close /comm == "nginx"/ { delete(@fds[pid, args->f
 END { clear(@fds); }
 "#;
 
-const SETUPS: [Setup; 12] = [
+const SETUPS: [Setup; 13] = [
     Setup::Untraced,
     Setup::Floor,
     Setup::Agent(None),
-    Setup::AgentStopped,
+    Setup::AgentStopped(None),
+    Setup::AgentStopped(Some("64")),
     Setup::Agent(Some("fp")),
     Setup::Agent(Some("none")),
     Setup::Watch("dwarf"),
@@ -88,7 +89,8 @@ impl Setup {
             Setup::Untraced => "untraced".into(),
             Setup::Agent(None) => "tracer agent (defaults)".into(),
             Setup::Agent(Some(mode)) => format!("tracer agent --stack {mode}"),
-            Setup::AgentStopped => "agent (defaults), stopped 1 s".into(),
+            Setup::AgentStopped(None) => "agent (defaults), stopped 1 s".into(),
+            Setup::AgentStopped(Some(mib)) => format!("agent, {mib} MiB ring, stopped 1 s"),
             Setup::Watch(mode) => format!("tracer watch -p ({mode})"),
             Setup::Bpftrace => "bpftrace (ustack per fd)".into(),
             Setup::Floor => "floor: empty programs, same hooks".into(),
@@ -123,7 +125,10 @@ impl Tracer {
                 let args = mode.map_or_else(Vec::new, |m| vec!["--stack", m]);
                 Tracer::Agent(Agent::start(&env.tracer, &args)?)
             }
-            Setup::AgentStopped => Tracer::Agent(Agent::start(&env.tracer, &[])?),
+            Setup::AgentStopped(ring) => {
+                let args = ring.map_or_else(Vec::new, |r| vec!["--ring-buffer-size", r]);
+                Tracer::Agent(Agent::start(&env.tracer, &args)?)
+            }
             Setup::Watch(mode) => Tracer::Watch(Watch::start(&env.tracer, &nginx.pids(), mode)?),
             Setup::Floor => Tracer::Bpftrace(start_script(env, "floor.bt", FLOOR_SCRIPT)?),
             Setup::Bpftrace => Tracer::Bpftrace(start_script(env, "nginx-fds.bt", BPFTRACE_NGINX_SCRIPT)?),
@@ -222,7 +227,7 @@ fn measure(env: &Env, o: &Options, setup: Setup, nginx: &Nginx, requests: u64, t
     let before = usage()?;
     let t = Instant::now();
     let pause = match (setup, tracer.pid()) {
-        (Setup::AgentStopped, Some(pid)) => Some(std::thread::spawn(move || {
+        (Setup::AgentStopped(_), Some(pid)) => Some(std::thread::spawn(move || {
             let signal = |sig: &str| {
                 let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
             };
