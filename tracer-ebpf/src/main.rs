@@ -2,19 +2,23 @@
 //! emit. What a syscall means for an fd table is decided in the agent.
 //!
 //! Hooks (all but the optional kprobe load on kernels without kprobes or BPF trampolines):
-//! - `raw_tracepoint/sys_exit` ([`fd`]): results of fd-creating and fd-closing syscalls.
-//! - `syscalls/sys_enter_{clone,clone3,fork,vfork}` and `sched/sched_process_{fork,exec,exit}`
-//!   ([`process`]): follow children, exec and exit; `sched/sched_process_free`: zombies reaped.
+//! - `tp_btf/sys_exit` ([`fd`]; `raw_tracepoint/sys_exit` without BTF): results of fd-creating
+//!   and fd-closing syscalls.
+//! - `task/task_newtask` and `sched/sched_process_{exec,exit}` ([`process`]): follow children,
+//!   exec and exit; `sched/sched_process_free`: zombies reaped.
 //! - `filelock/{flock,posix}_lock_inode` ([`lock`]): lock attempts, waits and releases.
 //! - `signal/signal_{generate,deliver}` ([`signal`]): signals sent, merged, ignored, handled.
 //! - `syscalls/sys_enter_{write,writev,sendto,sendmsg}` ([`write`]): when a write started, for
 //!   writes that block on a full pipe, eventfd or socket (not attached with `--write-block 0`).
 //! - Optional, where kprobes exist: `kprobe/fd_install` ([`kstack`]) for `--kernel-stack`.
+//! - [`floor`]: empty programs for the same hooks, for the benchmark's floor (`tracer floor`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod fd;
+#[cfg(target_arch = "bpf")]
+mod floor;
 #[cfg(target_arch = "bpf")]
 mod kstack;
 #[cfg(target_arch = "bpf")]

@@ -35,6 +35,10 @@ pub enum Command {
     /// Enter opens a process's allocation sites with their stacks. Plain lines when stdout is
     /// not a terminal.
     Top(TopArgs),
+    /// For the benchmark: empty programs on the hooks tracer attaches, until SIGINT or SIGTERM
+    /// (what any tracer on those hooks costs before it does anything).
+    #[command(hide = true)]
+    Floor,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ fn main() {
             Command::Run(args) => session::run(args).await,
             Command::Agent(args) => daemon::run(args).await,
             Command::Top(args) => top::run(args).await,
+            Command::Floor => session::floor().await,
         }
     });
     match result {

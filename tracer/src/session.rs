@@ -177,6 +177,21 @@ fn program_fields(programs: &[crate::probes::ProgramCost]) -> String {
     }
 }
 
+/// `tracer floor`: the benchmark's floor (see [`crate::probes::Floor`]), attached until SIGINT
+/// or SIGTERM.
+pub async fn floor() -> anyhow::Result<i32> {
+    let mut interrupt = unix_signal(SignalKind::interrupt())?;
+    let mut terminate = unix_signal(SignalKind::terminate())?;
+    let floor = crate::probes::Floor::attach()?;
+    eprintln!("tracer: floor attached");
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    drop(floor);
+    Ok(0)
+}
+
 /// `tracer watch -p PID.. [INTERVAL [COUNT]]`. Returns the process exit code.
 pub async fn watch(args: WatchArgs) -> anyhow::Result<i32> {
     for pid in &args.pids {

@@ -458,12 +458,13 @@ fn bystander_rows(env: &Env, o: &Options, rows: &mut Vec<Row>) -> Result {
     enum Setup {
         Alone,
         Floor,
+        BpftraceFloor,
         Watching,
         Baseline,
     }
-    let mut setups = vec![Setup::Alone];
+    let mut setups = vec![Setup::Alone, Setup::Floor];
     if have("bpftrace") {
-        setups.push(Setup::Floor);
+        setups.push(Setup::BpftraceFloor);
     }
     setups.push(Setup::Watching);
     if o.baseline.is_some() {
@@ -476,6 +477,12 @@ fn bystander_rows(env: &Env, o: &Options, rows: &mut Vec<Row>) -> Result {
             let ns = match setup {
                 Setup::Alone => measure(env, Config::Untraced, "open", n, 1)?.ns_per_op,
                 Setup::Floor => {
+                    let floor = web::start_floor(&env.tracer)?;
+                    let ns = measure(env, Config::Untraced, "open", n, 1)?.ns_per_op;
+                    let _ = floor.finish();
+                    ns
+                }
+                Setup::BpftraceFloor => {
                     let bt = web::start_script(env, "floor.bt", web::FLOOR_SCRIPT)?;
                     let ns = measure(env, Config::Untraced, "open", n, 1)?.ns_per_op;
                     let _ = bt.finish();
@@ -504,7 +511,8 @@ fn bystander_rows(env: &Env, o: &Options, rows: &mut Vec<Row>) -> Result {
         let ns = median(&mut s.clone());
         let config = match setup {
             Setup::Alone => "no tracer running",
-            Setup::Floor => "floor: empty programs, same hooks",
+            Setup::Floor => "floor: tracer floor (empty)",
+            Setup::BpftraceFloor => "floor: bpftrace, same hooks",
             Setup::Watching => "tracer watching another process",
             Setup::Baseline => "baseline tracer watching another",
         };

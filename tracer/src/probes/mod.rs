@@ -38,6 +38,8 @@ pub enum ProbeError {
         "--bpf-stats: the kernel refused to turn BPF run-time statistics on (BPF_ENABLE_STATS needs Linux 5.8 and CAP_SYS_ADMIN)"
     )]
     Stats(#[source] aya::sys::SyscallError),
+    #[error("the floor needs kernel BTF: {0}")]
+    Floor(String),
     #[error("map {0} is missing from the eBPF object (agent and programs from different builds?)")]
     MissingMap(&'static str),
     #[error("map {name}")]
@@ -92,6 +94,57 @@ impl Default for ProbeOptions {
             stack_budget: 0,
             write_block_ns: 100_000_000,
         }
+    }
+}
+
+/// The plain tracepoints tracer attaches, each to the program of its name; process tracking
+/// first, so no child forked during attach is missed.
+const TRACEPOINTS: [(&str, &str); 8] = [
+    ("task", "task_newtask"),
+    ("sched", "sched_process_exec"),
+    ("sched", "sched_process_exit"),
+    ("sched", "sched_process_free"),
+    ("filelock", "flock_lock_inode"),
+    ("filelock", "posix_lock_inode"),
+    ("signal", "signal_generate"),
+    ("signal", "signal_deliver"),
+];
+
+/// The benchmark's floor (`tracer floor`): empty programs on the hooks tracer attaches by
+/// default (the plain tracepoints above and `tp_btf/sys_exit`), which cost what any tracer on
+/// those hooks pays before doing anything. Detached when dropped.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    pub fn attach() -> Result<Floor, ProbeError> {
+        tracefs::ensure_mounted()?;
+        let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(|e| {
+            if is_permission(&e) {
+                ProbeError::NoPrivileges(e.to_string())
+            } else {
+                ProbeError::Load(e)
+            }
+        })?;
+        const TP: &str = "floor_tracepoint";
+        let p: &mut TracePoint = ebpf
+            .program_mut(TP)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap(TP))?;
+        p.load().map_err(|source| program_error(TP, source))?;
+        for (category, name) in TRACEPOINTS {
+            p.attach(category, name).map_err(|source| program_error(TP, source))?;
+        }
+        const EXIT: &str = "floor_sys_exit";
+        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Floor(e.to_string()))?;
+        let p: &mut BtfTracePoint = ebpf
+            .program_mut(EXIT)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap(EXIT))?;
+        p.load("sys_exit", &btf).map_err(|source| program_error(EXIT, source))?;
+        p.attach().map_err(|source| program_error(EXIT, source))?;
+        Ok(Floor { _ebpf: ebpf })
     }
 }
 
@@ -257,15 +310,9 @@ impl Probes {
             probes._stats = Some(fd);
         }
 
-        // Process tracking first, so no child forked during attach is missed.
-        probes.attach_tracepoint("task_newtask", "task", "task_newtask")?;
-        probes.attach_tracepoint("sched_process_exec", "sched", "sched_process_exec")?;
-        probes.attach_tracepoint("sched_process_exit", "sched", "sched_process_exit")?;
-        probes.attach_tracepoint("sched_process_free", "sched", "sched_process_free")?;
-        probes.attach_tracepoint("flock_lock_inode", "filelock", "flock_lock_inode")?;
-        probes.attach_tracepoint("posix_lock_inode", "filelock", "posix_lock_inode")?;
-        probes.attach_tracepoint("signal_generate", "signal", "signal_generate")?;
-        probes.attach_tracepoint("signal_deliver", "signal", "signal_deliver")?;
+        for (category, name) in TRACEPOINTS {
+            probes.attach_tracepoint(name, category, name)?;
+        }
         if opts.write_block_ns > 0 {
             for tp in syscalls::TIMED_ENTRY_TRACEPOINTS {
                 probes.attach_tracepoint(config::WRITE_ENTRY_PROGRAM, "syscalls", tp)?;

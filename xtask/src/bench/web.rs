@@ -29,10 +29,14 @@ enum Setup {
     /// A bpftrace script keeping the same per-fd state (every open fd of nginx with its
     /// `ustack`): what a user would write instead. Needs bpftrace.
     Bpftrace,
-    /// The floor: empty bpftrace programs on exactly the hooks tracer attaches (the syscall-exit
-    /// hook switches every task onto the kernel's syscall-tracepoint path, shared/KERNEL.md).
-    /// What any such tracer pays; the rows above it show what tracer adds. Needs bpftrace.
+    /// The floor: `tracer floor`, empty programs on exactly the hooks tracer attaches, attached
+    /// the same way (`tp_btf/sys_exit` and the plain tracepoints): the syscall-exit hook
+    /// switches every task onto the kernel's syscall-tracepoint path (shared/KERNEL.md). What
+    /// any such tracer pays; the other rows show what tracer adds.
     Floor,
+    /// The same with bpftrace (perf-event tracepoints: `raw_syscalls:sys_exit` costs more than
+    /// a BTF tracepoint, so this floor is high). Needs bpftrace.
+    BpftraceFloor,
     /// `--baseline`: another tracer binary (the one before a change), agent at its defaults,
     /// and watch with DWARF stacks: before and after in one run.
     BaselineAgent,
@@ -59,9 +63,10 @@ tracepoint:syscalls:sys_enter_close /comm == "nginx"/ { delete(@fds[pid, args->f
 END { clear(@fds); }
 "#;
 
-const SETUPS: [Setup; 13] = [
+const SETUPS: [Setup; 14] = [
     Setup::Untraced,
     Setup::Floor,
+    Setup::BpftraceFloor,
     Setup::Agent(None),
     Setup::AgentStopped(None),
     Setup::AgentStopped(Some("64")),
@@ -93,7 +98,8 @@ impl Setup {
             Setup::AgentStopped(Some(mib)) => format!("agent, {mib} MiB ring, stopped 1 s"),
             Setup::Watch(mode) => format!("tracer watch -p ({mode})"),
             Setup::Bpftrace => "bpftrace (ustack per fd)".into(),
-            Setup::Floor => "floor: empty programs, same hooks".into(),
+            Setup::Floor => "floor: tracer floor (empty)".into(),
+            Setup::BpftraceFloor => "floor: bpftrace, same hooks".into(),
             Setup::BaselineAgent => "baseline: agent (defaults)".into(),
             Setup::BaselineWatch => "baseline: watch -p (dwarf)".into(),
         }
@@ -101,7 +107,7 @@ impl Setup {
 
     fn available(self, o: &Options) -> bool {
         match self {
-            Setup::Floor | Setup::Bpftrace => have("bpftrace"),
+            Setup::BpftraceFloor | Setup::Bpftrace => have("bpftrace"),
             Setup::BaselineAgent | Setup::BaselineWatch => o.baseline.is_some(),
             _ => true,
         }
@@ -130,7 +136,8 @@ impl Tracer {
                 Tracer::Agent(Agent::start(&env.tracer, &args)?)
             }
             Setup::Watch(mode) => Tracer::Watch(Watch::start(&env.tracer, &nginx.pids(), mode)?),
-            Setup::Floor => Tracer::Bpftrace(start_script(env, "floor.bt", FLOOR_SCRIPT)?),
+            Setup::Floor => Tracer::Bpftrace(start_floor(&env.tracer)?),
+            Setup::BpftraceFloor => Tracer::Bpftrace(start_script(env, "floor.bt", FLOOR_SCRIPT)?),
             Setup::Bpftrace => Tracer::Bpftrace(start_script(env, "nginx-fds.bt", BPFTRACE_NGINX_SCRIPT)?),
             Setup::BaselineAgent => Tracer::Agent(Agent::start(&baseline()?, &[])?),
             Setup::BaselineWatch => Tracer::Watch(Watch::start(&baseline()?, &nginx.pids(), "dwarf")?),
@@ -164,6 +171,20 @@ impl Tracer {
             }
         }
     }
+}
+
+/// `tracer floor`, once its programs are attached.
+pub(super) fn start_floor(tracer: &std::path::Path) -> Result<Guarded> {
+    let mut floor = Guarded::spawn(
+        Command::new(tracer)
+            .arg("floor")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+        "tracer floor",
+    )?;
+    let mut stderr = std::io::BufReader::new(floor.stderr.take().ok_or("tracer floor: no stderr")?);
+    super::wait_for_line(&mut stderr, "tracer: floor attached", "tracer floor")?;
+    Ok(floor)
 }
 
 pub(super) fn start_script(env: &Env, name: &str, text: &str) -> Result<Guarded> {
