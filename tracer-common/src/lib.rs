@@ -12,6 +12,7 @@ pub mod config;
 pub mod fd;
 pub mod lock;
 pub mod process;
+pub mod python;
 pub mod record;
 pub mod sampling;
 pub mod signal;
