@@ -6,6 +6,7 @@ use crate::{
     fd::{StackRecord, SyscallCore, SyscallRecord},
     lock::LockRecord,
     process::{EXEC_FILENAME_MAX, ExecRecord, ExitRecord, ForkRecord, ReapRecord},
+    python::{PY_FRAMES_MAX, PyFrameRaw, PyStackHead},
     record::{RecordHeader, kind},
     signal::SignalRecord,
 };
@@ -33,6 +34,34 @@ pub enum Record<'a> {
     Reap(&'a ReapRecord),
     Lock(&'a LockRecord),
     Signal(&'a SignalRecord),
+    /// The Python frames of the next syscall record of the same thread and time.
+    PyStack(PyStackView<'a>),
+}
+
+/// A Python stack record: its header and the frames it carries (innermost first).
+#[derive(Debug, Clone, Copy)]
+pub struct PyStackView<'a> {
+    pub head: &'a PyStackHead,
+    pub frames: &'a [PyFrameRaw],
+}
+
+fn py_stack_view(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+    let head: &PyStackHead = cast(bytes, kind::PY_STACK)?;
+    let n = usize::from(head.n).min(PY_FRAMES_MAX);
+    let start = core::mem::size_of::<PyStackHead>();
+    let need = start + n * core::mem::size_of::<PyFrameRaw>();
+    if bytes.len() < need {
+        return Err(DecodeError::TooShort {
+            kind: kind::PY_STACK,
+            len: bytes.len(),
+            need,
+        });
+    }
+    // SAFETY: `bytes` holds `n` frames after the head (checked above); the head's size is a
+    // multiple of 8 and `bytes` is 8-byte aligned (checked by `cast`), so the frames are aligned;
+    // PyFrameRaw is plain old data.
+    let frames = unsafe { core::slice::from_raw_parts(bytes.as_ptr().add(start).cast::<PyFrameRaw>(), n) };
+    Ok(Record::PyStack(PyStackView { head, frames }))
 }
 
 /// A syscall record of any of the three sizes.
@@ -131,6 +160,7 @@ impl<'a> TryFrom<&'a [u8]> for Record<'a> {
             kind::REAP => Record::Reap(cast(bytes, k)?),
             kind::LOCK => Record::Lock(cast(bytes, k)?),
             kind::SIGNAL => Record::Signal(cast(bytes, k)?),
+            kind::PY_STACK => py_stack_view(bytes)?,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -190,6 +220,52 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn decodes_python_stacks_by_their_frame_count() {
+        use crate::python::{PyStackRecord, flags};
+        let mut buf = Box::new(Aligned([0; 16384]));
+        let mut rec = PyStackRecord {
+            head: PyStackHead {
+                header: RecordHeader {
+                    kind: kind::PY_STACK,
+                    tgid: 7,
+                    tid: 9,
+                    _pad: 0,
+                    ts_ns: 11,
+                },
+                n: 2,
+                flags: flags::TRUNCATED,
+                _pad: 0,
+            },
+            frames: [PyFrameRaw::default(); PY_FRAMES_MAX],
+        };
+        rec.frames[0] = PyFrameRaw {
+            code: 0x7f00_0000_1000,
+            instr: 0x7f00_0000_10c0 | (1 << 56),
+        };
+        rec.frames[1].code = 0x7f00_0000_2000;
+        rec.frames[2].code = 0xdead;
+        // Sent with exactly `n` frames.
+        let len = core::mem::size_of::<PyStackHead>() + 2 * 16;
+        let b = &bytes_of(&rec)[..len];
+        buf.0[..len].copy_from_slice(b);
+        match Record::try_from(&buf.0[..len]) {
+            Ok(Record::PyStack(v)) => {
+                assert_eq!((v.head.header.tid, v.head.header.ts_ns, v.head.flags), (9, 11, flags::TRUNCATED));
+                assert_eq!(v.frames.len(), 2);
+                assert_eq!(v.frames[0].instr_ptr(), 0x7f00_0000_10c0);
+                assert_eq!(v.frames[0].marker(), 1);
+                assert_eq!(v.frames[1].code, 0x7f00_0000_2000);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A record shorter than its frame count says is refused, not read past its end.
+        assert!(matches!(
+            Record::try_from(&buf.0[..len - 8]),
+            Err(DecodeError::TooShort { kind: kind::PY_STACK, .. })
+        ));
     }
 
     #[test]

@@ -74,6 +74,37 @@ pub struct PyProcess {
     pub offsets: PyOffsets,
 }
 
+/// Bytes of a [`PyProcess`] as the map holds it.
+pub const PY_PROCESS_BYTES: usize = core::mem::size_of::<PyProcess>();
+
+impl PyProcess {
+    /// The value's bytes in the map's layout (`#[repr(C)]`, native endian), for loaders whose map
+    /// API wants plain bytes.
+    pub fn to_bytes(&self) -> [u8; PY_PROCESS_BYTES] {
+        let o = &self.offsets;
+        let words = [
+            o.runtime_interp_main,
+            o.interp_threads_head,
+            o.tstate_next,
+            o.tstate_native_thread_id,
+            o.tstate_cframe,
+            o.current_frame,
+            o.frame_code,
+            o.frame_previous,
+            o.frame_instr,
+            o.frame_marker,
+            o._pad[0],
+            o._pad[1],
+        ];
+        let mut out = [0u8; PY_PROCESS_BYTES];
+        out[..8].copy_from_slice(&self.runtime.to_ne_bytes());
+        for (i, w) in words.iter().enumerate() {
+            out[8 + 2 * i..10 + 2 * i].copy_from_slice(&w.to_ne_bytes());
+        }
+        out
+    }
+}
+
 /// One Python frame as the kernel found it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,4 +153,28 @@ pub struct PyStackHead {
 pub struct PyStackRecord {
     pub head: PyStackHead,
     pub frames: [PyFrameRaw; PY_FRAMES_MAX],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_the_repr_c_layout() {
+        let p = PyProcess {
+            runtime: 0x1122_3344_5566_7788,
+            offsets: PyOffsets {
+                runtime_interp_main: 48,
+                current_frame: 8,
+                frame_marker: 68,
+                _pad: [0, 7],
+                ..Default::default()
+            },
+        };
+        // SAFETY: reading the bytes of a repr(C) POD value (no padding: 8 + 12 * 2 bytes).
+        let raw: [u8; PY_PROCESS_BYTES] = unsafe { core::mem::transmute(p) };
+        assert_eq!(p.to_bytes(), raw);
+        assert_eq!(PY_PROCESS_BYTES, 32);
+        assert_eq!(core::mem::size_of::<PyStackHead>() % 8, 0);
+    }
 }

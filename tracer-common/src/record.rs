@@ -17,6 +17,10 @@ pub mod kind {
     /// The same with 2 KiB of stack.
     pub const SYSCALL_STACK_2K: u32 = 7;
 
+    /// [`crate::python::PyStackRecord`] (variable length): the Python frames of the syscall
+    /// record with the same `tid` and `ts_ns`, sent just before it.
+    pub const PY_STACK: u32 = 8;
+
     /// The record kind carrying `bytes` of stack.
     pub const fn stack_kind(bytes: usize) -> u32 {
         match bytes {

@@ -281,6 +281,9 @@ fn emit_detail<C: StackIdContext>(
     weight: u32,
 ) -> Result<(), i64> {
     let mode = STACK_MODE.load();
+    if weight != 0 && mode != StackMode::None as u32 {
+        crate::python::emit_python_stack(&core.header);
+    }
     if mode == StackMode::Dwarf as u32 && weight != 0 {
         let max = STACK_BYTES.load() as u64;
         let need = live_stack_bytes(regs.sp());

@@ -4,6 +4,7 @@
 //! Hooks (all but the optional kprobe load on kernels without kprobes or BPF trampolines):
 //! - `tp_btf/sys_exit` ([`fd`]; `raw_tracepoint/sys_exit` without BTF): results of fd-creating
 //!   and fd-closing syscalls.
+//!   In a CPython process the thread's Python frames go with it ([`python`]).
 //! - `task/task_newtask` and `sched/sched_process_{exec,exit}` ([`process`]): follow children,
 //!   exec and exit; `sched/sched_process_free`: zombies reaped.
 //! - `filelock/{flock,posix}_lock_inode` ([`lock`]): lock attempts, waits and releases.
@@ -27,6 +28,8 @@ mod lock;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod process;
+#[cfg(target_arch = "bpf")]
+mod python;
 #[cfg(target_arch = "bpf")]
 mod regs;
 #[cfg(target_arch = "bpf")]

@@ -75,6 +75,8 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let record_kind = if is_traced(tgid) {
         // A new image, a new stack.
         let _ = STACK_TOPS.remove(&(pid_tgid as u32));
+        // Whatever interpreter the old image ran is gone.
+        let _ = crate::maps::PY_PROCS.remove(&tgid);
         // A new image: the agent must read the maps again before symbolizing its stacks.
         if TRACE_ALL.load() == 0 {
             let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
@@ -138,10 +140,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     }
     // The thread's stack goes with it (its id may be reused for another stack).
     let _ = STACK_TOPS.remove(&(pid_tgid as u32));
+    let _ = crate::maps::PY_THREADS.remove(&(pid_tgid as u32));
     if group_dead == 0 {
         return 0;
     }
     let _ = TRACED.remove(&tgid);
+    let _ = crate::maps::PY_PROCS.remove(&tgid);
     // A zombie from now until its parent reaps it (see `sched_process_free`).
     let _ = EXITED.insert(&tgid, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {

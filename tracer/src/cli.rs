@@ -212,6 +212,17 @@ pub struct CaptureArgs {
     /// full buffer is then not seen either).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub write_block: Option<Duration>,
+    /// In CPython processes (3.11-3.14), walk the interpreter's frames at each allocation that
+    /// takes a user stack, so the stack names the Python function, file and line, and two
+    /// Python call sites are two sites. off: native frames only (CPython's eval loop).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub python_frames: OnOff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

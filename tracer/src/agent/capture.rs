@@ -3,7 +3,7 @@
 
 use tracer_common::{config::StackMode, decode::SyscallView};
 
-use super::{MAX_FRAMES, Tracker, fp_ids::Lookup, stages::Stage};
+use super::{MAX_FRAMES, Tracker, fp_ids::Lookup, stacks::PythonKey, stages::Stage};
 use crate::{
     state::StackId,
     symbolize::{ModuleMap, UnwindEnd, UserRegs},
@@ -34,7 +34,13 @@ impl Tracker {
             self.probes.kernel_stack(d.kernel_stack_id as u32, &mut kernel);
         }
         let t = self.stages.start();
+        // The Python frames the kernel sent just before this record, if any.
+        let h = v.core.header;
+        self.py_now = self.take_python(h.tid, h.ts_ns);
         let id = self.user_stack_of(tgid, v, d, &kernel);
+        if let Some((_, frames)) = self.py_now.take() {
+            self.put_python(h.tid, frames);
+        }
         self.stages.stop(Stage::Unwind, t);
         self.kernel_scratch = kernel;
         id
@@ -246,15 +252,23 @@ impl Tracker {
         all.clear();
         all.extend_from_slice(kernel);
         all.extend_from_slice(addrs);
-        let id = match self.stacks.find(tgid, &all) {
+        // Python frames count only for a process known to run CPython (they are resolved with
+        // its interpreter), so that a stack is found under the key it was stored with.
+        let py = self.py_now.take().filter(|_| self.python_known(tgid));
+        let key = py.as_ref().map(|(flags, raw)| PythonKey { raw, flags: *flags });
+        let id = match self.stacks.find_with(tgid, &all, key) {
             Some(id) => id,
             None => {
                 self.modules_covering(tgid, addrs);
-                let id = self.stacks.insert(tgid, &all, self.modules.get(&tgid));
+                // A library loaded since (libpython) may make it a CPython process now.
+                self.detect_python(tgid);
+                let part = py.as_ref().and_then(|(flags, raw)| self.python_part(tgid, *flags, raw));
+                let id = self.stacks.insert_with(tgid, &all, self.modules.get(&tgid), part);
                 self.note_maps_known(tgid, addrs);
                 id
             }
         };
+        self.py_now = py;
         self.combined_scratch = all;
         id
     }

@@ -9,6 +9,7 @@ mod layout;
 pub mod policy;
 pub mod proc;
 pub mod proc_locks;
+mod python;
 pub mod sockets;
 pub mod stacks;
 pub mod stages;
@@ -106,6 +107,10 @@ pub struct Tracker {
     stack_bytes: usize,
     /// When the ends of stalled pipes were last looked up.
     ends_seen: writes::EndsSeen,
+    /// CPython processes, and the Python frames of records on their way (see `python`).
+    pub python: python::PythonFrames,
+    /// The Python frames of the record being handled (see `capture`).
+    py_now: Option<(u16, Vec<tracer_common::python::PyFrameRaw>)>,
 }
 
 /// How often unreferenced stacks are dropped.
@@ -169,6 +174,8 @@ impl Agent {
             stack_tops: HashMap::default(),
             stack_bytes: opts.stack_bytes as usize,
             ends_seen: writes::EndsSeen::default(),
+            python: python::PythonFrames::default(),
+            py_now: None,
         };
         Ok(Agent { ingest, tracker })
     }
@@ -337,6 +344,7 @@ impl Tracker {
             self.modules.insert(pid, m);
             // A running process has its libraries mapped: its records can be batched.
             self.probes.maps_known(pid);
+            self.detect_python(pid);
         }
         Ok(())
     }
@@ -389,6 +397,7 @@ impl Tracker {
             self.modules.remove(&tgid);
             self.unwinder.forget(tgid as i32);
             self.forget_stack_tops(tgid);
+            self.python.forget(tgid);
         }
     }
 
@@ -407,6 +416,7 @@ impl Tracker {
     fn handle(&mut self, record: Record<'_>) {
         match record {
             Record::Syscall(v) => self.on_syscall(&v),
+            Record::PyStack(p) => self.python.on_record(&p),
             Record::Fork(f) => {
                 if !self.state.processes.contains_key(&f.header.tgid) {
                     self.discover(f.header.tgid, f.header.ts_ns);
@@ -427,10 +437,13 @@ impl Tracker {
                 self.modules.remove(&tgid);
                 self.unwinder.forget(tgid as i32);
                 self.forget_stack_tops(tgid);
+                self.python.forget(tgid);
                 self.loading_started(tgid, e.filename_bytes());
                 // The new image and its loader at least; libraries follow (see `tick`, and
                 // `layout` for a process gone before its maps could be read).
                 self.refresh_modules(tgid);
+                // A CPython linked into its executable is found at once.
+                self.detect_python(tgid);
                 self.maps_pending.insert(tgid, 0);
                 let comm = proc::comm(tgid);
                 let comm = if comm.is_empty() {
@@ -449,6 +462,7 @@ impl Tracker {
                 self.modules.remove(&x.header.tgid);
                 self.unwinder.forget(x.header.tgid as i32);
                 self.forget_stack_tops(x.header.tgid);
+                self.python.forget(x.header.tgid);
             }
             Record::Reap(r) => self.state.on_reap(r.header.tgid, r.header.ts_ns),
             Record::Signal(s) => self.state.on_signal(s),

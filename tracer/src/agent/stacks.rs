@@ -5,13 +5,16 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, Hasher},
+    ops::Range,
     sync::Arc,
 };
+
+use tracer_common::python::{PY_FRAMES_MAX, PyFrameRaw, flags as py_flags};
 
 use crate::{
     analysis::Frame,
     state::{StackId, slab::Slab},
-    symbolize::{ModuleMap, NormalizedFrame, SymbolizedFrame, Symbols},
+    symbolize::{ModuleMap, NormalizedFrame, SymbolizedFrame, Symbols, python::PyFrame},
 };
 
 pub struct StoredStack {
@@ -19,6 +22,29 @@ pub struct StoredStack {
     pub addresses: Box<[u64]>,
     /// One entry per address; `None` where no file-backed module covered it (JIT, vdso, gone).
     pub frames: Box<[Option<NormalizedFrame>]>,
+    /// The Python frames of the allocation, for a CPython process (see [`PythonPart`]).
+    pub python: Option<Box<PythonPart>>,
+}
+
+/// The Python side of a stack: the frames the kernel walked (part of the stack's identity:
+/// two Python call sites are two stacks even where their native frames are the same) and
+/// what they resolved to while the process lived.
+pub struct PythonPart {
+    pub raw: Box<[PyFrameRaw]>,
+    /// Resolved, innermost first.
+    pub frames: Box<[PyFrame]>,
+    /// Where the interpreter's eval loop is: each native frame in it stands for a run of
+    /// Python frames (those up to and including the next `entry` frame).
+    pub eval: Box<[Range<u64>]>,
+    /// `tracer_common::python::flags` of the record.
+    pub flags: u16,
+}
+
+/// A Python stack as the kernel sent it, with what resolves it: the key half of [`PythonPart`].
+#[derive(Clone, Copy)]
+pub struct PythonKey<'a> {
+    pub raw: &'a [PyFrameRaw],
+    pub flags: u16,
 }
 
 #[derive(Default)]
@@ -35,40 +61,69 @@ pub struct StackStore {
 }
 
 impl StackStore {
-    fn hash(&self, tgid: u32, addrs: &[u64]) -> u64 {
+    fn hash(&self, tgid: u32, addrs: &[u64], py: &[PyFrameRaw]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write_u32(tgid);
         for a in addrs {
             h.write_u64(*a);
+        }
+        for f in py {
+            h.write_u64(f.code);
+            h.write_u64(f.instr);
         }
         h.finish()
     }
 
     /// The id of a stack already interned. Allocates nothing.
     pub fn find(&self, tgid: u32, addrs: &[u64]) -> Option<StackId> {
-        if addrs.is_empty() {
+        self.find_with(tgid, addrs, None)
+    }
+
+    /// The id of a stack with these Python frames already interned. Allocates nothing.
+    pub fn find_with(&self, tgid: u32, addrs: &[u64], py: Option<PythonKey<'_>>) -> Option<StackId> {
+        let raw = py.map_or(&[][..], |p| p.raw);
+        if addrs.is_empty() && raw.is_empty() {
             return Some(StackId::NONE);
         }
-        let ids = self.by_hash.get(&self.hash(tgid, addrs))?;
-        ids.iter()
-            .copied()
-            .find(|id| self.get(*id).is_some_and(|s| s.tgid == tgid && &*s.addresses == addrs))
+        let ids = self.by_hash.get(&self.hash(tgid, addrs, raw))?;
+        ids.iter().copied().find(|id| {
+            self.get(*id).is_some_and(|s| {
+                s.tgid == tgid && &*s.addresses == addrs && s.python.as_ref().map_or(&[][..], |p| &p.raw[..]) == raw
+            })
+        })
     }
 
     /// Interns a new stack, normalizing its addresses with `modules` (a snapshot of the process's
     /// maps taken while it is alive). Call [`StackStore::find`] first.
     pub fn insert(&mut self, tgid: u32, addrs: &[u64], modules: Option<&ModuleMap>) -> StackId {
-        if let Some(id) = self.find(tgid, addrs) {
+        self.insert_with(tgid, addrs, modules, None)
+    }
+
+    /// [`StackStore::insert`] with the allocation's Python frames, resolved already.
+    pub fn insert_with(
+        &mut self,
+        tgid: u32,
+        addrs: &[u64],
+        modules: Option<&ModuleMap>,
+        python: Option<PythonPart>,
+    ) -> StackId {
+        let key = python.as_ref().map(|p| PythonKey {
+            raw: &p.raw,
+            flags: p.flags,
+        });
+        if let Some(id) = self.find_with(tgid, addrs, key) {
             return id;
         }
         let frames: Box<[Option<NormalizedFrame>]> = match modules {
             Some(m) => addrs.iter().map(|a| m.lookup(*a)).collect(),
             None => addrs.iter().map(|_| None).collect(),
         };
+        let python = python.filter(|p| !p.raw.is_empty()).map(Box::new);
         let stored = StoredStack {
             tgid,
             addresses: addrs.into(),
             frames,
+            python,
         };
         let bytes = stored.heap_bytes();
         // Full (16 million stacks alive): the allocation gets no stack.
@@ -77,7 +132,8 @@ impl StackStore {
         };
         self.bytes += bytes;
         let id = StackId(key);
-        let h = self.hash(tgid, addrs);
+        let raw = self.get(id).and_then(|s| s.python.as_ref()).map_or(&[][..], |p| &p.raw[..]);
+        let h = self.hash(tgid, addrs, raw);
         self.by_hash.entry(h).or_default().push(id);
         id
     }
@@ -98,7 +154,8 @@ impl StackStore {
         for id in &dead {
             if let Some(s) = self.stacks.remove(id.0) {
                 self.bytes = self.bytes.saturating_sub(s.heap_bytes());
-                let h = self.hash(s.tgid, &s.addresses);
+                let raw = s.python.as_ref().map_or(&[][..], |p| &p.raw[..]);
+                let h = self.hash(s.tgid, &s.addresses, raw);
                 if let Some(ids) = self.by_hash.get_mut(&h) {
                     ids.retain(|x| x != id);
                     if ids.is_empty() {
@@ -139,6 +196,12 @@ impl StoredStack {
         std::mem::size_of::<Self>()
             + self.addresses.len() * 8
             + self.frames.len() * std::mem::size_of::<Option<NormalizedFrame>>()
+            + self.python.as_ref().map_or(0, |p| {
+                std::mem::size_of::<PythonPart>()
+                    + p.raw.len() * std::mem::size_of::<PyFrameRaw>()
+                    + p.frames.len() * std::mem::size_of::<PyFrame>()
+                    + p.eval.len() * std::mem::size_of::<Range<u64>>()
+            })
     }
 
     /// Symbolized frames, innermost first; unresolvable frames keep their address.
@@ -156,7 +219,17 @@ impl StoredStack {
         let resolved: Vec<NormalizedFrame> = stack.frames[kernel..].iter().flatten().cloned().collect();
         let symbolized = symbols.symbolize(&resolved);
         let mut sym = symbolized.into_iter().peekable();
+        let mut python = self.python.as_deref().map(PythonRuns::new);
         for (addr, norm) in stack.addresses[kernel..].iter().zip(stack.frames[kernel..].iter()) {
+            // An eval-loop frame stands for the Python frames it was running.
+            if let Some(py) = python.as_mut()
+                && py.is_eval(*addr)
+                && py.next_run(&mut out)
+            {
+                while sym.next_if(|f| f.address == *addr && f.inlined).is_some() {}
+                let _ = sym.next_if(|f| f.address == *addr);
+                continue;
+            }
             let Some(norm) = norm else {
                 out.push(Frame {
                     address: format!("{addr:#x}"),
@@ -183,7 +256,66 @@ impl StoredStack {
                 out.push(unresolved.in_module(&norm.module));
             }
         }
+        // Python frames no eval-loop frame stood for (a native stack cut short: frame pointers
+        // through code built without them) go outermost, in order.
+        if let Some(mut py) = python {
+            while py.next_run(&mut out) {}
+            if py.part.flags & py_flags::TRUNCATED != 0 {
+                out.push(Frame {
+                    address: PYTHON_ADDRESS.into(),
+                    function: Some(format!("[more Python frames: deeper than {PY_FRAMES_MAX}]")),
+                    python: true,
+                    ..Default::default()
+                });
+            }
+        }
         out
+    }
+}
+
+/// What a Python frame shows in the address column.
+pub const PYTHON_ADDRESS: &str = "[python]";
+
+/// Hands out a stack's Python frames one eval-loop invocation at a time.
+struct PythonRuns<'a> {
+    part: &'a PythonPart,
+    next: usize,
+}
+
+impl<'a> PythonRuns<'a> {
+    fn new(part: &'a PythonPart) -> Self {
+        PythonRuns { part, next: 0 }
+    }
+
+    fn is_eval(&self, addr: u64) -> bool {
+        self.part.eval.iter().any(|r| r.contains(&addr))
+    }
+
+    /// Pushes the next run (up to and including an entry frame); false when none is left.
+    fn next_run(&mut self, out: &mut Vec<Frame>) -> bool {
+        let frames = &self.part.frames;
+        if self.next >= frames.len() {
+            return false;
+        }
+        while let Some(f) = frames.get(self.next) {
+            self.next += 1;
+            out.push(python_frame(f));
+            if f.entry {
+                break;
+            }
+        }
+        true
+    }
+}
+
+fn python_frame(f: &PyFrame) -> Frame {
+    Frame {
+        address: PYTHON_ADDRESS.into(),
+        function: Some(f.qualname.to_string()),
+        file: Some(f.file.to_string()),
+        line: (f.line != 0).then_some(f.line),
+        python: true,
+        ..Default::default()
     }
 }
 

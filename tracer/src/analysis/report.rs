@@ -65,6 +65,10 @@ pub struct ProcessSummary {
     /// The parent process, when known (the text report sums short-lived children per parent).
     #[serde(skip)]
     pub parent: Option<u32>,
+    /// The language runtime its stacks show frames of (`CPython 3.11.2`), or why they show
+    /// only native frames (an interpreter version tracer cannot read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -122,6 +126,10 @@ pub struct Frame {
     pub offset: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
+    /// A Python frame (CPython's frame chain): `function` is the code object's qualified name,
+    /// `file` and `line` where it was; no module, no offset.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub python: bool,
     /// The module's GNU build id (hex), for pprof mappings; not part of the JSON contract.
     #[serde(skip)]
     pub build_id: Option<String>,
@@ -288,6 +296,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             limit_failures: p.limit_failures,
             zombies: p.zombies.pending.len(),
             parent: p.parent,
+            runtime: p.runtime.as_deref().map(str::to_owned),
         });
     }
 

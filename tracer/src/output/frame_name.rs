@@ -5,8 +5,12 @@
 use super::escape::{escape_bytes, escape_str};
 use crate::analysis::Frame;
 
-/// The frame's name, escaped for a terminal (see [`escape_bytes`]).
+/// The frame's name, escaped for a terminal (see [`escape_bytes`]). A Python frame is
+/// `function (file:line)`, as Python profilers name them.
 pub fn frame_name(f: &Frame) -> String {
+    if f.python {
+        return escape_str(&python_name(f));
+    }
     if let Some(name) = &f.function {
         return escape_str(name);
     }
@@ -19,12 +23,25 @@ pub fn frame_name(f: &Frame) -> String {
 /// The same name unescaped (lossy where the module path is not UTF-8), for formats that carry
 /// any string (pprof's string table).
 pub fn frame_name_raw(f: &Frame) -> String {
+    if f.python {
+        return python_name(f);
+    }
     if let Some(name) = &f.function {
         return name.clone();
     }
     match (&f.module, f.offset) {
         (Some(m), Some(off)) => format!("{m}+{off:#x}"),
         _ => f.address.clone(),
+    }
+}
+
+/// `function (file:line)`; without a file, the function alone.
+fn python_name(f: &Frame) -> String {
+    let function = f.function.as_deref().unwrap_or("<unknown>");
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => format!("{function} ({file}:{line})"),
+        (Some(file), None) => format!("{function} ({file})"),
+        _ => function.to_owned(),
     }
 }
 
@@ -76,5 +93,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(frame_name(&nowhere), "0x7f0000000010");
+        let py = Frame {
+            address: "[python]".into(),
+            function: Some("Pool.leak\n\"a\"".into()),
+            file: Some("/srv/app/pool.py".into()),
+            line: Some(12),
+            python: true,
+            ..Default::default()
+        };
+        assert_eq!(frame_name(&py), "Pool.leak\\n\"a\" (/srv/app/pool.py:12)");
+        assert_eq!(frame_name_raw(&py), "Pool.leak\n\"a\" (/srv/app/pool.py:12)");
     }
 }

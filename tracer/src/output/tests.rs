@@ -127,6 +127,7 @@ pub(crate) fn sample() -> Report {
                 limit_failures: 0,
                 zombies: 0,
                 parent: Some(1),
+                runtime: None,
             },
             ProcessSummary {
                 pid: 4243,
@@ -142,6 +143,7 @@ pub(crate) fn sample() -> Report {
                 limit_failures: 2,
                 zombies: 3,
                 parent: Some(4242),
+                runtime: None,
             },
         ],
         suspects: vec![leak.clone(), stopped.clone()],
@@ -603,6 +605,7 @@ fn crowded() -> Report {
             limit_failures: 0,
             zombies: 0,
             parent: Some(parent),
+            runtime: None,
         }
     };
     for i in 0..200 {

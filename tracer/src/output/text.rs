@@ -56,8 +56,12 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
         } else {
             String::new()
         };
+        let runtime = p
+            .runtime
+            .as_deref()
+            .map_or_else(String::new, |r| format!(" [{}]", escape_str(r)));
         let line = format!(
-            "{:<8} {:<16} {:>7} {:>9}  {}{}{}{}",
+            "{:<8} {:<16} {:>7} {:>9}  {}{}{}{}{}",
             p.pid,
             escape_bytes(&p.comm_bytes),
             p.open_fds,
@@ -65,7 +69,8 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
             kinds.join(" "),
             state,
             failures,
-            zombies
+            zombies,
+            runtime
         );
         let flagged = p.limit_failures > 0 || r.suspects.iter().any(|s| s.pid == p.pid);
         writeln!(out, "{}", paint(h.color && flagged, line))?;
@@ -186,6 +191,10 @@ fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
 
 pub(super) fn frame(f: &Frame) -> String {
     let mut s = format!("{:<18} {}", f.address, frame_name(f));
+    if f.python {
+        // `[python]  function (file:line)`: the name says where.
+        return s;
+    }
     if let Some(file) = &f.file {
         s.push_str(&format!(" at {}", escape_str(file)));
         if let Some(l) = f.line {

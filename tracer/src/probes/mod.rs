@@ -76,6 +76,8 @@ pub struct ProbeOptions {
     pub raw_sys_exit: bool,
     /// Writes that block this long are reported (0: writes are not timed at all).
     pub write_block_ns: u64,
+    /// Walk CPython processes' frames at each captured allocation (`--python-frames`).
+    pub python_frames: bool,
 }
 
 impl Default for ProbeOptions {
@@ -93,6 +95,7 @@ impl Default for ProbeOptions {
             raw_sys_exit: false,
             stack_budget: 0,
             write_block_ns: 100_000_000,
+            python_frames: true,
         }
     }
 }
@@ -163,6 +166,8 @@ pub struct Probes {
     map_update_failures: u64,
     /// Threads' stack tops (DWARF mode only).
     stack_tops: Option<HashMap<MapData, u32, u64>>,
+    /// CPython processes whose frames the kernel walks (`None`: `--python-frames off`).
+    py_procs: Option<HashMap<MapData, u32, [u8; tracer_common::python::PY_PROCESS_BYTES]>>,
     /// Held while `--bpf-stats` asks the kernel to time programs (closing it stops the timing).
     _stats: Option<std::os::fd::OwnedFd>,
 }
@@ -229,6 +234,7 @@ impl Probes {
         let wakeup = u64::from(opts.ring_buffer_bytes / 8).max(64 * 1024);
         let badf = u32::from(opts.report_ebadf);
         let kstack = u32::from(opts.kernel_stack);
+        let python = u32::from(opts.python_frames && opts.stack_mode != StackMode::None);
         let kstack_entries = if opts.kernel_stack { config::KSTACKS_ENTRIES } else { 1 };
         let mut ebpf = EbpfLoader::new()
             .override_global(config::BADF_GLOBAL, &badf, true)
@@ -242,6 +248,7 @@ impl Probes {
             .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
             .override_global(config::STACK_BUDGET_GLOBAL, &opts.stack_budget, true)
             .override_global(config::WRITE_BLOCK_GLOBAL, &opts.write_block_ns, true)
+            .override_global(tracer_common::python::PYTHON_FRAMES_GLOBAL, &python, true)
             .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
             .load(OBJECT)
             .map_err(|e| {
@@ -292,6 +299,11 @@ impl Probes {
         } else {
             None
         };
+        let py_procs = if python != 0 {
+            Some(take(&mut ebpf, tracer_common::python::PY_PROCS_MAP)?)
+        } else {
+            None
+        };
         let mut probes = Probes {
             ebpf,
             traced,
@@ -302,6 +314,7 @@ impl Probes {
             stacks,
             kernel_stacks,
             stack_tops,
+            py_procs,
             map_update_failures: 0,
             _stats: None,
         };
@@ -556,6 +569,18 @@ impl Probes {
     pub fn set_stack_top(&mut self, tid: u32, top: u64) {
         if let Some(r) = self.stack_tops.as_mut().map(|m| m.insert(&tid, &top, 0)) {
             self.check("cannot set the stack top of thread", tid, r);
+        }
+    }
+
+    /// Whether Python frames are walked at all (`--python-frames on`, with stacks).
+    pub fn python_frames(&self) -> bool {
+        self.py_procs.is_some()
+    }
+
+    /// Makes the kernel walk `tgid`'s Python frames with these offsets.
+    pub fn set_python_process(&mut self, tgid: u32, p: &tracer_common::python::PyProcess) {
+        if let Some(r) = self.py_procs.as_mut().map(|m| m.insert(&tgid, &p.to_bytes(), 0)) {
+            self.check("cannot register the Python runtime of process", tgid, r);
         }
     }
 

@@ -54,6 +54,9 @@ pub struct ProcessState {
     pub resyncs: u64,
     /// Container id from `/proc/PID/cgroup` (empty outside containers).
     pub container: std::sync::Arc<str>,
+    /// The language runtime whose frames its stacks carry (`CPython 3.11.2`), or why they do
+    /// not (`CPython 3.10.12: native frames only ...`).
+    pub runtime: Option<std::sync::Arc<str>>,
     /// Totals for the Prometheus counters (see `counters`).
     pub counters: super::counters::Counters,
     /// When allocations first and last failed on a limit, per limit (growth stopped by it).

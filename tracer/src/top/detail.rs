@@ -41,6 +41,14 @@ pub fn stack_ids(r: &Report, pid: u32) -> Vec<StackId> {
 /// module's file name), without the address; `--format text` has the full paths.
 fn short_frame(f: &Frame) -> String {
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
+    if f.python {
+        let function = escape_str(f.function.as_deref().unwrap_or("<unknown>"));
+        let file = escape_str(&base(f.file.as_deref().unwrap_or("?")));
+        return match f.line {
+            Some(l) => format!("{function} ({file}:{l}) [py]"),
+            None => format!("{function} ({file}) [py]"),
+        };
+    }
     let mut s = frame_name(f);
     if let Some(file) = &f.file {
         s.push_str(&format!("  {}", escape_str(&base(file))));

@@ -100,6 +100,9 @@ fn build(profile: &Profile) -> proto::Profile {
     }
 }
 
+/// The mapping Python frames are placed in.
+pub const PYTHON_MAPPING: &str = "[python]";
+
 /// Splits frames (innermost first) into one slice per address: the frames inlined at an address
 /// come first, then the frame they were inlined into. A run of inlined frames that changes
 /// address or ends the stack without its caller closes anyway rather than borrowing a neighbour.
@@ -177,10 +180,13 @@ impl Builder {
     /// frame is in the executable (`_start`), so the first (biggest) sample's outermost module
     /// goes first; ids stay as they are, only the order changes.
     fn main_binary_first(&mut self, samples: &[proto::Sample]) {
-        let Some(&outermost) = samples.iter().find_map(|s| s.location_id.last()) else {
-            return;
-        };
-        let main = self.locations.iter().find(|l| l.id == outermost).map(|l| l.mapping_id);
+        // Python frames, outermost where the native stack was cut short, are not the binary.
+        let python = self.mapping_ids.get(PYTHON_MAPPING).copied();
+        let mapping_of = |id: u64| self.locations.iter().find(|l| l.id == id).map(|l| l.mapping_id);
+        let main = samples
+            .iter()
+            .find_map(|s| s.location_id.iter().rev().map(|id| mapping_of(*id)).find(|m| *m != python));
+        let main = main.flatten();
         if let Some(pos) = self.mappings.iter().position(|m| Some(m.id) == main) {
             self.mappings[..=pos].rotate_right(1);
         }
@@ -224,7 +230,13 @@ impl Builder {
     /// Frames without a module get no mapping (id 0).
     fn mapping(&mut self, group: &[Frame]) -> u64 {
         let Some(outer) = group.last() else { return 0 };
-        let Some(path) = module_path(outer) else { return 0 };
+        // Python frames share one mapping that says what they are (they have no module).
+        let path = if outer.python {
+            PYTHON_MAPPING.to_owned()
+        } else {
+            let Some(path) = module_path(outer) else { return 0 };
+            path
+        };
         let id = match self.mapping_ids.get(&path) {
             Some(&id) => id,
             None => {
@@ -269,7 +281,13 @@ impl Builder {
     /// module and file offset (or their address), so `pprof -top` shows distinct rows for
     /// distinct unknown code, not one "??".
     fn function(&mut self, f: &Frame) -> u64 {
-        let name = self.strings.intern(&crate::output::frame_name::frame_name_raw(f));
+        // A Python function is its qualified name; its file and line are the function's and the
+        // line's fields, as pprof readers expect.
+        let name = match (&f.function, f.python) {
+            (Some(q), true) => q.clone(),
+            _ => crate::output::frame_name::frame_name_raw(f),
+        };
+        let name = self.strings.intern(&name);
         let filename = f.file.as_deref().map_or(0, |file| self.strings.intern(file));
         if let Some(&id) = self.function_ids.get(&(name, filename)) {
             return id;

@@ -1,0 +1,171 @@
+//! CPython frames at a captured syscall (see `tracer_common::python`): the calling thread's
+//! interpreter frame chain, walked in user memory, sent as a [`PyStackRecord`] just before the
+//! syscall record it belongs to.
+//!
+//! During the syscall CPython has released the GIL, and from 3.12 the "current thread state"
+//! thread-local is cleared too; the thread's `PyThreadState` and its current frame stay. So the
+//! thread state is found by native thread id in the interpreter's thread list (cached by tid),
+//! not through the GIL holder.
+
+use aya_ebpf::helpers::{bpf_probe_read_user, bpf_probe_read_user_buf};
+use tracer_common::{
+    python::{
+        NO_FIELD, PY_FRAME_WINDOW, PY_FRAMES_MAX, PY_THREADS_SCAN, PyOffsets, PyProcess, PyStackHead, PyStackRecord,
+        flags,
+    },
+    record::{RecordHeader, kind},
+};
+
+use crate::maps::{EVENTS, PY_PROCS, PY_SCRATCH, PY_THREADS, PY_WINDOW, PYTHON_FRAMES, ring_full};
+
+/// A pointer-sized read of user memory; 0 when it fails.
+#[inline(always)]
+fn read_ptr(addr: u64) -> u64 {
+    // SAFETY: bpf_probe_read_user fails instead of faulting on a bad user address.
+    unsafe { bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
+}
+
+/// Sends the Python frames of the calling thread if its process is a known CPython one.
+/// `header` is the syscall record's (the Python record copies its tid and time).
+#[inline(never)]
+pub fn emit_python_stack(header: &RecordHeader) {
+    if PYTHON_FRAMES.load() == 0 {
+        return;
+    }
+    // SAFETY: a plain value in map memory, copied out.
+    let Some(proc) = (unsafe { PY_PROCS.get(&header.tgid) }).copied() else {
+        return;
+    };
+    let Some(rec) = PY_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's scratch slot; a program does not migrate while it runs, and nothing
+    // else on this CPU runs it concurrently (tracepoint programs do not nest on one CPU).
+    let rec = unsafe { &mut *rec };
+    rec.head = PyStackHead {
+        header: RecordHeader {
+            kind: kind::PY_STACK,
+            ..*header
+        },
+        n: 0,
+        flags: 0,
+        _pad: 0,
+    };
+    let o = proc.offsets;
+    let tstate = thread_state(&proc, header.tid);
+    if tstate == 0 {
+        rec.head.flags = flags::NO_THREAD_STATE;
+    } else {
+        walk(rec, &o, tstate);
+    }
+    let n = rec.head.n as usize;
+    let len = core::mem::size_of::<PyStackHead>() + n * core::mem::size_of::<tracer_common::python::PyFrameRaw>();
+    // SAFETY: `rec` is a whole PyStackRecord in map memory; `len` never exceeds its size.
+    let bytes = unsafe { core::slice::from_raw_parts((rec as *const PyStackRecord).cast::<u8>(), len_bounded(len)) };
+    if EVENTS.output(bytes, 0).is_err() {
+        ring_full();
+    }
+}
+
+/// `len`, made provably at most a record's size for the verifier.
+#[inline(always)]
+fn len_bounded(len: usize) -> usize {
+    let max = core::mem::size_of::<PyStackRecord>();
+    if len > max { max } else { len }
+}
+
+/// The thread's `PyThreadState`: the cached one if it still names this thread, else found in
+/// the main interpreter's thread list (and cached). 0: none.
+#[inline(always)]
+fn thread_state(proc: &PyProcess, tid: u32) -> u64 {
+    let o = &proc.offsets;
+    // SAFETY: a plain u64 in map memory, copied out.
+    if let Some(t) = unsafe { PY_THREADS.get(&tid) }.copied()
+        && t != 0
+        && read_ptr(t + u64::from(o.tstate_native_thread_id)) == u64::from(tid)
+    {
+        return t;
+    }
+    let interp = read_ptr(proc.runtime + u64::from(o.runtime_interp_main));
+    if interp == 0 {
+        return 0;
+    }
+    let mut t = read_ptr(interp + u64::from(o.interp_threads_head));
+    let mut i = 0;
+    while i < PY_THREADS_SCAN {
+        if t == 0 {
+            return 0;
+        }
+        if read_ptr(t + u64::from(o.tstate_native_thread_id)) == u64::from(tid) {
+            let _ = PY_THREADS.insert(&tid, &t, 0);
+            return t;
+        }
+        t = read_ptr(t + u64::from(o.tstate_next));
+        i += 1;
+    }
+    0
+}
+
+/// A frame's window in map memory: fields are read at offsets known only at run time, which
+/// the verifier accepts in a map value (bounded by the mask) but not on the stack.
+pub type Window = [u8; WINDOW_ROOM];
+/// Room for any masked offset (0..=127) plus an 8-byte read.
+pub const WINDOW_ROOM: usize = 136;
+
+/// The u64 at `off` (masked to 0..=127) in a frame window.
+#[inline(always)]
+fn field(window: &Window, off: u16) -> u64 {
+    let off = (off as usize) & 0x7f;
+    // SAFETY: off + 8 <= 135 < WINDOW_ROOM; an unaligned read of plain bytes.
+    unsafe { core::ptr::read_unaligned(window.as_ptr().add(off).cast::<u64>()) }
+}
+
+/// The byte at `off` (masked to 0..=127) in a frame window.
+#[inline(always)]
+fn byte(window: &Window, off: u16) -> u8 {
+    let off = (off as usize) & 0x7f;
+    // SAFETY: off <= 127 < WINDOW_ROOM.
+    unsafe { *window.as_ptr().add(off) }
+}
+
+/// Follows `current_frame` and `previous` from `tstate`, innermost first.
+#[inline(always)]
+fn walk(rec: &mut PyStackRecord, o: &PyOffsets, tstate: u64) {
+    let mut frame = if o.tstate_cframe == NO_FIELD {
+        read_ptr(tstate + u64::from(o.current_frame))
+    } else {
+        let cframe = read_ptr(tstate + u64::from(o.tstate_cframe));
+        if cframe == 0 {
+            return;
+        }
+        read_ptr(cframe + u64::from(o.current_frame))
+    };
+    let Some(window) = PY_WINDOW.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot (see `emit_python_stack`).
+    let window = unsafe { &mut *window };
+    let mut i = 0;
+    while i < PY_FRAMES_MAX {
+        if frame == 0 {
+            return;
+        }
+        // SAFETY: bpf_probe_read_user fails instead of faulting.
+        if unsafe { bpf_probe_read_user_buf(frame as *const u8, &mut window[..PY_FRAME_WINDOW]) }.is_err() {
+            rec.head.flags |= flags::READ_FAILED;
+            return;
+        }
+        let marker = byte(window, o.frame_marker);
+        let instr = field(window, o.frame_instr) & ((1 << 56) - 1);
+        if let Some(slot) = rec.frames.get_mut(i) {
+            slot.code = field(window, o.frame_code);
+            slot.instr = instr | (u64::from(marker) << 56);
+        }
+        rec.head.n = (i + 1) as u16;
+        frame = field(window, o.frame_previous);
+        i += 1;
+    }
+    if frame != 0 {
+        rec.head.flags |= flags::TRUNCATED;
+    }
+}
