@@ -67,6 +67,7 @@ pub fn stopped_by_eagain(state: &State, now_ns: u64) -> Vec<SiteReport> {
             time_to_limit_s: None,
             before_attach: false,
             stopped_by_limit: Some("EAGAIN"),
+            released_at_exit: None,
             stack: Stack::unresolved(stack),
         });
     }

@@ -103,6 +103,11 @@ pub struct SiteReport {
     /// it rose until its process's allocations failed, and holds what it took. `None` for
     /// sites still growing and for the rest.
     pub stopped_by_limit: Option<&'static str>,
+    /// The count the process's teardown released at its exit: the site rose steadily for the
+    /// run and only the exit emptied it (CPython closes every file object at exit), so it is a
+    /// suspect with nothing open at the end. `None` for the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_at_exit: Option<u64>,
     pub stack: Stack,
 }
 
@@ -322,8 +327,8 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
 
     let mut suspects: Vec<SiteReport> = Vec::new();
     let mut outstanding: Vec<SiteReport> = Vec::new();
-    for (id, (count, oldest)) in per_site {
-        let Some(st) = state.sites.get(id) else {
+    for (id, (count, oldest)) in &per_site {
+        let Some(st) = state.sites.get(*id) else {
             continue;
         };
         let Some(p) = state.processes.get(&st.key.tgid) else {
@@ -334,58 +339,36 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         if st.estimated == 0 && st.outstanding > 0 {
             continue;
         }
-        let resource = st.key.resource;
-        // Objects outlive their creator: their age runs on after its exit.
-        let reference = if resource == Resource::Fd {
-            p.exited_ns.unwrap_or(now_ns)
-        } else {
-            now_ns
-        };
         let (t, growing) = site_trend(st, p, now_ns);
         let stopped = if growing && !st.key.before_attach {
             stopped_by_limit(st, p).filter(|(before, _)| *before == t)
         } else {
             None
         };
-        let time_to_limit_s = match (resource, growing) {
-            (Resource::Fd, true) => fd_time_to_limit(p, t.growth_per_min).map(round2),
-            (Resource::Fd, ..) => None,
-            (_, true, ..) => resources::time_to_ipc_limit(resource, t.growth_per_min, opts.system.as_ref()).map(round2),
-            _ => None,
-        };
-        let (example, example_hex) = match &st.example {
-            Some(e) => {
-                let (t, h) = text_and_hex(e);
-                (Some(t), h)
-            }
-            None => (None, None),
-        };
-        let site = SiteReport {
-            pid: st.key.tgid,
-            resource: resource.as_str(),
-            kind: if resource == Resource::Fd {
-                st.display_kind.unwrap_or(st.key.kind).as_str()
-            } else {
-                resource.noun()
-            },
-            family: (st.key.family != 0).then(|| family_name(st.key.family)),
-            count,
-            estimated: (st.estimated != u64::from(st.outstanding)).then_some(st.estimated),
-            allocations: st.allocations,
-            growth_per_min: round2(t.growth_per_min),
-            example,
-            example_hex,
-            example_bytes: st.example.clone(),
-            oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
-            time_to_limit_s,
-            before_attach: st.key.before_attach,
-            stopped_by_limit: stopped.map(|(_, errno)| crate::state::incidents::errno_name(errno)),
-            stack: Stack::unresolved(st.key.stack),
-        };
-        if growing {
+        let mut site = site_report(st, p, *count, *oldest, now_ns, &t, growing, &opts);
+        site.stopped_by_limit = stopped.map(|(_, errno)| crate::state::incidents::errno_name(errno));
+        if !growing && let Some(t) = released_by_teardown(st, p) {
+            let mut s = site_report(st, p, *count, *oldest, now_ns, &t, true, &opts);
+            s.released_at_exit = Some(st.peak);
+            suspects.push(s);
+        } else if growing {
             suspects.push(site.clone());
         }
         outstanding.push(site);
+    }
+    // Sites a process's teardown emptied at its exit (nothing open, so not listed above).
+    for p in state.processes.values().filter(|p| !p.is_alive()) {
+        for id in state.sites.of_process(p.tgid) {
+            if per_site.contains_key(id) {
+                continue;
+            }
+            let Some(st) = state.sites.get(*id) else { continue };
+            if let Some(t) = released_by_teardown(st, p) {
+                let mut s = site_report(st, p, 0, p.exited_ns.unwrap_or(now_ns), now_ns, &t, true, &opts);
+                s.released_at_exit = Some(st.peak);
+                suspects.push(s);
+            }
+        }
     }
     // Children until fork's EAGAIN: suspects too, though not sites.
     for c in super::children::stopped_by_eagain(state, now_ns) {
@@ -428,6 +411,90 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         stalls: super::stalls::stalls(state, now_ns, opts.system.as_ref()),
         system: opts.system,
     }
+}
+
+/// The report of one site, `count` of its objects open now (or at its process's exit).
+#[allow(clippy::too_many_arguments)]
+fn site_report(
+    st: &SiteStats,
+    p: &ProcessState,
+    count: u32,
+    oldest: u64,
+    now_ns: u64,
+    t: &trend::Trend,
+    growing: bool,
+    opts: &ReportOptions,
+) -> SiteReport {
+    let resource = st.key.resource;
+    // Objects outlive their creator: their age runs on after its exit.
+    let reference = if resource == Resource::Fd {
+        p.exited_ns.unwrap_or(now_ns)
+    } else {
+        now_ns
+    };
+    let time_to_limit_s = match (resource, growing) {
+        (Resource::Fd, true) => fd_time_to_limit(p, t.growth_per_min).map(round2),
+        (Resource::Fd, ..) => None,
+        (_, true, ..) => resources::time_to_ipc_limit(resource, t.growth_per_min, opts.system.as_ref()).map(round2),
+        _ => None,
+    };
+    let (example, example_hex) = match &st.example {
+        Some(e) => {
+            let (t, h) = text_and_hex(e);
+            (Some(t), h)
+        }
+        None => (None, None),
+    };
+    SiteReport {
+        pid: st.key.tgid,
+        resource: resource.as_str(),
+        kind: if resource == Resource::Fd {
+            st.display_kind.unwrap_or(st.key.kind).as_str()
+        } else {
+            resource.noun()
+        },
+        family: (st.key.family != 0).then(|| family_name(st.key.family)),
+        count,
+        estimated: (st.estimated != u64::from(st.outstanding)).then_some(st.estimated),
+        allocations: st.allocations,
+        growth_per_min: round2(t.growth_per_min),
+        example,
+        example_hex,
+        example_bytes: st.example.clone(),
+        oldest_age_ms: reference.saturating_sub(oldest) / 1_000_000,
+        time_to_limit_s,
+        before_attach: st.key.before_attach,
+        stopped_by_limit: None,
+        released_at_exit: None,
+        stack: Stack::unresolved(st.key.stack),
+    }
+}
+
+/// Teardown: how soon before its exit a process emptied a site for it to count as released by
+/// the process's teardown (CPython closes every file object it still holds at exit) rather
+/// than by the code: at least this, or a tenth of the process's life if longer.
+const TEARDOWN_NS: u64 = 1_000_000_000;
+
+/// A site of an exited process whose count rose steadily until shortly before the exit and
+/// then fell to (nearly) nothing at once: the process's teardown released what the code never
+/// did, so it leaked all along. Returns the trend up to the peak.
+pub(crate) fn released_by_teardown(st: &SiteStats, p: &ProcessState) -> Option<trend::Trend> {
+    let exited = p.exited_ns?;
+    if st.key.before_attach || st.key.resource != Resource::Fd || st.peak_ns == 0 {
+        return None;
+    }
+    // Emptied: at most a tenth of its peak is left.
+    if st.estimated.saturating_mul(10) > st.peak {
+        return None;
+    }
+    let life = exited.saturating_sub(p.since_ns);
+    if exited.saturating_sub(st.peak_ns) > TEARDOWN_NS.max(life / 10) {
+        return None;
+    }
+    let samples = st.samples.points();
+    let upto = samples.partition_point(|s| s.0 <= st.peak_ns);
+    let t = trend::classify(&samples[..upto]);
+    t.growing.then_some(t)
 }
 
 /// A site's trend as of `now_ns` (its samples and, for a live process, the count now), and

@@ -395,3 +395,77 @@ fn children_forked_until_eagain_are_a_suspect_and_a_worker_pool_is_not() {
         }
     }
 }
+
+fn close_at(s: &mut State, ts: u64, fd: i64) {
+    let mut args = [0u64; 6];
+    args[0] = fd as u64;
+    let sc = Syscall {
+        tid: 1,
+        tgid: T,
+        ts_ns: ts,
+        nr: 3,
+        ret: 0,
+        args,
+        data_kind: data_kind::NONE,
+        data: &[],
+        weight: 1,
+    };
+    s.on_syscall(&sc, StackId::NONE);
+}
+
+/// The scenario's process closes every fd at `teardown_ms` (as CPython's finalization closes
+/// every file object) and exits 5 ms later; samples go on after the exit.
+fn teardown_scenario(teardown_ms: u64) -> State {
+    let mut s = scenario();
+    let mut fds: Vec<i64> = vec![3];
+    fds.extend(10..18);
+    fds.extend(100..130);
+    for fd in fds {
+        close_at(&mut s, teardown_ms * MS, fd);
+    }
+    if teardown_ms > 3000 {
+        for tick in 31..=teardown_ms / 100 {
+            s.sample(tick * 100 * MS);
+        }
+    }
+    s.on_exit(T, (teardown_ms + 5) * MS);
+    for tick in 1..=3 {
+        s.sample((teardown_ms + tick * 100) * MS);
+    }
+    s
+}
+
+#[test]
+fn a_site_emptied_only_by_the_exit_is_a_suspect_with_its_peak() {
+    let s = teardown_scenario(3050);
+    let r = build(&s, 4000 * MS, Losses::default(), &ReportOptions::default(), frames);
+    assert_eq!(r.suspects.len(), 1, "{:#?}", r.suspects);
+    let leak = &r.suspects[0];
+    assert_eq!((leak.count, leak.released_at_exit), (0, Some(30)));
+    assert_eq!(leak.stack.first().and_then(|f| f.function.as_deref()), Some("f1"));
+    assert!(leak.growth_per_min > 100.0, "{}", leak.growth_per_min);
+    // The pool (filled at once) and the log were emptied by the same teardown: not suspects.
+    let json = serde_json::to_value(leak).unwrap_or_default();
+    assert_eq!(json["released_at_exit"], 30);
+}
+
+#[test]
+fn a_site_emptied_long_before_the_exit_is_not_a_suspect() {
+    // The same growth, all closed at 3.05 s, the process living on (idle) until 9 s.
+    let s = teardown_scenario(9000);
+    let mut s2 = scenario();
+    let mut fds: Vec<i64> = vec![3];
+    fds.extend(10..18);
+    fds.extend(100..130);
+    for fd in &fds {
+        close_at(&mut s2, 3050 * MS, *fd);
+    }
+    for tick in 31..=90 {
+        s2.sample(tick * 100 * MS);
+    }
+    s2.on_exit(T, 9005 * MS);
+    for s in [&s, &s2] {
+        let r = build(s, 9500 * MS, Losses::default(), &ReportOptions::default(), frames);
+        assert!(r.suspects.is_empty(), "{:#?}", r.suspects);
+    }
+}

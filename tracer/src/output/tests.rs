@@ -39,6 +39,7 @@ fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) ->
         time_to_limit_s: (growth > 0.0).then_some(98.5),
         before_attach: false,
         stopped_by_limit: None,
+        released_at_exit: None,
         stack: Stack {
             id: StackId(1),
             frames: stack,

@@ -158,6 +158,14 @@ fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
         Some(f) => format!("{} ({f})", s.kind),
         None => s.kind.to_owned(),
     };
+    if suspect && let Some(peak) = s.released_at_exit {
+        let _ = write!(
+            out,
+            "[{n}] pid {}: {peak} x {kind} held until the process exited, grew {:.1}/min; only its teardown closed them (nothing in the code did) ({} allocated in total)",
+            s.pid, s.growth_per_min, s.allocations
+        );
+        return;
+    }
     let _ = write!(
         out,
         "[{n}] pid {}: {} x {kind}{}",

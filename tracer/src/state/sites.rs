@@ -96,6 +96,12 @@ pub struct SiteStats {
     /// Its process was forgotten while objects of the site still existed (SysV orphans): the
     /// site goes when the last of them does.
     orphaned: bool,
+    /// The most `estimated` ever was.
+    pub peak: u64,
+    /// The last sample at which the count was at the highest any sample saw (0: none yet):
+    /// where a site that was emptied at once (a process's teardown) stopped growing.
+    pub peak_ns: u64,
+    sampled_peak: u64,
 }
 
 impl SiteStats {
@@ -109,6 +115,9 @@ impl SiteStats {
             example: None,
             samples: Series::default(),
             orphaned: false,
+            peak: 0,
+            peak_ns: 0,
+            sampled_peak: 0,
         }
     }
 
@@ -116,6 +125,10 @@ impl SiteStats {
     pub fn sample(&mut self, now_ns: u64, window_ns: Option<u64>) {
         let estimated = u32::try_from(self.estimated).unwrap_or(u32::MAX);
         self.samples.sample(now_ns, estimated, window_ns);
+        if self.estimated > 0 && self.estimated >= self.sampled_peak {
+            self.sampled_peak = self.estimated;
+            self.peak_ns = now_ns;
+        }
     }
 }
 
@@ -175,6 +188,7 @@ impl SiteTable {
             s.outstanding = s.outstanding.saturating_add(1);
             s.estimated = s.estimated.saturating_add(u64::from(weight));
             s.allocations += u64::from(weight);
+            s.peak = s.peak.max(s.estimated);
             if s.example.is_none()
                 && let Some(e) = example
                 && !e.is_empty()
