@@ -41,6 +41,10 @@ const APT_PACKAGES: &[&str] = &[
     // in a real terminal under tmux.
     "chromium",
     "tmux",
+    // Python frames at allocation sites: Debian's CPython 3.11 runs the Python fixtures, its
+    // headers check tracer's struct offsets.
+    "python3.11",
+    "python3.11-dev",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

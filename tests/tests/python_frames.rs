@@ -1,0 +1,208 @@
+//! Python frames at allocation sites, on a real CPython 3.11 (Debian's `/usr/bin/python3.11`)
+//! running `tests/fixtures/py_leaks.py`: the suspect names the Python function and line that
+//! leaked, two Python call sites of `open()` are two sites, and with `--python-frames off` they
+//! merge again into CPython's one native site.
+
+use integration_tests::{can_trace, have_tool, run_traced, sites, workspace_root};
+use serde_json::Value;
+
+const PYTHON: &str = "/usr/bin/python3.11";
+
+fn script() -> String {
+    workspace_root()
+        .join("tests/fixtures/py_leaks.py")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The line of the fixture marked `# LINE:name`.
+fn line_of(name: &str) -> u64 {
+    let text = std::fs::read_to_string(script()).unwrap_or_default();
+    let marker = format!("# LINE:{name}");
+    let at = text.lines().position(|l| l.trim_end().ends_with(&marker));
+    at.map(|i| i as u64 + 1)
+        .unwrap_or_else(|| panic!("no {marker} in the fixture"))
+}
+
+fn ready(test: &str) -> bool {
+    can_trace(test) && have_tool(test, PYTHON)
+}
+
+fn python_frames(site: &Value) -> Vec<&Value> {
+    site["stack"]
+        .as_array()
+        .map(|f| f.iter().filter(|f| f["python"] == true).collect())
+        .unwrap_or_default()
+}
+
+/// The innermost Python frame's (function, line) and whether its file is the fixture.
+fn top_python(site: &Value) -> Option<(String, u64, bool)> {
+    let f = python_frames(site).into_iter().next()?;
+    Some((
+        f["function"].as_str()?.to_owned(),
+        f["line"].as_u64().unwrap_or(0),
+        f["file"].as_str().is_some_and(|p| p.ends_with("py_leaks.py")),
+    ))
+}
+
+fn run(mode: &str, extra: &[&str]) -> Value {
+    let s = script();
+    let t = run_traced(extra, &[PYTHON, &s, mode]);
+    assert_eq!(t.code, 0, "the fixture failed; tracer stderr:\n{}", t.stderr);
+    assert!(t.stdout.contains("done"), "stdout: {}", t.stdout);
+    t.report
+}
+
+fn fd_suspects(report: &Value) -> Vec<&Value> {
+    sites(report, "suspects")
+        .into_iter()
+        .filter(|s| s["resource"] == "fd")
+        .collect()
+}
+
+fn one_suspect_named<'a>(report: &'a Value, function: &str) -> &'a Value {
+    let suspects = fd_suspects(report);
+    assert_eq!(suspects.len(), 1, "one suspect expected:\n{report:#}");
+    let s = suspects[0];
+    let (f, line, ours) = top_python(s).unwrap_or_else(|| panic!("no Python frame:\n{s:#}"));
+    assert_eq!((f.as_str(), line, ours), (function, line_of(function), true), "{s:#}");
+    s
+}
+
+#[test]
+fn the_suspect_is_the_python_line_that_leaked_and_the_log_is_a_site_of_its_own() {
+    if !ready("python main") {
+        return;
+    }
+    for stack in ["dwarf", "fp"] {
+        let report = run("main", &["--stack", stack]);
+        let leak = one_suspect_named(&report, "leak_a");
+        // CPython's teardown closed the files at exit: a suspect all the same, with its peak.
+        let peak = leak["released_at_exit"].as_u64().unwrap_or(0);
+        assert!(peak >= 20, "{stack}: peak {peak}\n{leak:#}");
+        // Every allocation of this site leaked: leak_b's opens are another site.
+        assert_eq!(leak["allocations"].as_u64(), Some(peak), "{stack}: {leak:#}");
+        // The caller chain, innermost first: leak_a, the lambda, churn, main, <module>.
+        let names: Vec<&str> = python_frames(leak)
+            .iter()
+            .filter_map(|f| f["function"].as_str())
+            .collect();
+        let churn = names.iter().position(|n| *n == "churn");
+        let main = names.iter().position(|n| *n == "main");
+        assert!(churn.is_some() && churn < main, "{stack}: {names:?}");
+        assert_eq!(names.last(), Some(&"<module>"), "{stack}: {names:?}");
+        if stack == "dwarf" {
+            // libc's open and CPython's C stay above the Python frames; the eval loop is replaced.
+            let all: Vec<&Value> = leak["stack"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+            let first_py = all.iter().position(|f| f["python"] == true).unwrap_or(0);
+            assert!(first_py > 0, "native frames above the Python ones: {leak:#}");
+            assert!(
+                all.iter().any(|f| f["function"] == "_io_open"),
+                "CPython's C frames kept: {leak:#}"
+            );
+            assert!(
+                !all.iter().any(|f| f["function"] == "_PyEval_EvalFrameDefault"),
+                "each eval loop frame stands for its Python frames: {leak:#}"
+            );
+        }
+        // The log (a raw descriptor the teardown leaves open) is a site of its own, flat.
+        let outstanding = sites(&report, "outstanding");
+        let log = outstanding
+            .iter()
+            .find(|s| top_python(s).is_some_and(|(f, ..)| f == "open_log"))
+            .unwrap_or_else(|| panic!("{stack}: no open_log site:\n{report:#}"));
+        assert_eq!(log["count"], 1);
+        assert!(
+            top_python(log).is_some_and(|(_, line, _)| line == line_of("open_log")),
+            "{log:#}"
+        );
+        let procs = report["processes"].as_array().cloned().unwrap_or_default();
+        assert!(
+            procs
+                .iter()
+                .any(|p| p["runtime"].as_str().is_some_and(|r| r.starts_with("CPython 3.11."))),
+            "{stack}: the runtime is said: {procs:#?}"
+        );
+    }
+}
+
+#[test]
+fn without_python_frames_the_two_call_sites_merge_again() {
+    if !ready("python off") {
+        return;
+    }
+    let report = run("main", &["--python-frames", "off"]);
+    let all: Vec<&Value> = sites(&report, "suspects")
+        .into_iter()
+        .chain(sites(&report, "outstanding"))
+        .collect();
+    assert!(
+        all.iter().all(|s| python_frames(s).is_empty()),
+        "no Python frames when off:\n{report:#}"
+    );
+    // One native site for both open() calls: leak_b's closed files count in its allocations.
+    let merged = fd_suspects(&report)
+        .into_iter()
+        .find(|s| s["allocations"].as_u64() > s["released_at_exit"].as_u64().map(|p| p * 3))
+        .is_some();
+    assert!(merged, "leak_a and leak_b are one site again:\n{report:#}");
+}
+
+#[test]
+fn a_leak_from_a_thread_names_its_line() {
+    if !ready("python thread") {
+        return;
+    }
+    let report = run("thread", &[]);
+    let leak = one_suspect_named(&report, "leak_a");
+    let names: Vec<&str> = python_frames(leak)
+        .iter()
+        .filter_map(|f| f["function"].as_str())
+        .collect();
+    // The thread's frames end in threading's bootstrap, not in the main module.
+    assert!(names.contains(&"churn"), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("_bootstrap")), "{names:?}");
+    assert!(!names.contains(&"main"), "{names:?}");
+}
+
+#[test]
+fn os_open_and_socket_leaks_name_their_lines() {
+    if !ready("python os.open socket") {
+        return;
+    }
+    // Raw descriptors: nothing closes them at exit, so they are open at exit and growing.
+    let report = run("osopen", &[]);
+    let leak = one_suspect_named(&report, "leak_os");
+    assert!(leak["count"].as_u64().is_some_and(|c| c >= 20), "{leak:#}");
+    assert!(leak["released_at_exit"].is_null(), "{leak:#}");
+    let report = run("socket", &[]);
+    let leak = one_suspect_named(&report, "leak_socket");
+    assert_eq!(leak["kind"], "socket", "{leak:#}");
+}
+
+#[test]
+fn a_200_deep_recursion_is_truncated_and_says_so() {
+    if !ready("python recursion") {
+        return;
+    }
+    let report = run("recursion", &[]);
+    let leak = one_suspect_named(&report, "leak_a");
+    let py = python_frames(leak);
+    let recurse = py.iter().filter(|f| f["function"] == "recurse").count();
+    assert!((50..=64).contains(&recurse), "{recurse} recurse frames");
+    let last = py.last().and_then(|f| f["function"].as_str()).unwrap_or("");
+    assert!(last.starts_with("[more Python frames"), "truncation is stated: {last}");
+}
+
+#[test]
+fn a_python_process_that_exits_before_the_report_is_still_named() {
+    if !ready("python short") {
+        return;
+    }
+    let report = run("short", &[]);
+    let leak = one_suspect_named(&report, "leak_a");
+    let procs = report["processes"].as_array().cloned().unwrap_or_default();
+    let child = procs.iter().find(|p| p["pid"] == leak["pid"]).cloned().unwrap_or_default();
+    assert_eq!(child["exited"], true, "{child:#}");
+    assert!(procs.len() >= 2, "parent and child: {procs:#?}");
+}
