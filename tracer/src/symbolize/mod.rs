@@ -7,6 +7,7 @@
 mod image;
 mod maps;
 mod module_file;
+pub mod python;
 mod symbols;
 #[cfg(test)]
 mod tests;
