@@ -253,7 +253,10 @@ mod tests {
         buf.0[..len].copy_from_slice(b);
         match Record::try_from(&buf.0[..len]) {
             Ok(Record::PyStack(v)) => {
-                assert_eq!((v.head.header.tid, v.head.header.ts_ns, v.head.flags), (9, 11, flags::TRUNCATED));
+                assert_eq!(
+                    (v.head.header.tid, v.head.header.ts_ns, v.head.flags),
+                    (9, 11, flags::TRUNCATED)
+                );
                 assert_eq!(v.frames.len(), 2);
                 assert_eq!(v.frames[0].instr_ptr(), 0x7f00_0000_10c0);
                 assert_eq!(v.frames[0].marker(), 1);
@@ -264,7 +267,10 @@ mod tests {
         // A record shorter than its frame count says is refused, not read past its end.
         assert!(matches!(
             Record::try_from(&buf.0[..len - 8]),
-            Err(DecodeError::TooShort { kind: kind::PY_STACK, .. })
+            Err(DecodeError::TooShort {
+                kind: kind::PY_STACK,
+                ..
+            })
         ));
     }
 

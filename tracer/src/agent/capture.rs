@@ -63,6 +63,18 @@ impl Tracker {
             StackMode::FramePointer => {
                 let key = (tgid, d.stack_id, d.kernel_stack_id);
                 match self.fp.lookup(key, v.core.header.ts_ns) {
+                    // Python frames make the same native stack another stack: the native
+                    // addresses are known (no map read), the stack is interned with them.
+                    Lookup::Cached(id) if self.py_now.is_some() && self.python_known(tgid) => {
+                        let mut addrs = std::mem::take(&mut self.scratch);
+                        addrs.clear();
+                        if let Some(s) = self.stacks.get(id) {
+                            addrs.extend_from_slice(s.addresses.get(kernel.len()..).unwrap_or(&[]));
+                        }
+                        let id = self.intern(tgid, kernel, &addrs);
+                        self.scratch = addrs;
+                        return id;
+                    }
                     Lookup::Cached(id) => return id,
                     Lookup::Gone => {
                         self.counters.stacks_gone += 1;

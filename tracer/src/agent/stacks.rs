@@ -132,7 +132,10 @@ impl StackStore {
         };
         self.bytes += bytes;
         let id = StackId(key);
-        let raw = self.get(id).and_then(|s| s.python.as_ref()).map_or(&[][..], |p| &p.raw[..]);
+        let raw = self
+            .get(id)
+            .and_then(|s| s.python.as_ref())
+            .map_or(&[][..], |p| &p.raw[..]);
         let h = self.hash(tgid, addrs, raw);
         self.by_hash.entry(h).or_default().push(id);
         id

@@ -183,9 +183,13 @@ impl Builder {
         // Python frames, outermost where the native stack was cut short, are not the binary.
         let python = self.mapping_ids.get(PYTHON_MAPPING).copied();
         let mapping_of = |id: u64| self.locations.iter().find(|l| l.id == id).map(|l| l.mapping_id);
-        let main = samples
-            .iter()
-            .find_map(|s| s.location_id.iter().rev().map(|id| mapping_of(*id)).find(|m| *m != python));
+        let main = samples.iter().find_map(|s| {
+            s.location_id
+                .iter()
+                .rev()
+                .map(|id| mapping_of(*id))
+                .find(|m| *m != python)
+        });
         let main = main.flatten();
         if let Some(pos) = self.mappings.iter().position(|m| Some(m.id) == main) {
             self.mappings[..=pos].rotate_right(1);
