@@ -233,3 +233,62 @@ fn a_python_process_that_exits_before_the_report_is_still_named() {
     assert_eq!(child["exited"], true, "{child:#}");
     assert!(procs.len() >= 2, "parent and child: {procs:#?}");
 }
+
+/// The fixture leaking for a minute under a whole `tracer agent` scoped to it: the profile read
+/// by `go tool pprof` and the collapsed stacks name the Python function, file and line.
+#[test]
+fn the_agent_profile_and_folded_stacks_name_python_frames() {
+    use integration_tests::agent::{AgentProcess, go_pprof};
+    use std::io::{BufRead, BufReader};
+    if !ready("python agent") || !have_tool("python agent", "go") {
+        return;
+    }
+    let s = script();
+    let mut child = std::process::Command::new(PYTHON)
+        .args([s.as_str(), "main", "60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {PYTHON}: {e}"));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let out = child.stdout.take();
+    let child = Kill(child);
+    let mut line = String::new();
+    if let Some(out) = out {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "ready");
+    let pid = child.0.id().to_string();
+    let agent = AgentProcess::start(&["--pid", &pid]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let r = agent.get("/debug/pprof/fds");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dir = std::env::temp_dir().join(format!("tracer-python-pprof-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join("fds.pb.gz");
+    std::fs::write(&file, &r.body).unwrap_or_else(|e| panic!("{e}"));
+    let top = go_pprof(&["-top", "-sample_index=inuse_objects"], &file);
+    assert!(top.contains("leak_a"), "{top}");
+    // pprof reads the fixture's source at the line the profile names.
+    let listing = go_pprof(&["-list", "^leak_a$"], &file);
+    assert!(listing.contains("# LINE:leak_a"), "{listing}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let folded = agent.get("/debug/folded/fds").text();
+    let leak_a = format!("leak_a ({s}:{})", line_of("leak_a"));
+    let leak = folded
+        .lines()
+        .find(|l| l.contains(&leak_a))
+        .unwrap_or_else(|| panic!("no {leak_a} in:\n{folded}"));
+    let frames: Vec<&str> = leak.rsplit_once(' ').map_or(leak, |(s, _)| s).split(';').collect();
+    let at = |f: &str| frames.iter().position(|x| x.starts_with(f));
+    assert!(
+        at("<module>") < at("churn (") && at("churn (") < at("leak_a ("),
+        "root first: {leak}"
+    );
+    drop(child);
+}
