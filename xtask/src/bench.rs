@@ -5,13 +5,15 @@
 //! Workloads: fd churn (open, socketpair, pipe2; 1 and 2 threads), bystander cost (an untraced
 //! process while tracer watches another), ingest ceiling (and overload: losses counted, memory
 //! bounded), memory per tracked fd, a real server's throughput (nginx under ab), and a soak of
-//! the production agent (memory and CPU over minutes of fork storm, churn and a slow leak).
+//! the production agent (memory and CPU over minutes of fork storm, churn and a slow leak), and
+//! what Python frames cost per allocation in a CPython loop.
 
 mod agent;
 mod guard;
 mod load;
 mod nginx;
 mod procfs;
+mod python;
 mod scrape;
 mod soak;
 mod watch;
@@ -29,7 +31,7 @@ use guard::Guarded;
 use watch::Watch;
 
 /// What `--only` accepts.
-const WORKLOADS: [&str; 6] = ["churn", "bystander", "ingest", "memory", "nginx", "soak"];
+const WORKLOADS: [&str; 7] = ["churn", "bystander", "ingest", "memory", "nginx", "python", "soak"];
 
 pub struct Options {
     pub quick: bool,
@@ -727,6 +729,11 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
     } else {
         None
     };
+    let python = if wanted("python") {
+        Some(python::run(&env, o)?)
+    } else {
+        None
+    };
     let soak = if wanted("soak") {
         Some(soak::run(&env, o)?)
     } else {
@@ -784,6 +791,9 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
     if let Some(n) = &nginx {
         n.print();
     }
+    if let Some(p) = &python {
+        p.print();
+    }
     if let Some(s) = &soak {
         s.print();
     }
@@ -830,8 +840,9 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
         num(mem_per_fd)
     ));
     j.push_str(&format!(
-        "  \"nginx\": {},\n  \"soak\": {}\n}}\n",
+        "  \"nginx\": {},\n  \"python\": {},\n  \"soak\": {}\n}}\n",
         nginx.as_ref().map_or_else(|| "null".into(), web::Report::json),
+        python.as_ref().map_or_else(|| "null".into(), python::Report::json),
         soak.as_ref().map_or_else(|| "null".into(), soak::Soak::json)
     ));
     std::fs::write(&o.out, j).map_err(|e| format!("{}: {e}", o.out.display()))?;
