@@ -106,26 +106,47 @@ fn thread_state(proc: &PyProcess, tid: u32) -> u64 {
     0
 }
 
-/// A frame's window in map memory: fields are read at offsets known only at run time, which
-/// the verifier accepts in a map value (bounded by the mask) but not on the stack.
-pub type Window = [u8; WINDOW_ROOM];
-/// Room for any masked offset (0..=127) plus an 8-byte read.
-pub const WINDOW_ROOM: usize = 136;
+/// Bytes of user memory read at once around the frames (a page): CPython allocates a thread's
+/// frames one after the other in its data stack (a caller's frame below its callee's), so one
+/// read usually covers many frames, and a read costs about 120 ns here whatever its size.
+const BLOCK: usize = 4096;
+/// A block of user memory in map memory: fields are read at offsets known only at run time,
+/// which the verifier accepts in a map value (bounded by masks) but not on the stack. The slack
+/// holds any masked field offset (0..=127) plus an 8-byte read past the block's last frame.
+pub type Block = [u8; BLOCK_ROOM];
+pub const BLOCK_ROOM: usize = BLOCK + PY_FRAME_WINDOW + 136;
 
-/// The u64 at `off` (masked to 0..=127) in a frame window.
+/// The u64 at `at + off` in a block (`at` masked to the block, `off` to 0..=127).
 #[inline(always)]
-fn field(window: &Window, off: u16) -> u64 {
-    let off = (off as usize) & 0x7f;
-    // SAFETY: off + 8 <= 135 < WINDOW_ROOM; an unaligned read of plain bytes.
-    unsafe { core::ptr::read_unaligned(window.as_ptr().add(off).cast::<u64>()) }
+fn field(block: &Block, at: usize, off: u16) -> u64 {
+    let i = (at & (BLOCK - 1)) + ((off as usize) & 0x7f);
+    // SAFETY: i + 8 <= 4095 + 127 + 8 < BLOCK_ROOM; an unaligned read of plain bytes.
+    unsafe { core::ptr::read_unaligned(block.as_ptr().add(i).cast::<u64>()) }
 }
 
-/// The byte at `off` (masked to 0..=127) in a frame window.
+/// The byte at `at + off` in a block (masked as in [`field`]).
 #[inline(always)]
-fn byte(window: &Window, off: u16) -> u8 {
-    let off = (off as usize) & 0x7f;
-    // SAFETY: off <= 127 < WINDOW_ROOM.
-    unsafe { *window.as_ptr().add(off) }
+fn byte(block: &Block, at: usize, off: u16) -> u8 {
+    let i = (at & (BLOCK - 1)) + ((off as usize) & 0x7f);
+    // SAFETY: i <= 4095 + 127 < BLOCK_ROOM.
+    unsafe { *block.as_ptr().add(i) }
+}
+
+/// Reads the user memory from the start of `frame`'s page to the end of its window (mapped,
+/// since the frame is): the frame and the callers' frames below it in the same page. Returns
+/// the block's start.
+#[inline(always)]
+fn load(block: &mut Block, frame: u64) -> Option<u64> {
+    let page = frame & !(BLOCK as u64 - 1);
+    let len = ((frame & (BLOCK as u64 - 1)) as usize) + PY_FRAME_WINDOW;
+    let len = if len > BLOCK + PY_FRAME_WINDOW {
+        BLOCK + PY_FRAME_WINDOW
+    } else {
+        len
+    };
+    // SAFETY: bpf_probe_read_user fails instead of faulting; `len` is at most the block's room.
+    unsafe { bpf_probe_read_user_buf(page as *const u8, &mut block[..len]) }.ok()?;
+    Some(page)
 }
 
 /// Follows `current_frame` and `previous` from `tstate`, innermost first.
@@ -140,29 +161,35 @@ fn walk(rec: &mut PyStackRecord, o: &PyOffsets, tstate: u64) {
         }
         read_ptr(cframe + u64::from(o.current_frame))
     };
-    let Some(window) = PY_WINDOW.get_ptr_mut(0) else {
+    let Some(block) = PY_WINDOW.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: this CPU's slot (see `emit_python_stack`).
-    let window = unsafe { &mut *window };
+    let block = unsafe { &mut *block };
+    // The user addresses the block holds: [lo, hi).
+    let (mut lo, mut hi) = (0u64, 0u64);
     let mut i = 0;
     while i < PY_FRAMES_MAX {
         if frame == 0 {
             return;
         }
-        // SAFETY: bpf_probe_read_user fails instead of faulting.
-        if unsafe { bpf_probe_read_user_buf(frame as *const u8, &mut window[..PY_FRAME_WINDOW]) }.is_err() {
-            rec.head.flags |= flags::READ_FAILED;
-            return;
+        if frame < lo || frame + PY_FRAME_WINDOW as u64 > hi {
+            let Some(start) = load(block, frame) else {
+                rec.head.flags |= flags::READ_FAILED;
+                return;
+            };
+            lo = start;
+            hi = frame + PY_FRAME_WINDOW as u64;
         }
-        let marker = byte(window, o.frame_marker);
-        let instr = field(window, o.frame_instr) & ((1 << 56) - 1);
+        let at = (frame - lo) as usize;
+        let marker = byte(block, at, o.frame_marker);
+        let instr = field(block, at, o.frame_instr) & ((1 << 56) - 1);
         if let Some(slot) = rec.frames.get_mut(i) {
-            slot.code = field(window, o.frame_code);
+            slot.code = field(block, at, o.frame_code);
             slot.instr = instr | (u64::from(marker) << 56);
         }
         rec.head.n = (i + 1) as u16;
-        frame = field(window, o.frame_previous);
+        frame = field(block, at, o.frame_previous);
         i += 1;
     }
     if frame != 0 {

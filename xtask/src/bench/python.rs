@@ -70,8 +70,16 @@ fn once(env: &Env, script: &str, setup: Setup, n: u64, depth: u32) -> Result<(f6
         Setup::FramesOff | Setup::FramesOn => {
             let mut c = Command::new(&env.tracer);
             let frames = if setup == Setup::FramesOn { "on" } else { "off" };
-            c.args(["run", "--stack", "dwarf", "--bpf-stats", "--stats", "--python-frames", frames])
-                .args(["-o", "/dev/null", "--", PYTHON]);
+            c.args([
+                "run",
+                "--stack",
+                "dwarf",
+                "--bpf-stats",
+                "--stats",
+                "--python-frames",
+                frames,
+            ])
+            .args(["-o", "/dev/null", "--", PYTHON]);
             c
         }
     };
