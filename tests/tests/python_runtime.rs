@@ -4,7 +4,8 @@
 //!
 //! `/usr/bin/python3.11` always (Debian's: a non-PIE executable that defines `_PyRuntime`
 //! itself); more interpreters with `TRACER_EXTRA_PYTHONS=/path/python3.12:/path/python3.13`
-//! (e.g. pyenv's, which load `libpython3.X.so`).
+//! (e.g. pyenv's, which load `libpython3.X.so`; one before 3.11 must be found and said
+//! unsupported).
 
 use std::{
     collections::BTreeSet,
@@ -107,6 +108,15 @@ fn check(python: &Path) {
         .parse()
         .unwrap();
     assert_eq!((rt.version.0, rt.version.1), (3, want_minor), "{rt:?}");
+    if want_minor < 11 {
+        // Before 3.11 frames are PyFrameObjects: not read, and said why.
+        assert!(rt.kernel.is_none() && rt.layout.is_none(), "{rt:?}");
+        let why = format!("CPython 3.{want_minor}: native frames only (tracer reads 3.11-3.14)");
+        assert_eq!(rt.unsupported.as_deref(), Some(&*why));
+        assert!(python::thread_states(pid as i32, &rt).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     assert!(rt.unsupported.is_none(), "{rt:?}");
     let kernel = rt.kernel.expect("a kernel config");
     assert_eq!(kernel.runtime, rt.runtime);
