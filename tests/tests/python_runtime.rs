@@ -23,7 +23,7 @@ use tracer::symbolize::{
 
 const SCRIPT: &str = r#"import sys, threading
 
-started = threading.Barrier(2)
+started = threading.Barrier(3)
 stop = threading.Event()
 
 
@@ -37,9 +37,15 @@ def outer(tag):
     return inner(tag)  # OUTER
 
 
+def gen(tag):
+    yield inner(tag)  # GEN
+
+
 t = threading.Thread(target=outer, args=("worker",))
 t.start()
-print(threading.get_native_id(), t.native_id, flush=True)
+g = threading.Thread(target=lambda: next(gen("gen")))
+g.start()
+print(threading.get_native_id(), t.native_id, g.native_id, flush=True)
 outer("main")
 "#;
 
@@ -93,7 +99,7 @@ fn check(python: &Path) {
         .read_line(&mut first)
         .unwrap();
     let ids: BTreeSet<u32> = first.split_whitespace().map(|s| s.parse().unwrap()).collect();
-    assert_eq!(ids.len(), 2, "{first:?}");
+    assert_eq!(ids.len(), 3, "{first:?}");
 
     let maps = ModuleMap::read(pid as i32).unwrap();
     let rt = python::find_runtime(pid as i32, &maps)
@@ -161,7 +167,9 @@ fn check(python: &Path) {
             let Some(i) = frames.iter().position(|f| &*f.qualname == "inner") else {
                 return false;
             };
-            frames.get(i + 1).is_some_and(|o| &*o.qualname == "outer")
+            frames
+                .get(i + 1)
+                .is_some_and(|o| matches!(&*o.qualname, "outer" | "gen"))
                 && frames[i].line == line_of("# INNER")
                 && frames[..i].iter().any(|f| &*f.qualname == "Event.wait")
         });
@@ -183,25 +191,42 @@ fn check(python: &Path) {
             })
             .collect::<Vec<_>>()
     };
+    let mut generators = 0;
     for frames in &last {
         eprintln!("{} {:?}: {:#?}", python.display(), rt.version, show(frames));
         let i = frames
             .iter()
             .position(|f| &*f.qualname == "inner")
             .unwrap_or_else(|| panic!("{:#?}", show(frames)));
-        let (inner, outer) = (&frames[i], &frames[i + 1]);
+        let (inner, caller) = (&frames[i], &frames[i + 1]);
         assert_eq!(
             (&*inner.file, inner.line),
             (script_name, line_of("# INNER")),
             "{:#?}",
             show(frames)
         );
-        assert_eq!(
-            (&*outer.qualname, &*outer.file, outer.line),
-            ("outer", script_name, line_of("# OUTER")),
-            "{:#?}",
-            show(frames)
-        );
+        if &*caller.qualname == "gen" {
+            // A generator's frame (owner FRAME_OWNED_BY_GENERATOR from 3.12) resumed by
+            // `next()`, a C function: it begins an eval-loop invocation.
+            assert_eq!(
+                (&*caller.file, caller.line, caller.entry),
+                (script_name, line_of("# GEN"), true)
+            );
+            assert_eq!(
+                frames.get(i + 2).map(|f| &*f.qualname),
+                Some("<lambda>"),
+                "{:#?}",
+                show(frames)
+            );
+            generators += 1;
+        } else {
+            assert_eq!(
+                (&*caller.qualname, &*caller.file, caller.line),
+                ("outer", script_name, line_of("# OUTER")),
+                "{:#?}",
+                show(frames)
+            );
+        }
         let wait = frames[..i]
             .iter()
             .find(|f| &*f.qualname == "Event.wait")
@@ -221,7 +246,8 @@ fn check(python: &Path) {
             .collect();
         assert!(entries.contains(&(frames.len() - 1)), "{:#?}", show(frames));
     }
-    // The main thread's outermost frame is the module; the worker's `Thread._bootstrap`.
+    assert_eq!(generators, 1);
+    // The main thread's outermost frame is the module; the workers' `Thread._bootstrap`.
     let outermost: BTreeSet<&str> = last.iter().map(|f| &*f.last().unwrap().qualname).collect();
     assert_eq!(
         outermost,
