@@ -13,7 +13,7 @@ mod tests;
 
 use std::{ops::Range, path::Path, sync::Arc};
 
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use tracer_common::python::{NO_FIELD, PY_FRAME_WINDOW, PY_FRAMES_MAX, PyFrameRaw, PyProcess};
 
 pub use code::{CodeCache, PyFrame};
@@ -65,8 +65,8 @@ pub struct PyRuntime {
     pub layout: Option<Layout>,
 }
 
-/// The ELF file of a mapped module, read through the process's root.
-fn module_bytes(maps: &ModuleMap, path: &Arc<Path>) -> Result<Vec<u8>, PythonError> {
+/// Opens a mapped module through the process's root (its mount namespace).
+fn open_module(maps: &ModuleMap, path: &Arc<Path>) -> Result<std::fs::File, PythonError> {
     let candidates = [
         maps.files.get(path).map(|f| f.path_for(path).to_path_buf()),
         maps.root
@@ -76,8 +76,8 @@ fn module_bytes(maps: &ModuleMap, path: &Arc<Path>) -> Result<Vec<u8>, PythonErr
     ];
     let mut last = None;
     for p in candidates.into_iter().flatten() {
-        match std::fs::read(&p) {
-            Ok(b) => return Ok(b),
+        match std::fs::File::open(&p) {
+            Ok(f) => return Ok(f),
             Err(e) => last = Some(e),
         }
     }
@@ -85,6 +85,19 @@ fn module_bytes(maps: &ModuleMap, path: &Arc<Path>) -> Result<Vec<u8>, PythonErr
         path: path.display().to_string(),
         source: last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)),
     })
+}
+
+/// Does the module's `.dynstr` name `_PyRuntime`? Reads the headers and that one section, not
+/// the whole file: every process's executable is looked at.
+fn names_runtime(file: &std::fs::File) -> bool {
+    let Ok(f) = file.try_clone() else { return false };
+    let cache = object::ReadCache::new(f);
+    let Ok(elf) = object::File::parse(&cache) else {
+        return false;
+    };
+    elf.section_by_name(".dynstr")
+        .and_then(|s| s.data().ok())
+        .is_some_and(|d| d.windows(11).any(|w| w == b"_PyRuntime\0"))
 }
 
 /// Is this file name one that may define `_PyRuntime` besides the executable
@@ -136,7 +149,16 @@ pub fn find_runtime(pid: i32, maps: &ModuleMap) -> Result<Option<PyRuntime>, Pyt
             .is_some_and(|n| n.to_string_lossy().starts_with("libpython"))
     });
     for path in paths {
-        let Ok(data) = module_bytes(maps, path) else { continue };
+        let Ok(file) = open_module(maps, path) else { continue };
+        if !names_runtime(&file) {
+            continue;
+        }
+        // From the start: the check above moved the shared file position.
+        let mut data = Vec::new();
+        let mut f = &file;
+        if std::io::Seek::rewind(&mut f).is_err() || std::io::Read::read_to_end(&mut f, &mut data).is_err() {
+            continue;
+        }
         let Ok(elf) = object::File::parse(&*data) else { continue };
         let mut runtime_sym = None;
         let mut version_sym = None;
