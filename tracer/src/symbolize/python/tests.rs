@@ -344,14 +344,15 @@ fn resolve_3_12_shims_entries_incomplete() {
     let latin1 = fake.code(&l, "caf\u{e9}", "/srv/\u{ff}.py", 40, &table(8), 1);
     let mut cache = CodeCache::new(std::process::id() as i32, &runtime(&l));
     let frames = [
-        raw(&l, inner, 0, 0),  // incomplete: before `_co_firsttraceable` (unit 1)
-        raw(&l, inner, 6, 0),  // unit 3: line 13
-        raw(&l, outer, 4, 0),  // line 22
-        raw(&l, 0, 0, 3),      // shim: `outer` is the entry
-        raw(&l, odd, 2, 1),    // a generator frame (owner 1)
-        raw(&l, 0x10, 0, 3),   // shim
-        raw(&l, latin1, 2, 0), // latin-1 (one byte per character, not ASCII)
-        raw(&l, 0x5000, 8, 0), // unreadable code object
+        raw(&l, inner, 0, 0),       // incomplete: before `_co_firsttraceable` (unit 1)
+        raw(&l, inner, 6, 0),       // unit 3: line 13
+        raw(&l, outer, 4, 0),       // line 22
+        raw(&l, 0, 0, 3),           // shim: `outer` is the entry
+        raw(&l, odd, 2, 1),         // a generator frame (owner 1)
+        raw(&l, 0x10, 0, 3),        // shim
+        raw(&l, latin1, 2, 0),      // latin-1 (one byte per character, not ASCII)
+        raw(&l, outer, 1 << 40, 0), // an instruction pointer far past the code: no line
+        raw(&l, 0x5000, 8, 0),      // unreadable code object
     ];
     let out = cache.resolve(&frames);
     let got: Vec<(&str, &str, u32, bool)> = out.iter().map(|f| (&*f.qualname, &*f.file, f.line, f.entry)).collect();
@@ -362,6 +363,7 @@ fn resolve_3_12_shims_entries_incomplete() {
             ("outer", "/srv/app.py", 22, true),
             ("f\u{e9}\u{1f600}\n\"", "/srv/\u{4e2d}.py", 31, true),
             ("caf\u{e9}", "/srv/\u{ff}.py", 41, false),
+            ("outer", "/srv/app.py", 0, false),
             ("<code 0x5000>", "", 0, false),
         ]
     );
