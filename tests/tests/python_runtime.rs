@@ -102,6 +102,7 @@ fn check(python: &Path) {
     assert_eq!(ids.len(), 3, "{first:?}");
 
     let maps = ModuleMap::read(pid as i32).unwrap();
+    let found_in = Instant::now();
     let rt = python::find_runtime(pid as i32, &maps)
         .unwrap()
         .expect("a CPython runtime");
@@ -156,6 +157,7 @@ fn check(python: &Path) {
     // Each thread's frames: `inner` at the wait line, called by `outer` at its line; above it
     // threading's `Event.wait`. Polled until both threads are inside the wait.
     let script_name = script.to_str().unwrap();
+    eprintln!("{}: find_runtime took {:?}", python.display(), found_in.elapsed());
     let mut cache = CodeCache::new(pid as i32, &rt);
     let deadline = Instant::now() + Duration::from_secs(10);
     let last: Vec<Vec<PyFrame>> = loop {
@@ -191,6 +193,25 @@ fn check(python: &Path) {
             })
             .collect::<Vec<_>>()
     };
+    let raws: Vec<_> = states
+        .iter()
+        .map(|&(_, ts)| python::read_frames(pid as i32, &rt, ts).unwrap())
+        .collect();
+    let warm = Instant::now();
+    let n: usize = raws.iter().map(|r| cache.resolve(r).len()).sum();
+    eprintln!(
+        "{}: {n} frames resolved (cached) in {:?}",
+        python.display(),
+        warm.elapsed()
+    );
+    let mut cold_cache = CodeCache::new(pid as i32, &rt);
+    let cold = Instant::now();
+    let n: usize = raws.iter().map(|r| cold_cache.resolve(r).len()).sum();
+    eprintln!(
+        "{}: {n} frames resolved (cold) in {:?}",
+        python.display(),
+        cold.elapsed()
+    );
     let mut generators = 0;
     for frames in &last {
         eprintln!("{} {:?}: {:#?}", python.display(), rt.version, show(frames));

@@ -100,6 +100,64 @@ fn names_runtime(file: &std::fs::File) -> bool {
         .is_some_and(|d| d.windows(11).any(|w| w == b"_PyRuntime\0"))
 }
 
+/// The module as a buffer of its size holding only what symbol lookup and the load bias need
+/// (headers, symbol and string tables); the rest stays zero pages never touched: a libpython
+/// with debug info is ~30 MB, its symbol tables under 1 MB.
+fn symbols_only(file: &std::fs::File) -> Option<Vec<u8>> {
+    use object::{
+        elf,
+        read::elf::{FileHeader, SectionHeader},
+    };
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    let mut data = vec![0u8; len];
+    let fill = |data: &mut Vec<u8>, off: u64, size: u64| -> Option<()> {
+        let start = usize::try_from(off).ok()?;
+        let end = start.checked_add(usize::try_from(size).ok()?)?;
+        file.read_exact_at(data.get_mut(start..end)?, off).ok()
+    };
+    fill(&mut data, 0, size_of::<elf::FileHeader64<object::Endianness>>() as u64)?;
+    let (shoff, phoff, phentsize) = {
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let e = hdr.endian().ok()?;
+        (hdr.e_shoff(e), hdr.e_phoff(e), u64::from(hdr.e_phentsize(e)))
+    };
+    let shentsize = size_of::<elf::SectionHeader64<object::Endianness>>() as u64;
+    if shoff != 0 {
+        // Section 0 first: it holds the counts when they overflow the header's fields.
+        fill(&mut data, shoff, shentsize)?;
+    }
+    let (shnum, phnum) = {
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let e = hdr.endian().ok()?;
+        (
+            u64::from(hdr.shnum(e, &*data).ok()?),
+            u64::from(hdr.phnum(e, &*data).ok()?),
+        )
+    };
+    fill(&mut data, shoff, shnum * shentsize)?;
+    fill(&mut data, phoff, phnum * phentsize)?;
+    let tables: Vec<(u64, u64)> = {
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let e = hdr.endian().ok()?;
+        hdr.section_headers(e, &*data)
+            .ok()?
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.sh_type(e),
+                    elf::SHT_SYMTAB | elf::SHT_DYNSYM | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX
+                )
+            })
+            .map(|s| (s.sh_offset(e), s.sh_size(e)))
+            .collect()
+    };
+    for (off, size) in tables {
+        fill(&mut data, off, size)?;
+    }
+    Some(data)
+}
+
 /// Is this file name one that may define `_PyRuntime` besides the executable
 /// (`libpython3.11.so.1.0`, `python3.12`)?
 fn python_named(path: &Path) -> bool {
@@ -153,12 +211,7 @@ pub fn find_runtime(pid: i32, maps: &ModuleMap) -> Result<Option<PyRuntime>, Pyt
         if !names_runtime(&file) {
             continue;
         }
-        // From the start: the check above moved the shared file position.
-        let mut data = Vec::new();
-        let mut f = &file;
-        if std::io::Seek::rewind(&mut f).is_err() || std::io::Read::read_to_end(&mut f, &mut data).is_err() {
-            continue;
-        }
+        let Some(data) = symbols_only(&file) else { continue };
         let Ok(elf) = object::File::parse(&*data) else { continue };
         let mut runtime_sym = None;
         let mut version_sym = None;
