@@ -4,7 +4,8 @@
 //!
 //! `/usr/bin/python3.11` always (Debian's: a non-PIE executable that defines `_PyRuntime`
 //! itself); more interpreters with `TRACER_EXTRA_PYTHONS=/path/python3.12:/path/python3.13`
-//! (e.g. pyenv's, which load `libpython3.X.so`).
+//! (e.g. pyenv's, which load `libpython3.X.so`; one before 3.11 must be found and said
+//! unsupported).
 
 use std::{
     collections::BTreeSet,
@@ -22,7 +23,7 @@ use tracer::symbolize::{
 
 const SCRIPT: &str = r#"import sys, threading
 
-started = threading.Barrier(2)
+started = threading.Barrier(3)
 stop = threading.Event()
 
 
@@ -36,9 +37,15 @@ def outer(tag):
     return inner(tag)  # OUTER
 
 
+def gen(tag):
+    yield inner(tag)  # GEN
+
+
 t = threading.Thread(target=outer, args=("worker",))
 t.start()
-print(threading.get_native_id(), t.native_id, flush=True)
+g = threading.Thread(target=lambda: next(gen("gen")))
+g.start()
+print(threading.get_native_id(), t.native_id, g.native_id, flush=True)
 outer("main")
 "#;
 
@@ -92,9 +99,10 @@ fn check(python: &Path) {
         .read_line(&mut first)
         .unwrap();
     let ids: BTreeSet<u32> = first.split_whitespace().map(|s| s.parse().unwrap()).collect();
-    assert_eq!(ids.len(), 2, "{first:?}");
+    assert_eq!(ids.len(), 3, "{first:?}");
 
     let maps = ModuleMap::read(pid as i32).unwrap();
+    let found_in = Instant::now();
     let rt = python::find_runtime(pid as i32, &maps)
         .unwrap()
         .expect("a CPython runtime");
@@ -107,6 +115,15 @@ fn check(python: &Path) {
         .parse()
         .unwrap();
     assert_eq!((rt.version.0, rt.version.1), (3, want_minor), "{rt:?}");
+    if want_minor < 11 {
+        // Before 3.11 frames are PyFrameObjects: not read, and said why.
+        assert!(rt.kernel.is_none() && rt.layout.is_none(), "{rt:?}");
+        let why = format!("CPython 3.{want_minor}: native frames only (tracer reads 3.11-3.14)");
+        assert_eq!(rt.unsupported.as_deref(), Some(&*why));
+        assert!(python::thread_states(pid as i32, &rt).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     assert!(rt.unsupported.is_none(), "{rt:?}");
     let kernel = rt.kernel.expect("a kernel config");
     assert_eq!(kernel.runtime, rt.runtime);
@@ -140,6 +157,7 @@ fn check(python: &Path) {
     // Each thread's frames: `inner` at the wait line, called by `outer` at its line; above it
     // threading's `Event.wait`. Polled until both threads are inside the wait.
     let script_name = script.to_str().unwrap();
+    eprintln!("{}: find_runtime took {:?}", python.display(), found_in.elapsed());
     let mut cache = CodeCache::new(pid as i32, &rt);
     let deadline = Instant::now() + Duration::from_secs(10);
     let last: Vec<Vec<PyFrame>> = loop {
@@ -151,7 +169,9 @@ fn check(python: &Path) {
             let Some(i) = frames.iter().position(|f| &*f.qualname == "inner") else {
                 return false;
             };
-            frames.get(i + 1).is_some_and(|o| &*o.qualname == "outer")
+            frames
+                .get(i + 1)
+                .is_some_and(|o| matches!(&*o.qualname, "outer" | "gen"))
                 && frames[i].line == line_of("# INNER")
                 && frames[..i].iter().any(|f| &*f.qualname == "Event.wait")
         });
@@ -173,25 +193,61 @@ fn check(python: &Path) {
             })
             .collect::<Vec<_>>()
     };
+    let raws: Vec<_> = states
+        .iter()
+        .map(|&(_, ts)| python::read_frames(pid as i32, &rt, ts).unwrap())
+        .collect();
+    let warm = Instant::now();
+    let n: usize = raws.iter().map(|r| cache.resolve(r).len()).sum();
+    eprintln!(
+        "{}: {n} frames resolved (cached) in {:?}",
+        python.display(),
+        warm.elapsed()
+    );
+    let mut cold_cache = CodeCache::new(pid as i32, &rt);
+    let cold = Instant::now();
+    let n: usize = raws.iter().map(|r| cold_cache.resolve(r).len()).sum();
+    eprintln!(
+        "{}: {n} frames resolved (cold) in {:?}",
+        python.display(),
+        cold.elapsed()
+    );
+    let mut generators = 0;
     for frames in &last {
         eprintln!("{} {:?}: {:#?}", python.display(), rt.version, show(frames));
         let i = frames
             .iter()
             .position(|f| &*f.qualname == "inner")
             .unwrap_or_else(|| panic!("{:#?}", show(frames)));
-        let (inner, outer) = (&frames[i], &frames[i + 1]);
+        let (inner, caller) = (&frames[i], &frames[i + 1]);
         assert_eq!(
             (&*inner.file, inner.line),
             (script_name, line_of("# INNER")),
             "{:#?}",
             show(frames)
         );
-        assert_eq!(
-            (&*outer.qualname, &*outer.file, outer.line),
-            ("outer", script_name, line_of("# OUTER")),
-            "{:#?}",
-            show(frames)
-        );
+        if &*caller.qualname == "gen" {
+            // A generator's frame (owner FRAME_OWNED_BY_GENERATOR from 3.12) resumed by
+            // `next()`, a C function: it begins an eval-loop invocation.
+            assert_eq!(
+                (&*caller.file, caller.line, caller.entry),
+                (script_name, line_of("# GEN"), true)
+            );
+            assert_eq!(
+                frames.get(i + 2).map(|f| &*f.qualname),
+                Some("<lambda>"),
+                "{:#?}",
+                show(frames)
+            );
+            generators += 1;
+        } else {
+            assert_eq!(
+                (&*caller.qualname, &*caller.file, caller.line),
+                ("outer", script_name, line_of("# OUTER")),
+                "{:#?}",
+                show(frames)
+            );
+        }
         let wait = frames[..i]
             .iter()
             .find(|f| &*f.qualname == "Event.wait")
@@ -211,7 +267,8 @@ fn check(python: &Path) {
             .collect();
         assert!(entries.contains(&(frames.len() - 1)), "{:#?}", show(frames));
     }
-    // The main thread's outermost frame is the module; the worker's `Thread._bootstrap`.
+    assert_eq!(generators, 1);
+    // The main thread's outermost frame is the module; the workers' `Thread._bootstrap`.
     let outermost: BTreeSet<&str> = last.iter().map(|f| &*f.last().unwrap().qualname).collect();
     assert_eq!(
         outermost,

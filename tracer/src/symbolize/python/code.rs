@@ -71,6 +71,11 @@ impl CodeCache {
         self.codes.is_empty()
     }
 
+    /// Forgets every code object (e.g. when the process has replaced code at reused addresses).
+    pub fn clear(&mut self) {
+        self.codes.clear();
+    }
+
     fn code(&mut self, addr: u64) -> Option<Arc<Code>> {
         if let Some(c) = self.codes.get(&addr) {
             return Some(c.clone());
@@ -118,19 +123,20 @@ impl CodeCache {
                 && let Some(first) = c.firsttraceable
                 && instr < start + u64::from(first) * 2
             {
-                // Incomplete: pushed, not yet started (3.11: also its `is_entry` run).
+                // Incomplete: pushed, not yet started (at a syscall: only in theory; in 3.11 an
+                // `is_entry` it carries goes with it).
                 continue;
             }
-            let instr_offset = instr
-                .checked_sub(start)
-                .and_then(|o| u32::try_from(o).ok())
-                .unwrap_or(0);
+            // An instruction pointer outside the code (not expected) gives no line.
+            let offset = instr.checked_sub(start).and_then(|o| u32::try_from(o).ok());
+            let instr_offset = offset.unwrap_or(0);
             let entry = layout.entry == EntryMark::IsEntry && marker != 0;
             let frame = match code {
                 Some(c) => PyFrame {
                     qualname: c.qualname.clone(),
                     file: c.file.clone(),
-                    line: addr2line(&c.linetable, c.firstlineno, instr_offset)
+                    line: offset
+                        .and_then(|o| addr2line(&c.linetable, c.firstlineno, o))
                         .and_then(|l| u32::try_from(l).ok())
                         .unwrap_or(0),
                     entry,

@@ -13,7 +13,7 @@ mod tests;
 
 use std::{ops::Range, path::Path, sync::Arc};
 
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use tracer_common::python::{NO_FIELD, PY_FRAME_WINDOW, PY_FRAMES_MAX, PyFrameRaw, PyProcess};
 
 pub use code::{CodeCache, PyFrame};
@@ -65,8 +65,8 @@ pub struct PyRuntime {
     pub layout: Option<Layout>,
 }
 
-/// The ELF file of a mapped module, read through the process's root.
-fn module_bytes(maps: &ModuleMap, path: &Arc<Path>) -> Result<Vec<u8>, PythonError> {
+/// Opens a mapped module through the process's root (its mount namespace).
+fn open_module(maps: &ModuleMap, path: &Arc<Path>) -> Result<std::fs::File, PythonError> {
     let candidates = [
         maps.files.get(path).map(|f| f.path_for(path).to_path_buf()),
         maps.root
@@ -76,8 +76,8 @@ fn module_bytes(maps: &ModuleMap, path: &Arc<Path>) -> Result<Vec<u8>, PythonErr
     ];
     let mut last = None;
     for p in candidates.into_iter().flatten() {
-        match std::fs::read(&p) {
-            Ok(b) => return Ok(b),
+        match std::fs::File::open(&p) {
+            Ok(f) => return Ok(f),
             Err(e) => last = Some(e),
         }
     }
@@ -85,6 +85,77 @@ fn module_bytes(maps: &ModuleMap, path: &Arc<Path>) -> Result<Vec<u8>, PythonErr
         path: path.display().to_string(),
         source: last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)),
     })
+}
+
+/// Does the module's `.dynstr` name `_PyRuntime`? Reads the headers and that one section, not
+/// the whole file: every process's executable is looked at.
+fn names_runtime(file: &std::fs::File) -> bool {
+    let Ok(f) = file.try_clone() else { return false };
+    let cache = object::ReadCache::new(f);
+    let Ok(elf) = object::File::parse(&cache) else {
+        return false;
+    };
+    elf.section_by_name(".dynstr")
+        .and_then(|s| s.data().ok())
+        .is_some_and(|d| d.windows(11).any(|w| w == b"_PyRuntime\0"))
+}
+
+/// The module as a buffer of its size holding only what symbol lookup and the load bias need
+/// (headers, symbol and string tables); the rest stays zero pages never touched: a libpython
+/// with debug info is ~30 MB, its symbol tables under 1 MB.
+fn symbols_only(file: &std::fs::File) -> Option<Vec<u8>> {
+    use object::{
+        elf,
+        read::elf::{FileHeader, SectionHeader},
+    };
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    let mut data = vec![0u8; len];
+    let fill = |data: &mut Vec<u8>, off: u64, size: u64| -> Option<()> {
+        let start = usize::try_from(off).ok()?;
+        let end = start.checked_add(usize::try_from(size).ok()?)?;
+        file.read_exact_at(data.get_mut(start..end)?, off).ok()
+    };
+    fill(&mut data, 0, size_of::<elf::FileHeader64<object::Endianness>>() as u64)?;
+    let (shoff, phoff, phentsize) = {
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let e = hdr.endian().ok()?;
+        (hdr.e_shoff(e), hdr.e_phoff(e), u64::from(hdr.e_phentsize(e)))
+    };
+    let shentsize = size_of::<elf::SectionHeader64<object::Endianness>>() as u64;
+    if shoff != 0 {
+        // Section 0 first: it holds the counts when they overflow the header's fields.
+        fill(&mut data, shoff, shentsize)?;
+    }
+    let (shnum, phnum) = {
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let e = hdr.endian().ok()?;
+        (
+            u64::from(hdr.shnum(e, &*data).ok()?),
+            u64::from(hdr.phnum(e, &*data).ok()?),
+        )
+    };
+    fill(&mut data, shoff, shnum * shentsize)?;
+    fill(&mut data, phoff, phnum * phentsize)?;
+    let tables: Vec<(u64, u64)> = {
+        let hdr = elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let e = hdr.endian().ok()?;
+        hdr.section_headers(e, &*data)
+            .ok()?
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.sh_type(e),
+                    elf::SHT_SYMTAB | elf::SHT_DYNSYM | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX
+                )
+            })
+            .map(|s| (s.sh_offset(e), s.sh_size(e)))
+            .collect()
+    };
+    for (off, size) in tables {
+        fill(&mut data, off, size)?;
+    }
+    Some(data)
 }
 
 /// Is this file name one that may define `_PyRuntime` besides the executable
@@ -136,7 +207,11 @@ pub fn find_runtime(pid: i32, maps: &ModuleMap) -> Result<Option<PyRuntime>, Pyt
             .is_some_and(|n| n.to_string_lossy().starts_with("libpython"))
     });
     for path in paths {
-        let Ok(data) = module_bytes(maps, path) else { continue };
+        let Ok(file) = open_module(maps, path) else { continue };
+        if !names_runtime(&file) {
+            continue;
+        }
+        let Some(data) = symbols_only(&file) else { continue };
         let Ok(elf) = object::File::parse(&*data) else { continue };
         let mut runtime_sym = None;
         let mut version_sym = None;

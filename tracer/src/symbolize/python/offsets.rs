@@ -397,7 +397,8 @@ pub fn parse_debug_offsets(block: &[u8]) -> Result<DebugOffsets, String> {
         Ok(v as u16)
     };
     const ANY: u64 = u16::MAX as u64;
-    let window = PY_FRAME_WINDOW as u64 - 8;
+    // Frame fields: an 8-byte one must end within the kernel's window, the owner byte be in it.
+    let window = PY_FRAME_WINDOW as u64 - 7;
     let interp_head = off("runtime_state", "interpreters_head", ANY)?;
     let ascii_size = get("unicode_object", "asciiobject_size")?;
     if !(16..=128).contains(&ascii_size) {
@@ -419,7 +420,7 @@ pub fn parse_debug_offsets(block: &[u8]) -> Result<DebugOffsets, String> {
             frame_code: off("interpreter_frame", "executable", window)?,
             frame_previous: off("interpreter_frame", "previous", window)?,
             frame_instr: off("interpreter_frame", "instr_ptr", window)?,
-            frame_marker: off("interpreter_frame", "owner", window + 7)?,
+            frame_marker: off("interpreter_frame", "owner", window + 7)?, // < 80
             _pad: [0; 2],
         },
         entry: if minor >= 14 {

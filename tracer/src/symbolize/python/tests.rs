@@ -341,15 +341,18 @@ fn resolve_3_12_shims_entries_incomplete() {
     let inner = fake.code(&l, "Cls.inner", "/srv/app.py", 10, &table(8), 1);
     let outer = fake.code(&l, "outer", "/srv/app.py", 20, &table(8), 1);
     let odd = fake.code(&l, "f\u{e9}\u{1f600}\n\"", "/srv/\u{4e2d}.py", 30, &table(8), 1);
+    let latin1 = fake.code(&l, "caf\u{e9}", "/srv/\u{ff}.py", 40, &table(8), 1);
     let mut cache = CodeCache::new(std::process::id() as i32, &runtime(&l));
     let frames = [
-        raw(&l, inner, 0, 0),  // incomplete: before `_co_firsttraceable` (unit 1)
-        raw(&l, inner, 6, 0),  // unit 3: line 13
-        raw(&l, outer, 4, 0),  // line 22
-        raw(&l, 0, 0, 3),      // shim: `outer` is the entry
-        raw(&l, odd, 2, 1),    // a generator frame (owner 1)
-        raw(&l, 0x10, 0, 3),   // shim
-        raw(&l, 0x5000, 8, 0), // unreadable code object
+        raw(&l, inner, 0, 0),       // incomplete: before `_co_firsttraceable` (unit 1)
+        raw(&l, inner, 6, 0),       // unit 3: line 13
+        raw(&l, outer, 4, 0),       // line 22
+        raw(&l, 0, 0, 3),           // shim: `outer` is the entry
+        raw(&l, odd, 2, 1),         // a generator frame (owner 1)
+        raw(&l, 0x10, 0, 3),        // shim
+        raw(&l, latin1, 2, 0),      // latin-1 (one byte per character, not ASCII)
+        raw(&l, outer, 1 << 40, 0), // an instruction pointer far past the code: no line
+        raw(&l, 0x5000, 8, 0),      // unreadable code object
     ];
     let out = cache.resolve(&frames);
     let got: Vec<(&str, &str, u32, bool)> = out.iter().map(|f| (&*f.qualname, &*f.file, f.line, f.entry)).collect();
@@ -359,11 +362,13 @@ fn resolve_3_12_shims_entries_incomplete() {
             ("Cls.inner", "/srv/app.py", 13, false),
             ("outer", "/srv/app.py", 22, true),
             ("f\u{e9}\u{1f600}\n\"", "/srv/\u{4e2d}.py", 31, true),
+            ("caf\u{e9}", "/srv/\u{ff}.py", 41, false),
+            ("outer", "/srv/app.py", 0, false),
             ("<code 0x5000>", "", 0, false),
         ]
     );
     assert_eq!((out[0].instr_offset, out[0].code), (6, inner));
-    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.len(), 4);
     // Cached: the same answer again.
     assert_eq!(cache.resolve(&frames), out);
 }
