@@ -46,8 +46,12 @@ fn top_python(site: &Value) -> Option<(String, u64, bool)> {
 }
 
 fn run(mode: &str, extra: &[&str]) -> Value {
+    run_with(PYTHON, mode, extra)
+}
+
+fn run_with(python: &str, mode: &str, extra: &[&str]) -> Value {
     let s = script();
-    let t = run_traced(extra, &[PYTHON, &s, mode]);
+    let t = run_traced(extra, &[python, &s, mode]);
     assert_eq!(t.code, 0, "the fixture failed; tracer stderr:\n{}", t.stderr);
     assert!(t.stdout.contains("done"), "stdout: {}", t.stdout);
     t.report
@@ -291,4 +295,55 @@ fn the_agent_profile_and_folded_stacks_name_python_frames() {
         "root first: {leak}"
     );
     drop(child);
+}
+
+/// CPython 3.12+ interpreters besides Debian's 3.11: `TRACER_EXTRA_PYTHONS` (colon-separated
+/// paths) and pyenv's under `/root/.pyenv/versions`, where present.
+fn newer_interpreters() -> Vec<String> {
+    let mut v: Vec<String> = std::env::var("TRACER_EXTRA_PYTHONS")
+        .map(|e| e.split(':').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let Ok(dirs) = std::fs::read_dir("/root/.pyenv/versions") {
+        for d in dirs.flatten() {
+            let name = d.file_name().to_string_lossy().into_owned();
+            let minor: Option<u32> = name.strip_prefix("3.").and_then(|r| r.split('.').next()?.parse().ok());
+            if let Some(m) = minor.filter(|m| (12..=14).contains(m)) {
+                let bin = d.path().join(format!("bin/python3.{m}"));
+                if bin.is_file() {
+                    v.push(bin.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn newer_cpython_versions_name_the_line_too() {
+    if !ready("python 3.12+") {
+        return;
+    }
+    let pythons = newer_interpreters();
+    if pythons.is_empty() {
+        eprintln!("python 3.12+: none installed here (TRACER_EXTRA_PYTHONS, pyenv); 3.11 is covered above");
+        return;
+    }
+    for python in pythons {
+        let report = run_with(&python, "main", &[]);
+        let leak = one_suspect_named(&report, "leak_a");
+        assert!(
+            leak["released_at_exit"].as_u64().is_some_and(|p| p >= 20),
+            "{python}: {leak:#}"
+        );
+        let procs = report["processes"].as_array().cloned().unwrap_or_default();
+        assert!(
+            procs
+                .iter()
+                .any(|p| p["runtime"].as_str().is_some_and(|r| r.starts_with("CPython 3.1"))),
+            "{python}: {procs:#?}"
+        );
+        eprintln!("python 3.12+: {python} names leak_a at its line");
+    }
 }

@@ -17,7 +17,7 @@ enum Interpreter {
     /// Not CPython as of these maps (a later library load may change that).
     Native { generation: u64 },
     /// CPython whose frames the kernel walks.
-    Python { runtime: PyRuntime, codes: CodeCache },
+    Python(Box<(PyRuntime, CodeCache)>),
     /// CPython of a version tracer cannot read: native frames only.
     Unsupported,
 }
@@ -61,7 +61,7 @@ impl PythonFrames {
     }
 
     pub(super) fn is_python(&self, tgid: u32) -> bool {
-        matches!(self.interpreters.get(&tgid), Some(Interpreter::Python { .. }))
+        matches!(self.interpreters.get(&tgid), Some(Interpreter::Python(_)))
     }
 }
 
@@ -85,7 +85,7 @@ impl Tracker {
         let Some(maps) = self.modules.get(&tgid) else { return };
         match self.python.interpreters.get(&tgid) {
             Some(Interpreter::Native { generation }) if *generation == maps.generation => return,
-            Some(Interpreter::Python { .. } | Interpreter::Unsupported) => return,
+            Some(Interpreter::Python(_) | Interpreter::Unsupported) => return,
             _ => {}
         }
         let found = if may_be_python(maps) {
@@ -109,10 +109,8 @@ impl Tracker {
                     self.probes.set_python_process(tgid, &k);
                     let (a, b, c) = runtime.version;
                     self.set_runtime(tgid, format!("CPython {a}.{b}.{c}"));
-                    Interpreter::Python {
-                        codes: CodeCache::new(tgid as i32, &runtime),
-                        runtime,
-                    }
+                    let codes = CodeCache::new(tgid as i32, &runtime);
+                    Interpreter::Python(Box::new((runtime, codes)))
                 }
                 None => {
                     let why = runtime.unsupported.clone().unwrap_or_else(|| {
@@ -165,9 +163,10 @@ impl Tracker {
         if !self.python.is_python(tgid) {
             return None;
         }
-        let Some(Interpreter::Python { runtime, codes }) = self.python.interpreters.get_mut(&tgid) else {
+        let Some(Interpreter::Python(p)) = self.python.interpreters.get_mut(&tgid) else {
             return None;
         };
+        let (runtime, codes) = &mut **p;
         let frames = codes.resolve(raw);
         Some(PythonPart {
             raw: raw.into(),

@@ -345,10 +345,10 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         } else {
             None
         };
-        let mut site = site_report(st, p, *count, *oldest, now_ns, &t, growing, &opts);
+        let mut site = site_report(st, p, *count, *oldest, now_ns, &t, growing, opts);
         site.stopped_by_limit = stopped.map(|(_, errno)| crate::state::incidents::errno_name(errno));
         if !growing && let Some(t) = released_by_teardown(st, p) {
-            let mut s = site_report(st, p, *count, *oldest, now_ns, &t, true, &opts);
+            let mut s = site_report(st, p, *count, *oldest, now_ns, &t, true, opts);
             s.released_at_exit = Some(st.peak);
             suspects.push(s);
         } else if growing {
@@ -364,7 +364,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
             }
             let Some(st) = state.sites.get(*id) else { continue };
             if let Some(t) = released_by_teardown(st, p) {
-                let mut s = site_report(st, p, 0, p.exited_ns.unwrap_or(now_ns), now_ns, &t, true, &opts);
+                let mut s = site_report(st, p, 0, p.exited_ns.unwrap_or(now_ns), now_ns, &t, true, opts);
                 s.released_at_exit = Some(st.peak);
                 suspects.push(s);
             }

@@ -32,14 +32,23 @@ pub struct FlameStack<'a> {
     pub before_attach: bool,
     /// A leak suspect (coloured apart in the SVG).
     pub suspect: bool,
-    /// Open fds (the estimate when stacks were sampled).
+    /// Open fds (the estimate when stacks were sampled); for a site its process's teardown
+    /// emptied, what it held before (`released_at_exit`).
     pub weight: u64,
+    /// A suspect that held `weight` fds until its process's teardown closed them.
+    pub released_at_exit: bool,
 }
 
-/// The fd sites of a report (`watch`, `run`): everything still open, suspects marked.
+/// The fd sites of a report (`watch`, `run`): everything still open, suspects marked, and the
+/// suspects a process's teardown emptied at its exit, weighted by what they held.
 pub fn from_report(r: &Report) -> Vec<FlameStack<'_>> {
+    let emptied = r
+        .suspects
+        .iter()
+        .filter(|s| s.released_at_exit.is_some() && s.count == 0);
     r.outstanding
         .iter()
+        .chain(emptied)
         .filter(|s| s.resource == "fd")
         .map(|s| {
             let comm = r
@@ -61,7 +70,11 @@ pub fn from_report(r: &Report) -> Vec<FlameStack<'_>> {
                 frames: &s.stack.frames,
                 before_attach: s.before_attach,
                 suspect,
-                weight: s.estimated.unwrap_or(u64::from(s.count)),
+                weight: match (s.released_at_exit, s.count) {
+                    (Some(peak), 0) => peak,
+                    _ => s.estimated.unwrap_or(u64::from(s.count)),
+                },
+                released_at_exit: s.released_at_exit.is_some() && s.count == 0,
             }
         })
         .collect()
@@ -89,6 +102,7 @@ pub fn from_profile(p: &Profile) -> Vec<FlameStack<'_>> {
                 before_attach: false,
                 suspect: false,
                 weight: u64::try_from(s.value).unwrap_or(0),
+                released_at_exit: false,
             }
         })
         .collect()
@@ -113,7 +127,9 @@ fn path(s: &FlameStack<'_>) -> Vec<String> {
     }
     v.extend(s.frames.iter().rev().map(|f| fold(&frame_name(f))));
     let kind = fold(&escape_str(&s.kind));
-    v.push(if s.suspect {
+    v.push(if s.released_at_exit {
+        format!("{kind} [leak suspect, held until exit]")
+    } else if s.suspect {
         format!("{kind} [leak suspect]")
     } else {
         kind

@@ -101,6 +101,27 @@ pub(crate) fn sample() -> Report {
     stopped.stopped_by_limit = Some("EMFILE");
     stopped.time_to_limit_s = Some(0.0);
     stopped.stack.id = StackId(3);
+    // A Python service's leak that CPython's teardown emptied at exit; names as odd as Python
+    // allows (a qualified name with a newline, a `;` and quotes).
+    let py = |function: &str, line: u32| Frame {
+        address: "[python]".into(),
+        function: Some(function.into()),
+        file: Some("/srv/app/pool.py".into()),
+        line: Some(line),
+        python: true,
+        ..Default::default()
+    };
+    let mut python = site(
+        4244,
+        0,
+        1940.3,
+        b"/etc/hostname",
+        vec![stack[0].clone(), py("Pool.get;\n\"x\"", 34), py("<module>", 97)],
+    );
+    python.released_at_exit = Some(42);
+    python.allocations = 42;
+    python.time_to_limit_s = None;
+    python.stack.id = StackId(4);
     let mut by_kind = BTreeMap::new();
     by_kind.insert("file", 122);
     let (comm, comm_hex) = text_and_hex(b"svc\xfe\n");
@@ -146,8 +167,24 @@ pub(crate) fn sample() -> Report {
                 parent: Some(4242),
                 runtime: None,
             },
+            ProcessSummary {
+                pid: 4244,
+                comm: "python3.11".into(),
+                comm_hex: None,
+                comm_bytes: b"python3.11".to_vec(),
+                open_fds: 1,
+                fd_soft_limit: Some(1024),
+                fd_hard_limit: Some(4096),
+                exited: true,
+                by_kind: BTreeMap::new(),
+                allocations: 43,
+                limit_failures: 0,
+                zombies: 0,
+                parent: Some(4242),
+                runtime: Some("CPython 3.11.2".into()),
+            },
         ],
-        suspects: vec![leak.clone(), stopped.clone()],
+        suspects: vec![leak.clone(), stopped.clone(), python],
         outstanding: vec![leak, sock, odd, stopped],
         incidents: incidents(&stack),
         ipc: IpcReport {
@@ -497,7 +534,17 @@ fn folded_stacks_are_pinned_and_hostile_names_stay_in_their_frame() {
     pin("report.folded", &out);
     let text = String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"));
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "one line per fd site (two suspects, two flat): {text}");
+    assert_eq!(
+        lines.len(),
+        5,
+        "one line per fd site (two suspects, two flat, one emptied at exit): {text}"
+    );
+    // A Python site its process's teardown emptied: weighted by what it held, Python frames
+    // named `function (file:line)`, the `;` in a qualified name escaped.
+    assert!(
+        text.contains("python3.11;pid 4244;<module> (/srv/app/pool.py:97);Pool.get\\x3b\\n\"x\" (/srv/app/pool.py:34);__libc_open64;file [leak suspect, held until exit] 42\n"),
+        "{text}"
+    );
     // Root first: comm, pid, then the outermost frame; the leaf is the kind.
     let leak = lines[0];
     assert!(
@@ -674,7 +721,7 @@ fn condensed_report_is_pinned_and_sums_children_that_left_nothing() {
     let mut json = Vec::new();
     write(&mut json, Format::Json, &r, &Heading::default()).unwrap_or_else(|e| panic!("{e}"));
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(v["processes"].as_array().map(Vec::len), Some(206));
+    assert_eq!(v["processes"].as_array().map(Vec::len), Some(207));
     assert_eq!(v["signals"].as_array().map(Vec::len), Some(2));
 }
 

@@ -145,4 +145,17 @@ mod tests {
         );
         assert!(lines.iter().all(|l| !l.contains('\n') && !l.contains('\x1b')));
     }
+
+    #[test]
+    fn python_frames_are_function_file_and_line_marked_py() {
+        let f = Frame {
+            address: "[python]".into(),
+            function: Some("Pool.get\n".into()),
+            file: Some("/srv/app/pool.py".into()),
+            line: Some(34),
+            python: true,
+            ..Default::default()
+        };
+        assert_eq!(short_frame(&f), "Pool.get\\n (pool.py:34) [py]");
+    }
 }

@@ -380,3 +380,38 @@ fn go_tool_pprof_reads_it() {
         );
     }
 }
+
+#[test]
+fn python_frames_are_functions_with_file_and_line_in_a_python_mapping() {
+    let py = |function: &str, line: u32| Frame {
+        address: "[python]".to_owned(),
+        function: Some(function.to_owned()),
+        file: Some("/srv/app/pool.py".to_owned()),
+        line: Some(line),
+        python: true,
+        ..Default::default()
+    };
+    // A recursion: the same function and line twice in a row is two frames, not an inline pair.
+    let frames = vec![
+        sourced("0x7f0000001010", "open", "io/open.c", 12, LIBC, "aabbcc"),
+        py("Pool.get", 34),
+        py("walk", 20),
+        py("walk", 20),
+        py("<module>", 97),
+        sourced("0x55d0c0ffee10", "main", "src/main.c", 7, APP, "0123456789abcdef"),
+    ];
+    let p = roundtrip(&profile(vec![sample(frames, 3, labels(7, "python3.11", "file", ""))]));
+    let ids = &p.sample[0].location_id;
+    assert_eq!(ids.len(), 6, "one location per frame");
+    let names: Vec<Vec<String>> = ids.iter().map(|id| line_names(&p, location(&p, *id))).collect();
+    assert_eq!(names[1], vec!["Pool.get".to_owned()]);
+    assert_eq!(names[2], names[3]);
+    let loc = location(&p, ids[1]);
+    let f = function(&p, loc.line[0].function_id);
+    assert_eq!((s(&p, f.filename), loc.line[0].line), ("/srv/app/pool.py", 34));
+    let m = mapping(&p, "[python]");
+    assert_eq!(loc.mapping_id, m.id);
+    assert!(m.has_functions && m.has_filenames && m.has_line_numbers);
+    // The main binary is still the first mapping, not the Python one.
+    assert_eq!(s(&p, p.mapping[0].filename), APP);
+}
