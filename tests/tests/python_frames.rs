@@ -57,6 +57,18 @@ fn run_with(python: &str, mode: &str, extra: &[&str]) -> Value {
     t.report
 }
 
+/// Whether a process of the report names its runtime with this prefix.
+fn says_runtime(report: &Value, prefix: &str) -> bool {
+    let procs = report["processes"].as_array().cloned().unwrap_or_default();
+    let found = procs
+        .iter()
+        .any(|p| p["runtime"].as_str().is_some_and(|r| r.starts_with(prefix)));
+    if !found {
+        eprintln!("no runtime {prefix}...: {procs:#?}");
+    }
+    found
+}
+
 fn fd_suspects(report: &Value) -> Vec<&Value> {
     sites(report, "suspects")
         .into_iter()
@@ -122,13 +134,7 @@ fn the_suspect_is_the_python_line_that_leaked_and_the_log_is_a_site_of_its_own()
             top_python(log).is_some_and(|(_, line, _)| line == line_of("open_log")),
             "{log:#}"
         );
-        let procs = report["processes"].as_array().cloned().unwrap_or_default();
-        assert!(
-            procs
-                .iter()
-                .any(|p| p["runtime"].as_str().is_some_and(|r| r.starts_with("CPython 3.11."))),
-            "{stack}: the runtime is said: {procs:#?}"
-        );
+        assert!(says_runtime(&report, "CPython 3.11."), "{stack}: the runtime is said");
     }
 }
 
@@ -297,6 +303,26 @@ fn the_agent_profile_and_folded_stacks_name_python_frames() {
     drop(child);
 }
 
+#[test]
+fn a_forked_child_has_python_frames_from_its_first_allocation() {
+    if !ready("python fork") {
+        return;
+    }
+    let report = run("fork", &[]);
+    let leak = one_suspect_named(&report, "leak_a");
+    let child = leak["pid"].clone();
+    // Left with os._exit: no teardown, the files are open at exit.
+    assert!(leak["count"].as_u64().is_some_and(|c| c >= 50), "{leak:#}");
+    // Every fd the child opened has its Python frames: none went to a native-only site.
+    let native_only: Vec<&Value> = sites(&report, "outstanding")
+        .into_iter()
+        .filter(|s| s["pid"] == child && !s["before_attach"].as_bool().unwrap_or(false))
+        .filter(|s| python_frames(s).is_empty())
+        .collect();
+    assert!(native_only.is_empty(), "sites without Python frames: {native_only:#?}");
+    assert_eq!(leak["allocations"], leak["count"], "{leak:#}");
+}
+
 /// CPython 3.12+ interpreters besides Debian's 3.11: `TRACER_EXTRA_PYTHONS` (colon-separated
 /// paths) and pyenv's under `/root/.pyenv/versions`, where present.
 fn newer_interpreters() -> Vec<String> {
@@ -337,13 +363,7 @@ fn newer_cpython_versions_name_the_line_too() {
             leak["released_at_exit"].as_u64().is_some_and(|p| p >= 20),
             "{python}: {leak:#}"
         );
-        let procs = report["processes"].as_array().cloned().unwrap_or_default();
-        assert!(
-            procs
-                .iter()
-                .any(|p| p["runtime"].as_str().is_some_and(|r| r.starts_with("CPython 3.1"))),
-            "{python}: {procs:#?}"
-        );
+        assert!(says_runtime(&report, "CPython 3.1"), "{python}: the runtime is said");
         eprintln!("python 3.12+: {python} names leak_a at its line");
     }
 }

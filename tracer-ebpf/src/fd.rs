@@ -194,12 +194,6 @@ fn try_sys_exit<C: StackIdContext, const BTF: bool>(ctx: &C, regs_ptr: *const u8
     if !wants_stack {
         return emit_core(core);
     }
-    // Failures (limit pressure, misuse) and blocked writes are rare and always keep their stack.
-    // A stall wakes the agent at once: it reads the object's inode and capacity from the
-    // writer's /proc while the writer is (most likely) still there.
-    if ret < 0 || timed {
-        return emit_detail(ctx, &regs, urgent || timed, &core, Extra::None, 1);
-    }
     // Successful allocations spend the per-CPU stack budget (weight 0: no stack this time).
     let weight = || {
         if STACK_MODE.load() == StackMode::None as u32 {
@@ -208,46 +202,74 @@ fn try_sys_exit<C: StackIdContext, const BTF: bool>(ctx: &C, regs_ptr: *const u8
             stack_weight()
         }
     };
-    match data {
-        // The new image's argc, argv, envp and auxv: where the program and its loader were
-        // placed (enabled only with stacks). 4 KiB holds auxv unless argv and envp are huge.
-        bits::DATA_INITIAL_STACK => {
-            emit_with_stack::<_, 4096>(ctx, &regs, true, &core, Extra::None, 1);
-            Ok(())
-        }
-        bits::DATA_PATH => emit_detail(ctx, &regs, urgent, &core, Extra::Path(arg_val), weight()),
-        bits::DATA_FD_PAIR => emit_detail(ctx, &regs, urgent, &core, Extra::FdPair(arg_val), weight()),
-        bits::DATA_MSGHDR => {
-            let (ptr, len) = control_of(arg_val)?;
-            // Most received messages carry no control data: no record, no stack.
-            if ptr == 0 || len < CMSGHDR_SIZE {
+    // What the record carries, and the weight of its stack. Failures (limit pressure, misuse)
+    // and blocked writes are rare and always keep their stack; a stall wakes the agent at once:
+    // it reads the object's inode and capacity from the writer's /proc while the writer is (most
+    // likely) still there.
+    let (extra, w, urgent) = if ret < 0 || timed {
+        (Extra::None, 1, urgent || timed)
+    } else {
+        match data {
+            // The new image's argc, argv, envp and auxv: where the program and its loader were
+            // placed (enabled only with stacks). 4 KiB holds auxv unless argv and envp are huge.
+            bits::DATA_INITIAL_STACK => {
+                emit_with_stack::<_, 4096>(ctx, &regs, true, &core, Extra::None, 1);
                 return Ok(());
             }
-            emit_detail(
-                ctx,
-                &regs,
-                urgent,
-                &core,
-                Extra::Control { ptr, len, index: 0 },
-                weight(),
-            )
-        }
-        bits::DATA_MMSGHDR => {
-            let received = ret as u32;
-            let w = weight();
-            for i in 0..RECVMMSG_MAX {
-                if i >= received {
-                    break;
+            bits::DATA_PATH => (Extra::Path(arg_val), weight(), urgent),
+            bits::DATA_FD_PAIR => (Extra::FdPair(arg_val), weight(), urgent),
+            bits::DATA_MSGHDR => {
+                let (ptr, len) = control_of(arg_val)?;
+                // Most received messages carry no control data: no record, no stack.
+                if ptr == 0 || len < CMSGHDR_SIZE {
+                    return Ok(());
                 }
-                let (ptr, len) = control_of(arg_val + u64::from(i) * MMSGHDR_SIZE)?;
-                if ptr != 0 && len >= CMSGHDR_SIZE {
-                    emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: i }, w)?;
-                }
+                (Extra::Control { ptr, len, index: 0 }, weight(), urgent)
             }
-            Ok(())
+            // One record per message with control data (below); none, no stack.
+            bits::DATA_MMSGHDR => {
+                if !any_control(arg_val, ret as u32)? {
+                    return Ok(());
+                }
+                (Extra::None, weight(), urgent)
+            }
+            _ => (Extra::None, weight(), urgent),
         }
-        _ => emit_detail(ctx, &regs, urgent, &core, Extra::None, weight()),
+    };
+    // In a CPython process the thread's Python frames go first (one call site: the walk is
+    // verified once).
+    if w != 0 && STACK_MODE.load() != StackMode::None as u32 {
+        crate::python::emit_python_stack(&core.header);
     }
+    if data == bits::DATA_MMSGHDR && ret >= 0 && !timed {
+        let received = ret as u32;
+        for i in 0..RECVMMSG_MAX {
+            if i >= received {
+                break;
+            }
+            let (ptr, len) = control_of(arg_val + u64::from(i) * MMSGHDR_SIZE)?;
+            if ptr != 0 && len >= CMSGHDR_SIZE {
+                emit_detail(ctx, &regs, urgent, &core, Extra::Control { ptr, len, index: i }, w)?;
+            }
+        }
+        return Ok(());
+    }
+    emit_detail(ctx, &regs, urgent, &core, extra, w)
+}
+
+/// Whether any of the `received` messages of a `recvmmsg` carries control data.
+#[inline(always)]
+fn any_control(mmsghdr: u64, received: u32) -> Result<bool, i64> {
+    for i in 0..RECVMMSG_MAX {
+        if i >= received {
+            break;
+        }
+        let (ptr, len) = control_of(mmsghdr + u64::from(i) * MMSGHDR_SIZE)?;
+        if ptr != 0 && len >= CMSGHDR_SIZE {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `msg_control` and the `msg_controllen` the kernel wrote back (the bytes actually used).
@@ -281,9 +303,6 @@ fn emit_detail<C: StackIdContext>(
     weight: u32,
 ) -> Result<(), i64> {
     let mode = STACK_MODE.load();
-    if weight != 0 && mode != StackMode::None as u32 {
-        crate::python::emit_python_stack(&core.header);
-    }
     if mode == StackMode::Dwarf as u32 && weight != 0 {
         let max = STACK_BYTES.load() as u64;
         let need = live_stack_bytes(regs.sp());

@@ -142,9 +142,9 @@ pub static PY_THREADS: LruHashMap<u32, u64> =
 #[map]
 pub static PY_SCRATCH: PerCpuArray<tracer_common::python::PyStackRecord> = PerCpuArray::with_max_entries(1, 0);
 
-/// Each CPU's block of user memory around the Python frames being read (see `python::Block`).
+/// Each CPU's block of user memory around the Python frames being read (see `python::Walk`).
 #[map]
-pub static PY_WINDOW: PerCpuArray<crate::python::Block> = PerCpuArray::with_max_entries(1, 0);
+pub static PY_WINDOW: PerCpuArray<crate::python::Walk> = PerCpuArray::with_max_entries(1, 0);
 
 /// Non-zero: Python frames are walked (`--python-frames on`).
 #[unsafe(no_mangle)]

@@ -46,6 +46,14 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     if TRACE_ALL.load() == 0 && add_traced(child).is_err() {
         count_loss(LossCounter::TracedMapFull);
     }
+    // A CPython parent's child runs the same interpreter at the same addresses (a forking
+    // server's workers): its Python frames are walked from its first allocation, before the
+    // agent has read this record.
+    if let Some(p) = crate::maps::PY_PROCS.get_ptr(&tgid) {
+        // SAFETY: a plain value in map memory, copied out.
+        let p = unsafe { *p };
+        let _ = crate::maps::PY_PROCS.insert(&child, &p, 0);
+    }
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
         ring_full();
         return 0;

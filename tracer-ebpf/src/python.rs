@@ -27,36 +27,55 @@ fn read_ptr(addr: u64) -> u64 {
 
 /// Sends the Python frames of the calling thread if its process is a known CPython one.
 /// `header` is the syscall record's (the Python record copies its tid and time).
-#[inline(never)]
+#[inline(always)]
 pub fn emit_python_stack(header: &RecordHeader) {
     if PYTHON_FRAMES.load() == 0 {
         return;
     }
-    // SAFETY: a plain value in map memory, copied out.
-    let Some(proc) = (unsafe { PY_PROCS.get(&header.tgid) }).copied() else {
+    let _ = tracer_python_stack(header.tgid, header.tid, header.ts_ns);
+}
+
+/// [`emit_python_stack`]'s work, a global BPF function (see `build.rs`): scalars in, a scalar
+/// out, verified once whatever path of the caller reaches it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tracer_python_stack(tgid: u32, tid: u32, ts_ns: u64) -> i64 {
+    let header = RecordHeader {
+        kind: kind::PY_STACK,
+        tgid,
+        tid,
+        _pad: 0,
+        ts_ns,
+    };
+    emit(&header);
+    0
+}
+
+#[inline(always)]
+fn emit(header: &RecordHeader) {
+    let Some(proc) = PY_PROCS.get_ptr(&header.tgid) else {
         return;
     };
     let Some(rec) = PY_SCRATCH.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: this CPU's scratch slot; a program does not migrate while it runs, and nothing
-    // else on this CPU runs it concurrently (tracepoint programs do not nest on one CPU).
-    let rec = unsafe { &mut *rec };
-    rec.head = PyStackHead {
-        header: RecordHeader {
-            kind: kind::PY_STACK,
-            ..*header
-        },
-        n: 0,
-        flags: 0,
-        _pad: 0,
-    };
-    let o = proc.offsets;
-    let tstate = thread_state(&proc, header.tid);
+    // else on this CPU runs it concurrently (tracepoint programs do not nest on one CPU). The
+    // process entry is map memory read in place (the BPF stack is too small for copies).
+    let (rec, proc) = unsafe { (&mut *rec, &*proc) };
+    rec.head.header.kind = kind::PY_STACK;
+    rec.head.header.tgid = header.tgid;
+    rec.head.header.tid = header.tid;
+    rec.head.header._pad = 0;
+    rec.head.header.ts_ns = header.ts_ns;
+    rec.head.n = 0;
+    rec.head.flags = 0;
+    rec.head._pad = 0;
+    let tstate = thread_state(proc, header.tid);
     if tstate == 0 {
         rec.head.flags = flags::NO_THREAD_STATE;
     } else {
-        walk(rec, &o, tstate);
+        walk(rec, &proc.offsets, tstate);
     }
     let n = rec.head.n as usize;
     let len = core::mem::size_of::<PyStackHead>() + n * core::mem::size_of::<tracer_common::python::PyFrameRaw>();
@@ -116,6 +135,18 @@ const BLOCK: usize = 4096;
 pub type Block = [u8; BLOCK_ROOM];
 pub const BLOCK_ROOM: usize = BLOCK + PY_FRAME_WINDOW + 136;
 
+/// A CPU's walk in progress: the block and the user addresses it holds, `[lo, hi)`. The bounds
+/// live in map memory, read and written through volatile accesses, so that the verifier sees
+/// them as unknown at every step whichever way the step went (a block kept or read anew): the
+/// states of the two ways then match and the walk is verified once per step, not once per
+/// combination of ways (2^64 of them).
+#[repr(C)]
+pub struct Walk {
+    pub lo: u64,
+    pub hi: u64,
+    pub block: Block,
+}
+
 /// The u64 at `at + off` in a block (`at` masked to the block, `off` to 0..=127).
 #[inline(always)]
 fn field(block: &Block, at: usize, off: u16) -> u64 {
@@ -161,27 +192,37 @@ fn walk(rec: &mut PyStackRecord, o: &PyOffsets, tstate: u64) {
         }
         read_ptr(cframe + u64::from(o.current_frame))
     };
-    let Some(block) = PY_WINDOW.get_ptr_mut(0) else {
+    let Some(w) = PY_WINDOW.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: this CPU's slot (see `emit_python_stack`).
-    let block = unsafe { &mut *block };
-    // The user addresses the block holds: [lo, hi).
-    let (mut lo, mut hi) = (0u64, 0u64);
+    // SAFETY: this CPU's slot (see `emit_python_stack`); `lo` and `hi` are plain u64s in it.
+    let (lo_p, hi_p, block) = unsafe { (&raw mut (*w).lo, &raw mut (*w).hi, &mut (*w).block) };
+    // SAFETY: as above.
+    unsafe {
+        lo_p.write_volatile(0);
+        hi_p.write_volatile(0);
+    }
     let mut i = 0;
     while i < PY_FRAMES_MAX {
         if frame == 0 {
             return;
         }
+        // SAFETY: as above.
+        let (lo, hi) = unsafe { (lo_p.read_volatile(), hi_p.read_volatile()) };
         if frame < lo || frame + PY_FRAME_WINDOW as u64 > hi {
             let Some(start) = load(block, frame) else {
                 rec.head.flags |= flags::READ_FAILED;
                 return;
             };
-            lo = start;
-            hi = frame + PY_FRAME_WINDOW as u64;
+            // SAFETY: as above.
+            unsafe {
+                lo_p.write_volatile(start);
+                hi_p.write_volatile(frame + PY_FRAME_WINDOW as u64);
+            }
         }
-        let at = (frame - lo) as usize;
+        // SAFETY: as above.
+        let lo = unsafe { lo_p.read_volatile() };
+        let at = (frame.wrapping_sub(lo)) as usize;
         let marker = byte(block, at, o.frame_marker);
         let instr = field(block, at, o.frame_instr) & ((1 << 56) - 1);
         if let Some(slot) = rec.frames.get_mut(i) {

@@ -427,6 +427,7 @@ impl Tracker {
                     self.modules.insert(f.child_tgid, m);
                     self.probes.maps_known(f.child_tgid);
                 }
+                self.python_forked(f.header.tgid, f.child_tgid);
             }
             Record::ExecUntraced(e) => self.on_exec_untraced(e),
             Record::Exec(e) => {

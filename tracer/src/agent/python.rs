@@ -127,6 +127,23 @@ impl Tracker {
         self.python.interpreters.insert(tgid, state);
     }
 
+    /// A forked child runs its parent's interpreter at the same addresses (gunicorn, uwsgi and
+    /// multiprocessing workers): its frames are walked from its first allocation.
+    pub(super) fn python_forked(&mut self, parent: u32, child: u32) {
+        let Some(Interpreter::Python(p)) = self.python.interpreters.get(&parent) else {
+            return;
+        };
+        let runtime = p.0.clone();
+        let Some(k) = runtime.kernel else { return };
+        self.probes.set_python_process(child, &k);
+        let (a, b, c) = runtime.version;
+        let codes = CodeCache::new(child as i32, &runtime);
+        self.python
+            .interpreters
+            .insert(child, Interpreter::Python(Box::new((runtime, codes))));
+        self.set_runtime(child, format!("CPython {a}.{b}.{c}"));
+    }
+
     fn set_runtime(&mut self, tgid: u32, what: String) {
         if let Some(p) = self.state.processes.get_mut(&tgid) {
             p.runtime = Some(what.into());

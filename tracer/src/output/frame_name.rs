@@ -9,7 +9,7 @@ use crate::analysis::Frame;
 /// `function (file:line)`, as Python profilers name them.
 pub fn frame_name(f: &Frame) -> String {
     if f.python {
-        return escape_str(&python_name(f));
+        return escape_str(&python_name(f, false));
     }
     if let Some(name) = &f.function {
         return escape_str(name);
@@ -24,7 +24,7 @@ pub fn frame_name(f: &Frame) -> String {
 /// any string (pprof's string table).
 pub fn frame_name_raw(f: &Frame) -> String {
     if f.python {
-        return python_name(f);
+        return python_name(f, false);
     }
     if let Some(name) = &f.function {
         return name.clone();
@@ -35,10 +35,15 @@ pub fn frame_name_raw(f: &Frame) -> String {
     }
 }
 
-/// `function (file:line)`; without a file, the function alone.
-fn python_name(f: &Frame) -> String {
+/// A Python frame's `function (file:line)`, unescaped; without a file, the function alone.
+/// `short`: the file's base name only (narrow views).
+pub fn python_name(f: &Frame, short: bool) -> String {
     let function = f.function.as_deref().unwrap_or("<unknown>");
-    match (&f.file, f.line) {
+    let file = f
+        .file
+        .as_deref()
+        .map(|p| if short { p.rsplit('/').next().unwrap_or(p) } else { p });
+    match (file, f.line) {
         (Some(file), Some(line)) => format!("{function} ({file}:{line})"),
         (Some(file), None) => format!("{function} ({file})"),
         _ => function.to_owned(),

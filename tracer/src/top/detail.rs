@@ -42,12 +42,7 @@ pub fn stack_ids(r: &Report, pid: u32) -> Vec<StackId> {
 fn short_frame(f: &Frame) -> String {
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
     if f.python {
-        let function = escape_str(f.function.as_deref().unwrap_or("<unknown>"));
-        let file = escape_str(&base(f.file.as_deref().unwrap_or("?")));
-        return match f.line {
-            Some(l) => format!("{function} ({file}:{l}) [py]"),
-            None => format!("{function} ({file}) [py]"),
-        };
+        return format!("{} [py]", escape_str(&crate::output::frame_name::python_name(f, true)));
     }
     let mut s = frame_name(f);
     if let Some(file) = &f.file {
