@@ -264,20 +264,14 @@ impl StoredStack {
         if let Some(mut py) = python {
             while py.next_run(&mut out) {}
             if py.part.flags & py_flags::TRUNCATED != 0 {
-                out.push(Frame {
-                    address: PYTHON_ADDRESS.into(),
-                    function: Some(format!("[more Python frames: deeper than {PY_FRAMES_MAX}]")),
-                    python: true,
-                    ..Default::default()
-                });
+                let mut more = Frame::python(&format!("[more Python frames: deeper than {PY_FRAMES_MAX}]"), "", None);
+                more.file = None;
+                out.push(more);
             }
         }
         out
     }
 }
-
-/// What a Python frame shows in the address column.
-pub const PYTHON_ADDRESS: &str = "[python]";
 
 /// Hands out a stack's Python frames one eval-loop invocation at a time.
 struct PythonRuns<'a> {
@@ -312,14 +306,7 @@ impl<'a> PythonRuns<'a> {
 }
 
 fn python_frame(f: &PyFrame) -> Frame {
-    Frame {
-        address: PYTHON_ADDRESS.into(),
-        function: Some(f.qualname.to_string()),
-        file: Some(f.file.to_string()),
-        line: (f.line != 0).then_some(f.line),
-        python: true,
-        ..Default::default()
-    }
+    Frame::python(&f.qualname, &f.file, (f.line != 0).then_some(f.line))
 }
 
 impl From<SymbolizedFrame> for Frame {

@@ -140,6 +140,9 @@ pub struct Frame {
     pub build_id: Option<String>,
 }
 
+/// What a Python frame shows in the address column.
+pub const PYTHON_ADDRESS: &str = "[python]";
+
 fn hex_offset<S: serde::Serializer>(offset: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     match offset {
         Some(o) => s.serialize_str(&format!("{o:#x}")),
@@ -148,6 +151,18 @@ fn hex_offset<S: serde::Serializer>(offset: &Option<u64>, s: S) -> Result<S::Ok,
 }
 
 impl Frame {
+    /// A Python frame: a code object's qualified name, its file and the line of the instruction.
+    pub fn python(function: &str, file: &str, line: Option<u32>) -> Self {
+        Frame {
+            address: PYTHON_ADDRESS.into(),
+            function: Some(function.into()),
+            file: Some(file.into()),
+            line,
+            python: true,
+            ..Default::default()
+        }
+    }
+
     /// Names the frame's module by its file's path, keeping bytes that are not UTF-8.
     pub fn in_module(mut self, path: &std::path::Path) -> Self {
         use std::os::unix::ffi::OsStrExt;

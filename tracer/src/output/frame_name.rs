@@ -98,14 +98,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(frame_name(&nowhere), "0x7f0000000010");
-        let py = Frame {
-            address: "[python]".into(),
-            function: Some("Pool.leak\n\"a\"".into()),
-            file: Some("/srv/app/pool.py".into()),
-            line: Some(12),
-            python: true,
-            ..Default::default()
-        };
+        let py = Frame::python("Pool.leak\n\"a\"", "/srv/app/pool.py", Some(12));
         assert_eq!(frame_name(&py), "Pool.leak\\n\"a\" (/srv/app/pool.py:12)");
         assert_eq!(frame_name_raw(&py), "Pool.leak\n\"a\" (/srv/app/pool.py:12)");
     }

@@ -103,14 +103,7 @@ pub(crate) fn sample() -> Report {
     stopped.stack.id = StackId(3);
     // A Python service's leak that CPython's teardown emptied at exit; names as odd as Python
     // allows (a qualified name with a newline, a `;` and quotes).
-    let py = |function: &str, line: u32| Frame {
-        address: "[python]".into(),
-        function: Some(function.into()),
-        file: Some("/srv/app/pool.py".into()),
-        line: Some(line),
-        python: true,
-        ..Default::default()
-    };
+    let py = |function: &str, line: u32| Frame::python(function, "/srv/app/pool.py", Some(line));
     let mut python = site(
         4244,
         0,

@@ -143,14 +143,7 @@ mod tests {
 
     #[test]
     fn python_frames_are_function_file_and_line_marked_py() {
-        let f = Frame {
-            address: "[python]".into(),
-            function: Some("Pool.get\n".into()),
-            file: Some("/srv/app/pool.py".into()),
-            line: Some(34),
-            python: true,
-            ..Default::default()
-        };
+        let f = Frame::python("Pool.get\n", "/srv/app/pool.py", Some(34));
         assert_eq!(short_frame(&f), "Pool.get\\n (pool.py:34) [py]");
     }
 }

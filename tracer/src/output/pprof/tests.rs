@@ -383,14 +383,7 @@ fn go_tool_pprof_reads_it() {
 
 #[test]
 fn python_frames_are_functions_with_file_and_line_in_a_python_mapping() {
-    let py = |function: &str, line: u32| Frame {
-        address: "[python]".to_owned(),
-        function: Some(function.to_owned()),
-        file: Some("/srv/app/pool.py".to_owned()),
-        line: Some(line),
-        python: true,
-        ..Default::default()
-    };
+    let py = |function: &str, line: u32| Frame::python(function, "/srv/app/pool.py", Some(line));
     // A recursion: the same function and line twice in a row is two frames, not an inline pair.
     let frames = vec![
         sourced("0x7f0000001010", "open", "io/open.c", 12, LIBC, "aabbcc"),
