@@ -282,6 +282,18 @@ fn the_agent_profile_and_folded_stacks_name_python_frames() {
     let _ = std::fs::create_dir_all(&dir);
     let file = dir.join("fds.pb.gz");
     std::fs::write(&file, &r.body).unwrap_or_else(|e| panic!("{e}"));
+    // The walks are counted; the fixture is the one CPython process followed.
+    let metrics = agent.get("/metrics").text();
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+    };
+    assert_eq!(value("tracer_python_processes "), Some(1.0), "{metrics}");
+    assert!(
+        value("tracer_python_stacks_total{outcome=\"walked\"} ").is_some_and(|n| n >= 10.0),
+        "{metrics}"
+    );
     let top = go_pprof(&["-top", "-sample_index=inuse_objects"], &file);
     assert!(top.contains("leak_a"), "{top}");
     // pprof reads the fixture's source at the line the profile names.

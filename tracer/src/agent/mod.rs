@@ -9,7 +9,7 @@ mod layout;
 pub mod policy;
 pub mod proc;
 pub mod proc_locks;
-mod python;
+pub mod python;
 pub mod sockets;
 pub mod stacks;
 pub mod stages;
@@ -230,6 +230,8 @@ impl Agent {
         h.stacks_taken = t.counters.stacks_taken;
         h.stack_copies = t.counters.stack_copies;
         h.short_stack_copies = t.counters.short_stack_copies;
+        h.python_stacks = t.python.outcomes;
+        h.python_processes = t.python.processes();
         h.stacks_skipped = t.counters.stacks_skipped;
         h.evicted_stacks = t.stacks.evicted;
         h.stacks = t.stacks.len() as u64;

@@ -37,14 +37,29 @@ pub struct PythonFrames {
     pending: HashMap<u32, Pending, foldhash::fast::RandomState>,
     /// Processes running a CPython tracer cannot read, said once each (for the report).
     pub unsupported: Vec<(u32, String)>,
-    /// Python stack records received, and those no syscall record claimed.
-    pub records: u64,
+    /// Python stack records by outcome: [`OUTCOMES`] order.
+    pub outcomes: [u64; 4],
 }
+
+/// How a Python stack record came: walked whole, truncated at 64 frames, no thread state found
+/// for the thread (a native thread, or beyond the 64th of the list), a read failed mid-walk.
+pub const OUTCOMES: [&str; 4] = ["walked", "truncated", "no_thread_state", "read_failed"];
 
 impl PythonFrames {
     /// A Python stack record: kept until its syscall record (the next of its thread) comes.
     pub fn on_record(&mut self, v: &PyStackView<'_>) {
-        self.records += 1;
+        use tracer_common::python::flags;
+        let f = v.head.flags;
+        let outcome = if f & flags::NO_THREAD_STATE != 0 {
+            2
+        } else if f & flags::READ_FAILED != 0 {
+            3
+        } else if f & flags::TRUNCATED != 0 {
+            1
+        } else {
+            0
+        };
+        self.outcomes[outcome] += 1;
         let h = &v.head.header;
         let p = self.pending.entry(h.tid).or_default();
         p.tgid = h.tgid;
@@ -58,6 +73,14 @@ impl PythonFrames {
     pub fn forget(&mut self, tgid: u32) {
         self.interpreters.remove(&tgid);
         self.pending.retain(|_, p| p.tgid != tgid);
+    }
+
+    /// Processes whose Python frames are walked now.
+    pub fn processes(&self) -> u64 {
+        self.interpreters
+            .values()
+            .filter(|i| matches!(i, Interpreter::Python(_)))
+            .count() as u64
     }
 
     pub(super) fn is_python(&self, tgid: u32) -> bool {

@@ -99,6 +99,10 @@ pub struct AgentHealth {
     /// DWARF mode: stack copies by record size (1, 2, 4, 8, 16 KiB), and those found too short.
     pub stack_copies: [u64; 5],
     pub short_stack_copies: u64,
+    /// Python stack records by outcome (`agent::python::OUTCOMES`), and the processes whose
+    /// Python frames are walked now.
+    pub python_stacks: [u64; 4],
+    pub python_processes: u64,
     /// Estimated agent time by stage (see `agent::stages`), seconds.
     pub stage_seconds: Vec<(&'static str, f64)>,
     /// The kernel programs' runs and run time; all zero unless BPF statistics are on.

@@ -458,6 +458,16 @@ impl Collector for SnapshotCollector {
         )?;
         counters(
             &mut enc,
+            "tracer_python_stacks",
+            "Python frame walks at allocations in CPython processes, by outcome: walked, truncated (more than 64 frames: the innermost kept), no_thread_state (a thread without a Python thread state, or past the 64th of the interpreter's list), read_failed (interpreter memory unreadable mid-walk)",
+            None,
+            crate::agent::python::OUTCOMES
+                .iter()
+                .zip(h.python_stacks)
+                .map(|(o, n)| (vec![("outcome", (*o).to_owned())], n)),
+        )?;
+        counters(
+            &mut enc,
             "tracer_processes_discovered",
             "Processes first seen through a record (new to a whole-host agent, or their fork was lost)",
             None,
@@ -494,6 +504,13 @@ impl Collector for SnapshotCollector {
             "Processes the agent holds state for",
             None,
             one(h.tracked_processes),
+        )?;
+        gauges(
+            &mut enc,
+            "tracer_python_processes",
+            "CPython processes whose Python frames the kernel walks (a version tracer reads, --python-frames on)",
+            None,
+            one(h.python_processes),
         )?;
         gauges(
             &mut enc,
