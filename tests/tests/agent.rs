@@ -577,7 +577,7 @@ fn sysv_and_locks_profiles_name_the_creating_and_the_locking_stack() {
 
 /// The fixture's fds as /proc has them: how many, and how many of each kind.
 fn proc_kinds(pid: u32) -> (u64, std::collections::BTreeMap<String, u64>) {
-    let fds = tracer::agent::proc::scan_fds(pid).unwrap_or_else(|e| panic!("scanning /proc/{pid}/fd: {e}"));
+    let fds = tracer::procfs::process::scan_fds(pid).unwrap_or_else(|e| panic!("scanning /proc/{pid}/fd: {e}"));
     let mut kinds = std::collections::BTreeMap::new();
     for f in &fds {
         *kinds.entry(f.kind.as_str().to_owned()).or_insert(0) += 1;

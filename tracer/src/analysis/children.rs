@@ -3,7 +3,8 @@
 //! most of them is a suspect like a site that grew until EMFILE. Its stack is the failing fork's
 //! (successful forks carry none: they are followed through `sched_process_fork`).
 
-use super::{report::SiteReport, stack::Stack, trend};
+use super::trend;
+use crate::model::{SiteReport, Stack};
 use crate::state::{ProcessState, StackId, State, incidents::IncidentKind};
 
 /// The trend of `p`'s live children up to its fork failures, if they rose until one.

@@ -1,7 +1,10 @@
 //! Report building without a kernel: suspects vs flat sites, --min-age, --top, time to EMFILE.
 
-use super::{Losses, ReportOptions, build, report::Frame};
-use crate::state::{Limits, StackId, State, apply::Syscall};
+use super::build;
+use crate::{
+    model::{Frame, Losses, ReportOptions},
+    state::{Limits, StackId, State, syscall::Syscall},
+};
 use tracer_common::fd::data_kind;
 
 const MS: u64 = 1_000_000;
@@ -217,7 +220,7 @@ fn sampled_stacks_stand_for_the_allocations_the_budget_skipped() {
     assert!((leak.growth_per_min - 6000.0).abs() < 10.0, "{}", leak.growth_per_min);
     // The skipped allocations are not a site of their own: the sampled one stands for them.
     assert_eq!(r.outstanding.len(), 1, "{:#?}", r.outstanding);
-    let p = crate::analysis::profile::build(&s, crate::analysis::profile::ProfileKind::Fds);
+    let p = crate::analysis::profile::build(&s, crate::model::profile::ProfileKind::Fds);
     let values: Vec<i64> = p.samples.iter().map(|x| x.value).collect();
     assert_eq!(values, vec![300], "the profile's value is the estimate");
 }
@@ -468,4 +471,11 @@ fn a_site_emptied_long_before_the_exit_is_not_a_suspect() {
         let r = build(s, 9500 * MS, Losses::default(), &ReportOptions::default(), frames);
         assert!(r.suspects.is_empty(), "{:#?}", r.suspects);
     }
+}
+
+#[test]
+fn records_sampled_without_ticks_show_the_trend() {
+    // No tick for a whole second (the agent was stopped): the records' own times give the trend.
+    let samples = crate::state::tests::open_every_25ms(|_, _| {});
+    assert!(super::trend::classify(&samples).growing, "{samples:?}");
 }

@@ -16,8 +16,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
-    agent::{symbolizer::SymbolizerWorker, task::Client},
-    analysis::metrics::MetricsSnapshot,
+    model::metrics::MetricsSnapshot,
+    runtime::{symbolizer::SymbolizerWorker, task::Client},
 };
 
 /// Connections served at once; more wait in the listen backlog.

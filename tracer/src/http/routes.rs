@@ -7,13 +7,12 @@ use hyper::{Method, Request, Response, StatusCode, header};
 
 use super::Context;
 use crate::{
-    agent::{
+    model::{ReportOptions, duration::parse_duration, profile::ProfileKind},
+    output::{self, Format, Heading, pprof, prometheus},
+    runtime::{
         cost,
         task::{Client, ProfileSnapshot, ReportSnapshot},
     },
-    analysis::{ReportOptions, profile::ProfileKind},
-    cli::parse_duration,
-    output::{self, Format, Heading, pprof, prometheus},
 };
 
 type Reply = Response<Full<Bytes>>;

@@ -3,7 +3,7 @@
 //! takes); without a module, its address. Never a bare `??`.
 
 use super::escape::{escape_bytes, escape_str};
-use crate::analysis::Frame;
+use crate::model::Frame;
 
 /// The frame's name, escaped for a terminal (see [`escape_bytes`]). A Python frame is
 /// `function (file:line)`, as Python profilers name them.

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::analysis::Report;
+use crate::model::Report;
 
 pub fn write(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;

@@ -7,16 +7,15 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::{Format, Heading, write};
 use crate::{
-    agent::sysv::{SystemLimits, Usage},
-    analysis::{
+    model::{
         Frame, ProcessSummary, Report, SiteReport, Stack,
+        incidents::{IncidentReport, PreviousClose, TopSiteReport},
+        ipc::{IpcReport, OrphanGroup},
         locks::{HeldReport, LockReport, Party, WaiterReport},
-        report::text_and_hex,
-        resources::{
-            HandlerReport, IncidentReport, IpcReport, OrphanGroup, PreviousClose, SignalCountsReport, SignalReport,
-            TopSiteReport, ZOMBIE_FIX, ZombieReport,
-        },
+        signals::{HandlerReport, SignalCountsReport, SignalReport, ZOMBIE_FIX, ZombieReport},
         stalls::{StallReport, StallWriter},
+        system::{SystemLimits, Usage},
+        text_and_hex,
     },
     state::StackId,
 };
@@ -120,7 +119,7 @@ pub(crate) fn sample() -> Report {
     let (comm, comm_hex) = text_and_hex(b"svc\xfe\n");
     Report {
         lost_events: 7,
-        losses: crate::analysis::Losses {
+        losses: crate::model::Losses {
             ring_buffer_full: 5,
             traced_map_full: 1,
             stack_not_captured: 3,
@@ -476,7 +475,7 @@ fn every_loss_is_named_in_the_text_report_and_none_is_quiet() {
     };
     let mut r = sample();
     r.lost_events = 0;
-    r.losses = crate::analysis::Losses::default();
+    r.losses = crate::model::Losses::default();
     assert!(!render(&r).contains("WARNING"), "nothing lost, nothing to warn of");
     // Stacks lost but no whole record: no "events were lost", the cause is still named.
     r.losses.stack_not_captured = 4;
@@ -629,7 +628,7 @@ fn crowded() -> Report {
     let mut r = sample();
     // Losses are pinned by report.txt; left out here so this file pins only the condensing.
     r.lost_events = 0;
-    r.losses = crate::analysis::Losses::default();
+    r.losses = crate::model::Losses::default();
     let child = |pid: u32, parent: u32, comm: &[u8], exited: bool| {
         let (c, hex) = text_and_hex(comm);
         ProcessSummary {

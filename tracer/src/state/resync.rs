@@ -78,7 +78,7 @@ fn same_kind(o: &OpenFd, f: &ProcFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Limits, apply::Syscall};
+    use crate::state::{Limits, syscall::Syscall};
 
     fn open(s: &mut State, ts: u64, fd: i64) {
         let sc = Syscall {

@@ -20,8 +20,8 @@ use tracer_common::syscalls::{self, DERIVED_ARG};
 
 use super::{
     FdKind, StackId, State,
-    apply::Syscall,
     incidents::{IncidentKind, Occurrence},
+    syscall::Syscall,
 };
 
 /// What a stalled write wrote to.

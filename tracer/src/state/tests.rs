@@ -1,6 +1,6 @@
 //! State machine tests: every transition without a kernel.
 
-use super::{apply::Syscall, *};
+use super::{syscall::Syscall, *};
 use tracer_common::fd::data_kind;
 
 const T: u32 = 100;
@@ -335,7 +335,7 @@ fn a_path_refined_by_proc_stays_in_its_site() {
 }
 
 /// Opens one fd every 25 ms of record time, 40 times; `tick` runs before each (or not).
-fn open_every_25ms(tick: impl Fn(&mut State, u64)) -> Vec<(u64, u32)> {
+pub(crate) fn open_every_25ms(tick: impl Fn(&mut State, u64)) -> Vec<(u64, u32)> {
     let mut s = state();
     for i in 0..40u64 {
         let ts = 1 + i * 25_000_000;
@@ -360,7 +360,6 @@ fn records_sample_their_process_when_the_agent_does_not() {
         samples.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
         "{samples:?}"
     );
-    assert!(crate::analysis::trend::classify(&samples).growing, "{samples:?}");
     // With ticks, records add nothing: the ticks sample.
     let ticked = open_every_25ms(|s, now| s.sample(now));
     assert!(

@@ -11,7 +11,7 @@ use std::{collections::HashMap, io::Write};
 use flate2::{Compression, write::GzEncoder};
 
 use crate::{
-    analysis::{
+    model::{
         Frame,
         profile::{LabelValue, Profile},
     },
@@ -22,6 +22,17 @@ use crate::{
 /// profiles call this `inuse_objects`/`count`, so tools label and aggregate it as a gauge.
 const SAMPLE_TYPE: &str = "inuse_objects";
 const SAMPLE_UNIT: &str = "count";
+
+/// How the profile's stacks were taken, for its comments.
+pub fn sampling_comment(stack: &str, budget: u32) -> String {
+    if budget == 0 || stack == "none" {
+        return format!("stacks: {stack}, every allocation's; values are exact");
+    }
+    format!(
+        "stacks: {stack}, sampled past {budget} per second per CPU: each sampled stack stands for the \
+         allocations of its sampling period, so values are estimates (tracer_open_fds is exact)"
+    )
+}
 
 /// Encodes `profile` as a gzipped `profile.proto`.
 pub fn encode(profile: &Profile) -> Vec<u8> {
@@ -63,6 +74,11 @@ fn build(profile: &Profile) -> proto::Profile {
                     LabelValue::Str(v) => proto::Label {
                         key,
                         str: b.strings.intern(v),
+                        ..Default::default()
+                    },
+                    LabelValue::Bytes(v) => proto::Label {
+                        key,
+                        str: b.strings.intern(&escape_bytes(v)),
                         ..Default::default()
                     },
                     // No num_unit: pprof then takes the key as the unit, and "pid" is just that.

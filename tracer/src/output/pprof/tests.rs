@@ -8,7 +8,7 @@ use prost::Message;
 
 use super::{encode, proto};
 use crate::{
-    analysis::{
+    model::{
         Frame, Stack,
         profile::{LabelValue, Profile, ProfileKind, ProfileSample},
     },
