@@ -5,7 +5,7 @@
 
 use super::trend;
 use crate::model::{SiteReport, Stack};
-use crate::state::{ProcessState, StackId, State, incidents::IncidentKind};
+use crate::state::{ProcessState, Resource, StackId, State, incidents::IncidentKind};
 
 /// The trend of `p`'s live children up to its fork failures, if they rose until one.
 fn rose_until_eagain(p: &ProcessState, live_now: u32) -> Option<trend::Trend> {
@@ -54,8 +54,8 @@ pub fn stopped_by_eagain(state: &State, now_ns: u64) -> Vec<SiteReport> {
             .map_or(StackId::NONE, |i| i.stack);
         out.push(SiteReport {
             pid: p.tgid,
-            resource: "process",
-            kind: "child process",
+            resource: Resource::ChildProcess,
+            kind: Resource::ChildProcess.noun(),
             family: None,
             count: held,
             estimated: None,

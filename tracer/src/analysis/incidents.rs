@@ -26,7 +26,7 @@ pub fn incidents(state: &State, now_ns: u64) -> Vec<IncidentReport> {
             });
             IncidentReport {
                 pid: i.tgid,
-                kind: i.kind.as_str(),
+                kind: i.kind,
                 syscall: tracer_common::syscalls::name(i.nr).map_or_else(|| format!("syscall {}", i.nr), str::to_owned),
                 errno: (i.errno != 0).then(|| match (i.kind, i.errno) {
                     // The same number; flock(2) and fcntl(2) document it by this name.
@@ -56,6 +56,11 @@ pub fn incidents(state: &State, now_ns: u64) -> Vec<IncidentReport> {
             }
         })
         .collect();
-    out.sort_by(|a, b| a.pid.cmp(&b.pid).then(a.kind.cmp(b.kind)).then(b.count.cmp(&a.count)));
+    out.sort_by(|a, b| {
+        a.pid
+            .cmp(&b.pid)
+            .then(a.kind.as_str().cmp(b.kind.as_str()))
+            .then(b.count.cmp(&a.count))
+    });
     out
 }

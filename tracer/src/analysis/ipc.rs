@@ -14,7 +14,7 @@ use crate::{
 pub fn ipc(state: &State, now_ns: u64) -> IpcReport {
     let mut groups: Vec<OrphanGroup> = Vec::new();
     for o in state.ipc.orphans() {
-        let resource = Resource::from_ipc(o.kind).as_str();
+        let resource = Resource::from_ipc(o.kind);
         let stack = Stack::unresolved(o.stack);
         let age = now_ns.saturating_sub(o.created_ns) / MS;
         let key = crate::state::ipc::describe_key(o.key);
@@ -35,7 +35,7 @@ pub fn ipc(state: &State, now_ns: u64) -> IpcReport {
             None => groups.push(one),
         }
     }
-    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(b.resource)));
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.as_str().cmp(b.resource.as_str())));
     IpcReport {
         orphans: groups,
         live: state.ipc.objects.values().filter(|o| o.creator.is_some()).count() as u64,

@@ -213,7 +213,7 @@ fn site_report(
     };
     SiteReport {
         pid: st.key.tgid,
-        resource: resource.as_str(),
+        resource,
         kind: if resource == Resource::Fd {
             st.display_kind.unwrap_or(st.key.kind).as_str()
         } else {

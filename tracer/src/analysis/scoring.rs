@@ -62,7 +62,7 @@ pub(crate) fn stopped_by_limit(st: &SiteStats, p: &ProcessState) -> Option<(tren
     let hit = match st.key.resource {
         Resource::Fd => p.limit_hits.fds,
         Resource::SemSet | Resource::ShmSegment | Resource::MsgQueue => p.limit_hits.sysv,
-        Resource::Flock | Resource::PosixLock => None,
+        Resource::Flock | Resource::PosixLock | Resource::ChildProcess => None,
     }?;
     let samples = st.samples.points();
     for at in [hit.first_ns, hit.last_ns] {

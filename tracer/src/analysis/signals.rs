@@ -5,7 +5,7 @@ use super::trend;
 use crate::{
     model::{
         Stack,
-        signals::{HandlerReport, SignalCountsReport, SignalReport, ZOMBIE_FIX, ZombieReport},
+        signals::{HandlerReport, SigHandler, SignalCountsReport, SignalReport, ZOMBIE_FIX, ZombieReport},
     },
     state::{
         State,
@@ -31,11 +31,7 @@ pub fn zombies(state: &State, now_ns: u64) -> Vec<ZombieReport> {
         let t = trend::classify(&samples);
         let piled = z.piled(sigchld.coalesced);
         let sigchld_handler = p.sigchld_handler.map(|h| HandlerReport {
-            address: match h.address {
-                0 => "SIG_DFL".to_owned(),
-                1 => "SIG_IGN".to_owned(),
-                a => format!("{a:#x}"),
-            },
+            address: SigHandler::from_raw(h.address),
             stack: Stack::unresolved(h.stack),
         });
         out.push(ZombieReport {

@@ -52,7 +52,7 @@ fn report(c: &Channel, now_ns: u64, system: Option<&SystemLimits>) -> StallRepor
         ChannelKind::EventFd => None,
     };
     StallReport {
-        kind: c.kind.as_str(),
+        kind: c.kind,
         inode: c.ino,
         capacity_bytes: c.capacity,
         max_capacity_bytes,
@@ -83,7 +83,7 @@ pub fn stalls(state: &State, now_ns: u64, system: Option<&SystemLimits>) -> Vec<
         b.blocked_ms_total
             .cmp(&a.blocked_ms_total)
             .then((b.eagain + b.enobufs).cmp(&(a.eagain + a.enobufs)))
-            .then(a.kind.cmp(b.kind))
+            .then(a.kind.as_str().cmp(b.kind.as_str()))
             .then(a.inode.cmp(&b.inode))
     });
     out

@@ -2,8 +2,8 @@
 
 use super::build;
 use crate::{
-    model::{Frame, Losses, ReportOptions},
-    state::{Limits, StackId, State, syscall::Syscall},
+    model::{Frame, Losses, ReportOptions, frame::FrameAddress},
+    state::{Limits, Resource, StackId, State, syscall::Syscall},
 };
 use tracer_common::fd::data_kind;
 
@@ -58,7 +58,7 @@ fn scenario() -> State {
 
 fn frames(id: StackId) -> Vec<Frame> {
     vec![Frame {
-        address: format!("{:#x}", id.0),
+        address: FrameAddress::Native(u64::from(id.0)),
         function: Some(format!("f{}", id.0)),
         file: None,
         line: None,
@@ -350,7 +350,7 @@ fn semaphore_sets_created_until_enospc_are_a_suspect_stopped_by_the_limit() {
     let sets = r
         .suspects
         .iter()
-        .find(|x| x.resource == "sysv_sem")
+        .find(|x| x.resource == Resource::SemSet)
         .unwrap_or_else(|| panic!("{:#?}", r.suspects));
     assert_eq!((sets.count, sets.stopped_by_limit), (32, Some("ENOSPC")));
 }
@@ -384,7 +384,11 @@ fn children_forked_until_eagain_are_a_suspect_and_a_worker_pool_is_not() {
             s.sample(tick * 100 * MS);
         }
         let r = build(&s, 4000 * MS, Losses::default(), &ReportOptions::default(), frames);
-        let kids: Vec<_> = r.suspects.iter().filter(|x| x.resource == "process").collect();
+        let kids: Vec<_> = r
+            .suspects
+            .iter()
+            .filter(|x| x.resource == Resource::ChildProcess)
+            .collect();
         if leak {
             assert_eq!(kids.len(), 1, "{:#?}", r.suspects);
             let k = kids[0];

@@ -5,9 +5,42 @@ use serde::Serialize;
 
 use super::bytes::text_and_hex;
 
+/// Where a frame is: a native instruction address, or a frame of CPython's frame chain (which
+/// has none of its own). JSON: `"0x55d0c0ffee10"`, or `"[python]"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameAddress {
+    Native(u64),
+    Python,
+}
+
+impl Default for FrameAddress {
+    fn default() -> Self {
+        FrameAddress::Native(0)
+    }
+}
+
+impl FrameAddress {
+    /// The native address; none for a Python frame.
+    pub fn native(self) -> Option<u64> {
+        match self {
+            FrameAddress::Native(a) => Some(a),
+            FrameAddress::Python => None,
+        }
+    }
+}
+
+impl Serialize for FrameAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FrameAddress::Native(a) => s.serialize_str(&format!("{a:#x}")),
+            FrameAddress::Python => s.serialize_str("[python]"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Frame {
-    pub address: String,
+    pub address: FrameAddress,
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
@@ -34,9 +67,6 @@ pub struct Frame {
     pub build_id: Option<String>,
 }
 
-/// What a Python frame shows in the address column.
-pub const PYTHON_ADDRESS: &str = "[python]";
-
 fn hex_offset<S: serde::Serializer>(offset: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     match offset {
         Some(o) => s.serialize_str(&format!("{o:#x}")),
@@ -48,7 +78,7 @@ impl Frame {
     /// A Python frame: a code object's qualified name, its file and the line of the instruction.
     pub fn python(function: &str, file: &str, line: Option<u32>) -> Self {
         Frame {
-            address: PYTHON_ADDRESS.into(),
+            address: FrameAddress::Python,
             function: Some(function.into()),
             file: Some(file.into()),
             line,

@@ -4,11 +4,12 @@
 use serde::Serialize;
 
 use super::stack::Stack;
+use crate::state::incidents::IncidentKind;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct IncidentReport {
     pub pid: u32,
-    pub kind: &'static str,
+    pub kind: IncidentKind,
     pub syscall: String,
     /// Symbolic errno (EMFILE, EBADF, ...), absent when the call did not fail.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::stack::Stack;
+use crate::state::Resource;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Default)]
 pub struct IpcReport {
@@ -17,7 +18,7 @@ pub struct IpcReport {
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct OrphanGroup {
-    pub resource: &'static str,
+    pub resource: Resource,
     pub count: u64,
     /// Ids to pass to `ipcrm` (the first 32).
     pub ids: Vec<i32>,
@@ -63,6 +64,6 @@ pub fn merge_orphan_groups(groups: &mut Vec<OrphanGroup>) {
             None => merged.push(g),
         }
     }
-    merged.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(b.resource)));
+    merged.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.as_str().cmp(b.resource.as_str())));
     *groups = merged;
 }

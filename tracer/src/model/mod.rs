@@ -7,6 +7,7 @@ pub mod frame;
 pub mod health;
 pub mod incidents;
 pub mod ipc;
+pub mod kinds;
 pub mod locks;
 pub mod losses;
 pub mod metrics;

@@ -14,7 +14,7 @@ use super::{
     stalls::StallReport,
     system::SystemLimits,
 };
-use crate::state::StackId;
+use crate::state::{Resource, StackId};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
@@ -74,7 +74,7 @@ pub struct ProcessSummary {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SiteReport {
     pub pid: u32,
-    pub resource: &'static str,
+    pub resource: Resource,
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<&'static str>,

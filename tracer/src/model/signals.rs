@@ -25,10 +25,39 @@ pub struct ZombieReport {
     pub fix: Option<&'static str>,
 }
 
+/// What a process set for SIGCHLD (`sigaction`'s `sa_handler`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigHandler {
+    Default,
+    Ignore,
+    Function(u64),
+}
+
+impl SigHandler {
+    /// `sa_handler` as the kernel has it: 0 is SIG_DFL, 1 SIG_IGN, anything else a function.
+    pub fn from_raw(address: u64) -> Self {
+        match address {
+            0 => SigHandler::Default,
+            1 => SigHandler::Ignore,
+            a => SigHandler::Function(a),
+        }
+    }
+}
+
+impl Serialize for SigHandler {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SigHandler::Default => s.serialize_str("SIG_DFL"),
+            SigHandler::Ignore => s.serialize_str("SIG_IGN"),
+            SigHandler::Function(a) => s.serialize_str(&format!("{a:#x}")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct HandlerReport {
-    /// `sa_handler` (hex), or `SIG_DFL`/`SIG_IGN`.
-    pub address: String,
+    /// `sa_handler`: JSON `"0x..."`, or `"SIG_DFL"`/`"SIG_IGN"`.
+    pub address: SigHandler,
     /// The handler's symbol (one frame; empty for SIG_DFL/SIG_IGN).
     pub stack: Stack,
 }

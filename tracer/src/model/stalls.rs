@@ -4,11 +4,12 @@
 use serde::Serialize;
 
 use super::stack::Stack;
+use crate::state::stalls::ChannelKind;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct StallReport {
     /// `pipe`, `fifo`, `eventfd`, `unix`.
-    pub kind: &'static str,
+    pub kind: ChannelKind,
     /// The object's inode (`pipe:[N]`, `socket:[N]`), 0 when unknown.
     pub inode: u64,
     /// Pipe capacity (F_GETPIPE_SZ) or socket send buffer (SO_SNDBUF) in bytes; `null` when it

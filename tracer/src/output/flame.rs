@@ -12,11 +12,16 @@ use inferno::flamegraph::{
     color::{BasicPalette, Color, Palette, PaletteMap},
 };
 
-use super::escape::escape_bytes;
-use super::{escape::escape_str, frame_name::frame_name};
-use crate::model::{
-    Frame, Report,
-    profile::{LabelValue, Profile},
+use super::{
+    escape::{escape_bytes, escape_str},
+    frame_name::frame_name,
+};
+use crate::{
+    model::{
+        Frame, Report,
+        profile::{LabelValue, Profile},
+    },
+    state::Resource,
 };
 
 /// One weighted stack of the graph.
@@ -50,7 +55,7 @@ pub fn from_report(r: &Report) -> Vec<FlameStack<'_>> {
     r.outstanding
         .iter()
         .chain(emptied)
-        .filter(|s| s.resource == "fd")
+        .filter(|s| s.resource == Resource::Fd)
         .map(|s| {
             let comm = r
                 .processes

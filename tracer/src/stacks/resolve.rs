@@ -5,7 +5,7 @@ use super::store::{PythonPart, StackStore, StoredStack, is_kernel_address};
 use tracer_common::python::{PY_FRAMES_MAX, flags as py_flags};
 
 use crate::{
-    model::Frame,
+    model::{Frame, frame::FrameAddress},
     state::StackId,
     symbolize::{NormalizedFrame, SymbolizedFrame, Symbols, python::PyFrame},
 };
@@ -46,7 +46,7 @@ impl StoredStack {
             }
             let Some(norm) = norm else {
                 out.push(Frame {
-                    address: format!("{addr:#x}"),
+                    address: FrameAddress::Native(*addr),
                     ..Default::default()
                 });
                 continue;
@@ -63,7 +63,7 @@ impl StoredStack {
             }
             if out.len() == before {
                 let unresolved = Frame {
-                    address: format!("{addr:#x}"),
+                    address: FrameAddress::Native(*addr),
                     offset: Some(norm.file_offset),
                     ..Default::default()
                 };
@@ -123,7 +123,7 @@ fn python_frame(f: &PyFrame) -> Frame {
 impl From<SymbolizedFrame> for Frame {
     fn from(f: SymbolizedFrame) -> Self {
         Frame {
-            address: format!("{:#x}", f.address),
+            address: FrameAddress::Native(f.address),
             function: f.function,
             file: f.file,
             line: f.line,

@@ -7,6 +7,7 @@ pub use crate::cli::Column;
 use crate::{
     model::{ProcessSummary, Report, system::Usage},
     output::{escape::escape_bytes, text::age},
+    state::Resource,
 };
 
 /// One process of the table.
@@ -169,7 +170,10 @@ pub fn sort(rows: &mut [ProcessRow], col: Column, reverse: bool) {
 }
 
 fn row(r: &Report, p: &ProcessSummary) -> ProcessRow {
-    let fd_sites = r.outstanding.iter().filter(|s| s.pid == p.pid && s.resource == "fd");
+    let fd_sites = r
+        .outstanding
+        .iter()
+        .filter(|s| s.pid == p.pid && s.resource == Resource::Fd);
     let growth_per_min = fd_sites.map(|s| s.growth_per_min).sum::<f64>();
     let suspects: Vec<_> = r.suspects.iter().filter(|s| s.pid == p.pid).collect();
     let mut kinds: Vec<(&str, usize)> = p.by_kind.iter().map(|(k, n)| (*k, *n)).collect();
@@ -187,7 +191,7 @@ fn row(r: &Report, p: &ProcessSummary) -> ProcessRow {
         growth_per_min: (growth_per_min * 10.0).round() / 10.0,
         time_to_emfile_s: suspects
             .iter()
-            .filter(|s| s.resource == "fd")
+            .filter(|s| s.resource == Resource::Fd)
             .filter_map(|s| s.time_to_limit_s)
             .min_by(f64::total_cmp),
         suspects: suspects.len(),
@@ -195,7 +199,9 @@ fn row(r: &Report, p: &ProcessSummary) -> ProcessRow {
         sysv: r
             .outstanding
             .iter()
-            .filter(|s| s.pid == p.pid && s.resource.starts_with("sysv_"))
+            .filter(|s| {
+                s.pid == p.pid && matches!(s.resource, Resource::SemSet | Resource::ShmSegment | Resource::MsgQueue)
+            })
             .map(|s| s.count)
             .sum(),
         lock_waits: r

@@ -149,12 +149,6 @@ fn module_path(f: &Frame) -> Option<String> {
     (!path.is_empty()).then_some(path)
 }
 
-/// `0x55d0c0ffee10` -> its value; 0 ("unknown" in pprof) when it does not parse.
-fn parse_address(s: &str) -> u64 {
-    let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    u64::from_str_radix(hex, 16).unwrap_or(0)
-}
-
 #[derive(Default)]
 struct StringTable {
     table: Vec<String>,
@@ -217,7 +211,7 @@ impl Builder {
         // The caller, last, is the frame the symbolizer resolved the address in.
         let Some(outer) = group.last() else { return 0 };
         let mapping_id = self.mapping(group);
-        let address = parse_address(&outer.address);
+        let address = outer.address.native().unwrap_or(0);
         let lines: Vec<(u64, i64)> = group
             .iter()
             .map(|f| (self.function(f), f.line.map_or(0, i64::from)))

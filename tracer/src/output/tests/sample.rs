@@ -7,22 +7,23 @@ use std::{collections::BTreeMap, os::unix::ffi::OsStrExt};
 use crate::{
     model::{
         Frame, ProcessSummary, Report, SiteReport, Stack,
+        frame::FrameAddress,
         incidents::{IncidentReport, PreviousClose, TopSiteReport},
         ipc::{IpcReport, OrphanGroup},
         locks::{HeldReport, LockReport, Party, WaiterReport},
-        signals::{HandlerReport, SignalCountsReport, SignalReport, ZOMBIE_FIX, ZombieReport},
+        signals::{HandlerReport, SigHandler, SignalCountsReport, SignalReport, ZOMBIE_FIX, ZombieReport},
         stalls::{StallReport, StallWriter},
         system::{SystemLimits, Usage},
         text_and_hex,
     },
-    state::StackId,
+    state::{Resource, StackId, incidents::IncidentKind, stalls::ChannelKind},
 };
 
 fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) -> SiteReport {
     let (ex, hex) = text_and_hex(example);
     SiteReport {
         pid,
-        resource: "fd",
+        resource: Resource::Fd,
         kind: "file",
         family: None,
         count,
@@ -46,7 +47,7 @@ fn site(pid: u32, count: u32, growth: f64, example: &[u8], stack: Vec<Frame>) ->
 
 fn frame(addr: u64, f: &str, file: &str, line: u32) -> Frame {
     Frame {
-        address: format!("{addr:#x}"),
+        address: FrameAddress::Native(addr),
         function: Some(f.into()),
         file: Some(file.into()),
         line: Some(line),
@@ -58,7 +59,7 @@ fn frame(addr: u64, f: &str, file: &str, line: u32) -> Frame {
 pub(crate) fn sample() -> Report {
     let stack = vec![
         Frame {
-            address: "0x7f0000001011".into(),
+            address: FrameAddress::Native(0x7f0000001011),
             function: Some("__libc_open64".into()),
             file: None,
             line: None,
@@ -76,7 +77,7 @@ pub(crate) fn sample() -> Report {
         b"/tmp/\x1b[31mred\xff\\",
         vec![
             Frame {
-                address: "0x7f0000001a2b".into(),
+                address: FrameAddress::Native(0x7f0000001a2b),
                 offset: Some(0x1a2b),
                 ..Default::default()
             }
@@ -179,7 +180,7 @@ pub(crate) fn sample() -> Report {
         incidents: incidents(&stack),
         ipc: IpcReport {
             orphans: vec![OrphanGroup {
-                resource: "sysv_sem",
+                resource: Resource::SemSet,
                 count: 8,
                 ids: vec![22, 23],
                 keys: vec!["key IPC_PRIVATE".into()],
@@ -208,7 +209,7 @@ pub(crate) fn sample() -> Report {
                 failed: 0,
             },
             sigchld_handler: Some(HandlerReport {
-                address: "0x555500001250".into(),
+                address: SigHandler::Function(0x555500001250),
                 stack: vec![frame(0x5555_0000_1250, "on_sigchld", "src/main.c", 12)].into(),
             }),
             fix: Some(ZOMBIE_FIX),
@@ -226,7 +227,7 @@ pub(crate) fn sample() -> Report {
             },
         }],
         stalls: vec![StallReport {
-            kind: "pipe",
+            kind: ChannelKind::Pipe,
             inode: 991_234,
             capacity_bytes: Some(65536),
             max_capacity_bytes: Some(1_048_576),
@@ -273,7 +274,7 @@ pub(crate) fn sample() -> Report {
 fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
     let base = IncidentReport {
         pid: 4242,
-        kind: "limit_failure",
+        kind: IncidentKind::LimitFailure,
         syscall: "openat".into(),
         errno: Some("EMFILE"),
         count: 2,
@@ -300,7 +301,7 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
     vec![
         emfile,
         IncidentReport {
-            kind: "double_close",
+            kind: IncidentKind::DoubleClose,
             syscall: "close".into(),
             errno: Some("EBADF"),
             count: 1,
@@ -314,7 +315,7 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
             ..base.clone()
         },
         IncidentReport {
-            kind: "select_beyond_fd_setsize",
+            kind: IncidentKind::SelectBeyondFdSetSize,
             syscall: "pselect6".into(),
             errno: None,
             count: 3,
@@ -322,7 +323,7 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
             ..base.clone()
         },
         IncidentReport {
-            kind: "eventfd_overflow",
+            kind: IncidentKind::EventfdOverflow,
             syscall: "write".into(),
             errno: Some("EAGAIN"),
             count: 40,
@@ -331,7 +332,7 @@ fn incidents(stack: &[Frame]) -> Vec<IncidentReport> {
             ..base.clone()
         },
         IncidentReport {
-            kind: "lock_failure",
+            kind: IncidentKind::LockFailure,
             syscall: "flock".into(),
             errno: Some("EWOULDBLOCK"),
             count: 1,

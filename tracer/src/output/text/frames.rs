@@ -6,12 +6,12 @@ use crate::{
     model::Frame,
     output::{
         escape::{escape_bytes, escape_str},
-        frame_name::{frame_name, names_module},
+        frame_name::{address_text, frame_name, names_module},
     },
 };
 
 pub(super) fn frame(f: &Frame) -> String {
-    let mut s = format!("{:<18} {}", f.address, frame_name(f));
+    let mut s = format!("{:<18} {}", address_text(f.address), frame_name(f));
     if f.python {
         // `[python]  function (file:line)`: the name says where.
         return s;

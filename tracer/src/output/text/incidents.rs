@@ -4,35 +4,34 @@
 use std::io::Write;
 
 use super::{age, frames::stack, paint};
-use crate::model::incidents::IncidentReport;
+use crate::{model::incidents::IncidentReport, state::incidents::IncidentKind};
 
 fn what(i: &IncidentReport) -> String {
     let errno = i.errno.unwrap_or("");
     let fd = i.fd.map(|f| format!(" on fd {f}")).unwrap_or_default();
     match i.kind {
-        "limit_failure" => match (errno, i.value) {
+        IncidentKind::LimitFailure => match (errno, i.value) {
             ("EMFILE", Some(open)) => format!("{} failed with EMFILE ({open} fds open)", i.syscall),
             _ => format!("{} failed with {errno}", i.syscall),
         },
-        "select_beyond_fd_setsize" => format!(
+        IncidentKind::SelectBeyondFdSetSize => format!(
             "{} called with nfds {} > FD_SETSIZE (1024): FD_SET wrote past the fd_set (memory corruption); use poll or epoll",
             i.syscall,
             i.value.unwrap_or(0)
         ),
-        "close_not_open" => format!("close{fd} that was not open (EBADF)"),
-        "double_close" => format!("double close{fd} (EBADF)"),
-        "use_after_close" => format!("{} on closed fd{fd} (EBADF): use after close", i.syscall),
-        "bad_descriptor" => format!("{}{fd} never opened (EBADF)", i.syscall),
-        "eventfd_overflow" => format!(
+        IncidentKind::CloseNotOpen => format!("close{fd} that was not open (EBADF)"),
+        IncidentKind::DoubleClose => format!("double close{fd} (EBADF)"),
+        IncidentKind::UseAfterClose => format!("{} on closed fd{fd} (EBADF): use after close", i.syscall),
+        IncidentKind::BadDescriptor => format!("{}{fd} never opened (EBADF)", i.syscall),
+        IncidentKind::EventfdOverflow => format!(
             "{}{fd} refused with EAGAIN: notification dropped: eventfd counter saturated{}, the consumer is behind",
             i.syscall,
             i.value.map(|v| format!(" (count {v})")).unwrap_or_default()
         ),
-        "lock_failure" => {
+        IncidentKind::LockFailure => {
             let holder = i.holder_pid.map(|p| format!(", held by pid {p}")).unwrap_or_default();
             format!("{}{fd} failed with {errno}{holder}", i.syscall)
         }
-        other => format!("{other}: {}", i.syscall),
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             "[{}] {} x {}, oldest {}, ids {}{more}, {}; created by pid {}",
             n + 1,
             g.count,
-            g.resource,
+            g.resource.as_str(),
             age(g.oldest_age_ms),
             ids.join(" "),
             g.keys.join(", "),

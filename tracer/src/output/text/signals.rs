@@ -9,7 +9,7 @@ use super::{
     frames::frame,
     paint,
 };
-use crate::model::Report;
+use crate::model::{Report, signals::SigHandler};
 
 pub(super) fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()> {
     let zombies: Vec<_> = r.zombies.iter().filter(|z| h.all || zombie_worth_saying(z)).collect();
@@ -41,7 +41,7 @@ pub(super) fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Re
             if let Some(h) = &z.sigchld_handler {
                 match h.stack.first() {
                     Some(f) => writeln!(out, "    SIGCHLD handler: {}", frame(f))?,
-                    None => writeln!(out, "    SIGCHLD handler: {}", h.address)?,
+                    None => writeln!(out, "    SIGCHLD handler: {}", handler_text(h.address))?,
                 }
             }
             if let Some(fix) = z.fix {
@@ -67,4 +67,13 @@ pub(super) fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Re
         }
     }
     Ok(())
+}
+
+/// `sa_handler` as people read it: SIG_DFL, SIG_IGN, or the function's address.
+fn handler_text(h: SigHandler) -> String {
+    match h {
+        SigHandler::Default => "SIG_DFL".to_owned(),
+        SigHandler::Ignore => "SIG_IGN".to_owned(),
+        SigHandler::Function(a) => format!("{a:#x}"),
+    }
 }

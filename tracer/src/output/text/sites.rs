@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::{age, frames::frame, paint};
-use crate::{model::SiteReport, output::escape::escape_bytes};
+use crate::{model::SiteReport, output::escape::escape_bytes, state::Resource};
 
 pub(super) fn same_site(a: &SiteReport, b: &SiteReport) -> bool {
     a.pid == b.pid
@@ -57,7 +57,7 @@ fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
         "[{n}] pid {}: {} x {kind}{}",
         s.pid,
         s.count,
-        if s.resource == "fd" { " open" } else { "" },
+        if s.resource == Resource::Fd { " open" } else { "" },
     );
     if let Some(e) = s.estimated {
         let _ = write!(out, " (~{e} estimated from sampled stacks)");
@@ -72,7 +72,7 @@ fn site_head(out: &mut String, n: usize, s: &SiteReport, suspect: bool) {
     } else if suspect {
         let _ = write!(out, ", growing {:.1}/min", s.growth_per_min);
         if let Some(t) = s.time_to_limit_s {
-            let limit = if s.resource == "fd" {
+            let limit = if s.resource == Resource::Fd {
                 "the fd limit (EMFILE)"
             } else {
                 "the system limit (ENOSPC)"

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::{age, frames::stack};
-use crate::model::stalls::StallReport;
+use crate::{model::stalls::StallReport, state::stalls::ChannelKind};
 
 fn bytes(n: Option<u64>) -> String {
     match n {
@@ -29,20 +29,20 @@ pub fn write(out: &mut dyn Write, list: &[StallReport]) -> std::io::Result<()> {
     writeln!(out, "WRITE STALLS: writers blocked because the buffer was full")?;
     for (n, s) in list.iter().enumerate() {
         let capacity = match (s.kind, s.capacity_bytes) {
-            ("eventfd", _) => String::new(),
-            ("pipe" | "fifo", None) => ", capacity unknown (default 64 KiB assumed)".to_owned(),
+            (ChannelKind::EventFd, _) => String::new(),
+            (ChannelKind::Pipe | ChannelKind::Fifo, None) => ", capacity unknown (default 64 KiB assumed)".to_owned(),
             (_, c) => format!(", capacity {}", bytes(c)),
         };
         let ceiling = match (s.kind, s.max_capacity_bytes) {
-            ("pipe" | "fifo", Some(m)) => format!(" (fs.pipe-max-size {})", bytes(Some(m))),
-            ("unix", Some(m)) => format!(" (net.core.wmem_max {})", bytes(Some(m))),
+            (ChannelKind::Pipe | ChannelKind::Fifo, Some(m)) => format!(" (fs.pipe-max-size {})", bytes(Some(m))),
+            (ChannelKind::Unix, Some(m)) => format!(" (net.core.wmem_max {})", bytes(Some(m))),
             _ => String::new(),
         };
         writeln!(
             out,
             "[{}] {} inode {}{capacity}{ceiling}: {} write(s) blocked, {} in total, longest {}; {} EAGAIN, {} ENOBUFS",
             n + 1,
-            s.kind,
+            s.kind.as_str(),
             s.inode,
             s.blocked_writes,
             age(s.blocked_ms_total),
