@@ -120,32 +120,27 @@ pub fn limits(pid: u32) -> Limits {
 
 /// Children of `pid` (any of its threads) that are zombies now.
 pub fn zombie_children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(proc_path(pid).join("task")) else {
+    let Some(tasks) = i32::try_from(pid)
+        .ok()
+        .and_then(|p| procfs::process::Process::new(p).ok())
+        .and_then(|p| p.tasks().ok())
+    else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for t in tasks.flatten() {
-        let Ok(list) = std::fs::read_to_string(t.path().join("children")) else {
-            continue;
-        };
-        for child in list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
-            if is_zombie(child) {
-                out.push(child);
-            }
-        }
-    }
-    out
+    tasks
+        .flatten()
+        .filter_map(|t| t.children().ok())
+        .flatten()
+        .filter(|c| is_zombie(*c))
+        .collect()
 }
 
-/// The state letter of /proc/PID/stat (after the command name, which may contain ')').
+/// Whether a process is a zombie now (the state letter of /proc/PID/stat).
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read(proc_path(pid).join("stat"))
+    i32::try_from(pid)
         .ok()
-        .and_then(|stat| {
-            let close = stat.iter().rposition(|b| *b == b')')?;
-            stat.get(close + 2).copied()
-        })
-        .is_some_and(|state| state == b'Z')
+        .and_then(|p| procfs::process::Process::new(p).ok()?.stat().ok())
+        .is_some_and(|s| s.state == 'Z')
 }
 
 /// The path of an fd of `pid` open on the file (kernel dev_t `dev`, inode `ino`), if any.
@@ -172,13 +167,10 @@ pub fn path_of_file(pid: u32, dev: u32, ino: u64) -> Option<Vec<u8>> {
 /// proves nothing where PID 1 runs as the agent's own user.
 pub fn check_ptrace_capability() -> Result<(), ProcError> {
     const CAP_SYS_PTRACE: u32 = 19;
-    let status = std::fs::read_to_string("/proc/self/status").map_err(ProcError::OwnStatus)?;
-    let effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    if effective & (1 << CAP_SYS_PTRACE) == 0 {
+    let status = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map_err(|e| ProcError::OwnStatus(std::io::Error::other(e)))?;
+    if status.capeff & (1 << CAP_SYS_PTRACE) == 0 {
         return Err(ProcError::NoPtrace);
     }
     Ok(())

@@ -48,40 +48,26 @@ fn read_u64(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// `/proc/sys/kernel/sem` is "SEMMSL SEMMNS SEMOPM SEMMNI".
-pub fn parse_semmni(text: &str) -> Option<u64> {
-    text.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// `/proc/sys/fs/file-nr` is "allocated unused max".
-pub fn parse_file_nr(text: &str) -> Option<Usage> {
-    let mut f = text.split_whitespace().map(|s| s.parse::<u64>().ok());
-    let allocated = f.next()??;
-    let _unused = f.next();
-    let max = f.next().flatten();
-    Some(Usage { used: allocated, max })
-}
-
 pub fn system_limits() -> SystemLimits {
     let count = |k| listing(k).len() as u64;
     SystemLimits {
         sem_sets: Usage {
             used: count(IpcKind::Sem),
-            max: std::fs::read_to_string("/proc/sys/kernel/sem")
-                .ok()
-                .and_then(|t| parse_semmni(&t)),
+            max: procfs::sys::kernel::SemaphoreLimits::new().ok().map(|s| s.semmni),
         },
         shm_segments: Usage {
             used: count(IpcKind::Shm),
-            max: read_u64("/proc/sys/kernel/shmmni"),
+            max: procfs::sys::kernel::shmmni().ok(),
         },
         msg_queues: Usage {
             used: count(IpcKind::Msg),
             max: read_u64("/proc/sys/kernel/msgmni"),
         },
-        file_handles: std::fs::read_to_string("/proc/sys/fs/file-nr")
-            .ok()
-            .and_then(|t| parse_file_nr(&t))
+        file_handles: procfs::sys::fs::file_nr()
+            .map(|f| Usage {
+                used: f.allocated,
+                max: Some(f.max),
+            })
             .unwrap_or_default(),
         nr_open: read_u64("/proc/sys/fs/nr_open"),
         pipe_max_size: read_u64("/proc/sys/fs/pipe-max-size"),
@@ -116,15 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn limits() {
-        assert_eq!(parse_semmni("32000\t1024000000\t500\t32000\n"), Some(32000));
-        assert_eq!(parse_semmni("250 32000"), None);
-        assert_eq!(
-            parse_file_nr("1184\t0\t9223372036854775807\n"),
-            Some(Usage {
-                used: 1184,
-                max: Some(9_223_372_036_854_775_807)
-            })
-        );
+    fn limits_are_what_proc_sys_says() {
+        let l = system_limits();
+        let field = |path: &str, n: usize| -> Option<u64> {
+            std::fs::read_to_string(path).ok()?.split_whitespace().nth(n)?.parse().ok()
+        };
+        assert_eq!(l.sem_sets.max, field("/proc/sys/kernel/sem", 3), "SEMMNI");
+        assert_eq!(l.shm_segments.max, field("/proc/sys/kernel/shmmni", 0));
+        assert_eq!(l.msg_queues.max, field("/proc/sys/kernel/msgmni", 0));
+        assert_eq!(l.file_handles.max, field("/proc/sys/fs/file-nr", 2), "fs.file-max");
+        assert!(l.file_handles.used > 0, "this process has files open");
     }
 }

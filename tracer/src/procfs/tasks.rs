@@ -3,15 +3,8 @@
 
 /// The parent pid and the flags of /proc/PID/stat.
 fn stat_of(pid: u32) -> Option<(u32, u64)> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces and parentheses): state is the
-    // 3rd field, ppid the 4th, flags the 9th.
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    let rest = String::from_utf8_lossy(&stat[close + 1..]);
-    let mut f = rest.split_whitespace();
-    let ppid = f.nth(1)?.parse().ok()?;
-    let flags = f.nth(4)?.parse().ok()?;
-    Some((ppid, flags))
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()?;
+    Some((u32::try_from(stat.ppid).ok()?, u64::from(stat.flags)))
 }
 
 /// `PF_KTHREAD` in the flags field of /proc/PID/stat (include/linux/sched.h).
@@ -47,12 +40,12 @@ fn descendants_in(roots: &[u32], parents: &[(u32, u32)]) -> Vec<u32> {
 
 /// The cgroup v2 path of a process (the `0::` line of `/proc/PID/cgroup`).
 pub fn cgroup_of(pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    cgroup_v2_path(&text).map(str::to_owned)
-}
-
-fn cgroup_v2_path(text: &str) -> Option<&str> {
-    text.lines().find_map(|l| l.strip_prefix("0::"))
+    let groups = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.cgroups().ok()?;
+    groups
+        .0
+        .into_iter()
+        .find(|g| g.hierarchy == 0 && g.controllers.is_empty())
+        .map(|g| g.pathname)
 }
 
 /// The container id in a process's cgroup file, the way Alloy's `discovery.process` finds it
@@ -118,7 +111,9 @@ mod tests {
 
     #[test]
     fn parents_cgroups_and_kernel_threads() {
-        assert_eq!(cgroup_v2_path("1:cpu:/a\n0::/b/c\n"), Some("/b/c"));
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let v2 = own.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_owned);
+        assert_eq!(cgroup_of(std::process::id()), v2);
         assert!(is_kernel_thread(2), "kthreadd");
         assert!(!is_kernel_thread(std::process::id()));
         assert_eq!(
