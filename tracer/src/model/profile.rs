@@ -75,4 +75,13 @@ impl Profile {
         ids.dedup();
         ids
     }
+
+    /// Fills in every sample's frames (those `frames` knows).
+    pub fn resolve_stacks(&mut self, mut frames: impl FnMut(StackId) -> Option<Vec<super::Frame>>) {
+        for s in &mut self.samples {
+            if let Some(f) = frames(s.stack.id) {
+                s.stack.frames = f;
+            }
+        }
+    }
 }

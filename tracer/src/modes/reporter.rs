@@ -13,10 +13,7 @@ use crate::{
     cli::CommonArgs,
     model::ReportOptions,
     output::{self, Heading},
-    runtime::{
-        symbolizer::SymbolizerWorker,
-        task::{Client, ReportSnapshot},
-    },
+    runtime::{symbolizer::SymbolizerWorker, task::Client},
 };
 
 /// Writes reports: asks the ingest task for one, has the symbolizer worker resolve its stacks,
@@ -52,9 +49,7 @@ impl Reporter {
             system: None,
             top_processes: None,
         };
-        let ReportSnapshot { mut report, stacks } = client.report(opts).await?;
-        let resolved = self.symbolizer.resolve(stacks).await;
-        report.resolve_stacks(|id| resolved.get(&id).cloned().unwrap_or_default());
+        let report = self.symbolizer.report(client.report(opts).await?).await;
         let heading = Heading {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             label,

@@ -105,7 +105,12 @@ mod tests {
     fn limits_are_what_proc_sys_says() {
         let l = system_limits();
         let field = |path: &str, n: usize| -> Option<u64> {
-            std::fs::read_to_string(path).ok()?.split_whitespace().nth(n)?.parse().ok()
+            std::fs::read_to_string(path)
+                .ok()?
+                .split_whitespace()
+                .nth(n)?
+                .parse()
+                .ok()
         };
         assert_eq!(l.sem_sets.max, field("/proc/sys/kernel/sem", 3), "SEMMNI");
         assert_eq!(l.shm_segments.max, field("/proc/sys/kernel/shmmni", 0));

@@ -3,7 +3,10 @@
 
 /// The parent pid and the flags of /proc/PID/stat.
 fn stat_of(pid: u32) -> Option<(u32, u64)> {
-    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()?;
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
+        .ok()?;
     Some((u32::try_from(stat.ppid).ok()?, u64::from(stat.flags)))
 }
 
@@ -40,7 +43,10 @@ fn descendants_in(roots: &[u32], parents: &[(u32, u32)]) -> Vec<u32> {
 
 /// The cgroup v2 path of a process (the `0::` line of `/proc/PID/cgroup`).
 pub fn cgroup_of(pid: u32) -> Option<String> {
-    let groups = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.cgroups().ok()?;
+    let groups = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .cgroups()
+        .ok()?;
     groups
         .0
         .into_iter()

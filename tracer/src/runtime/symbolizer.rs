@@ -13,7 +13,13 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::{model::Frame, stacks::StoredStack, state::StackId, symbolize::Symbols};
+use super::task::{ProfileSnapshot, ReportSnapshot};
+use crate::{
+    model::{Frame, Report, profile::Profile},
+    stacks::StoredStack,
+    state::StackId,
+    symbolize::Symbols,
+};
 
 /// Frames of each stack asked for.
 pub type Resolved = HashMap<StackId, Vec<Frame>>;
@@ -72,5 +78,22 @@ impl SymbolizerWorker {
             return Resolved::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// A report snapshot with its stacks resolved: the one way every client (watch, run, top,
+    /// the endpoints) turns what the ingest task answered into a report to render.
+    pub async fn report(&self, snapshot: ReportSnapshot) -> Report {
+        let ReportSnapshot { mut report, stacks } = snapshot;
+        let resolved = self.resolve(stacks).await;
+        report.resolve_stacks(|id| resolved.get(&id).cloned().unwrap_or_default());
+        report
+    }
+
+    /// A profile snapshot with its stacks resolved.
+    pub async fn profile(&self, snapshot: ProfileSnapshot) -> Profile {
+        let ProfileSnapshot { mut profile, stacks } = snapshot;
+        let resolved = self.resolve(stacks).await;
+        profile.resolve_stacks(|id| resolved.get(&id).cloned());
+        profile
     }
 }

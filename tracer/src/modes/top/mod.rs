@@ -9,7 +9,6 @@ pub mod rows;
 mod view;
 
 use std::{
-    collections::HashMap,
     io::{IsTerminal, Write},
     time::Instant,
 };
@@ -21,7 +20,7 @@ use tokio::signal::unix::{SignalKind, signal as unix_signal};
 use super::capture::{EXITED_GRACE, STACK_BUDGET, probe_options};
 use crate::{
     cli::TopArgs,
-    model::{Frame, Report, ReportOptions},
+    model::{Report, ReportOptions},
     output,
     procfs::process as proc,
     runtime::{
@@ -202,16 +201,19 @@ impl App {
         symbolizer: &SymbolizerWorker,
         opts: &ReportOptions,
     ) -> anyhow::Result<()> {
-        let ReportSnapshot { mut report, stacks } = client
+        let ReportSnapshot { report, stacks } = client
             .report(opts.clone())
             .await
             .map_err(|_| anyhow::anyhow!("tracing stopped"))?;
-        if let Some(pid) = self.detail {
-            let wanted: std::collections::HashSet<StackId> = detail::stack_ids(&report, pid).into_iter().collect();
-            let stacks = stacks.into_iter().filter(|(id, _)| wanted.contains(id)).collect();
-            let resolved: HashMap<StackId, Vec<Frame>> = symbolizer.resolve(stacks).await;
-            report.resolve_stacks(|id| resolved.get(&id).cloned().unwrap_or_default());
-        }
+        // Only the opened process's stacks are resolved: the table needs none.
+        let report = match self.detail {
+            Some(pid) => {
+                let wanted: std::collections::HashSet<StackId> = detail::stack_ids(&report, pid).into_iter().collect();
+                let stacks = stacks.into_iter().filter(|(id, _)| wanted.contains(id)).collect();
+                symbolizer.report(ReportSnapshot { report, stacks }).await
+            }
+            None => report,
+        };
         self.rows = rows::rows(&report);
         self.report = Some(report);
         let visible = self.visible();
