@@ -63,3 +63,16 @@ impl ProgramCost {
         (self.runs > 0).then(|| self.run_ns as f64 / self.runs as f64)
     }
 }
+
+/// What the agent process costs now (see `runtime::cost::now`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cost {
+    /// User plus system CPU time of the whole agent (every thread).
+    pub cpu_seconds: f64,
+    /// Peak resident set (getrusage), KiB.
+    pub max_rss_kib: u64,
+    /// Resident set now, ring buffer pages included, bytes.
+    pub rss_bytes: u64,
+    /// Anonymous resident memory now (the heap, without the ring buffer's shared pages), KiB.
+    pub rss_anon_kib: u64,
+}

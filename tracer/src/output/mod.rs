@@ -7,6 +7,7 @@ pub mod json;
 pub mod pprof;
 pub mod prometheus;
 pub mod scope;
+pub mod stats;
 pub mod text;
 
 use std::io::Write;

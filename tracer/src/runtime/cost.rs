@@ -1,16 +1,6 @@
 //! What the agent itself costs: CPU time and memory, for `--stats` and the agent's metrics.
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Cost {
-    /// User plus system CPU time of the whole agent (every thread).
-    pub cpu_seconds: f64,
-    /// Peak resident set (getrusage), KiB.
-    pub max_rss_kib: u64,
-    /// Resident set now, ring buffer pages included, bytes.
-    pub rss_bytes: u64,
-    /// Anonymous resident memory now (the heap, without the ring buffer's shared pages), KiB.
-    pub rss_anon_kib: u64,
-}
+pub use crate::model::health::Cost;
 
 pub fn now() -> Cost {
     // SAFETY: getrusage fills the struct it is given.
