@@ -1,4 +1,4 @@
-//! `--format json`: the report as one JSON document (the contract documented in the README).
+//! `--format json`: the report as one JSON document (the contract documented in docs/report.md).
 
 use std::io::Write;
 
