@@ -49,10 +49,10 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     // A CPython parent's child runs the same interpreter at the same addresses (a forking
     // server's workers): its Python frames are walked from its first allocation, before the
     // agent has read this record.
-    if let Some(p) = crate::maps::PY_PROCS.get_ptr(&tgid) {
+    if let Some(p) = crate::python::PY_PROCS.get_ptr(&tgid) {
         // SAFETY: a plain value in map memory, copied out.
         let p = unsafe { *p };
-        let _ = crate::maps::PY_PROCS.insert(&child, &p, 0);
+        let _ = crate::python::PY_PROCS.insert(&child, &p, 0);
     }
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
         ring_full();
@@ -84,7 +84,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         // A new image, a new stack.
         let _ = STACK_TOPS.remove(&(pid_tgid as u32));
         // Whatever interpreter the old image ran is gone.
-        let _ = crate::maps::PY_PROCS.remove(&tgid);
+        let _ = crate::python::PY_PROCS.remove(&tgid);
         // A new image: the agent must read the maps again before symbolizing its stacks.
         if TRACE_ALL.load() == 0 {
             let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
@@ -148,12 +148,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     }
     // The thread's stack goes with it (its id may be reused for another stack).
     let _ = STACK_TOPS.remove(&(pid_tgid as u32));
-    let _ = crate::maps::PY_THREADS.remove(&(pid_tgid as u32));
+    let _ = crate::python::PY_THREADS.remove(&(pid_tgid as u32));
     if group_dead == 0 {
         return 0;
     }
     let _ = TRACED.remove(&tgid);
-    let _ = crate::maps::PY_PROCS.remove(&tgid);
+    let _ = crate::python::PY_PROCS.remove(&tgid);
     // A zombie from now until its parent reaps it (see `sched_process_free`).
     let _ = EXITED.insert(&tgid, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
