@@ -40,6 +40,8 @@ mod sys_exit;
 #[cfg(target_arch = "bpf")]
 mod syscall_record;
 #[cfg(target_arch = "bpf")]
+mod tracepoint;
+#[cfg(target_arch = "bpf")]
 mod user_stack;
 #[cfg(target_arch = "bpf")]
 mod write;
