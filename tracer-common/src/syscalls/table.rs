@@ -1,6 +1,8 @@
 //! The x86_64 syscall table: for each syscall the tracer follows, what the kernel captures and
-//! what it means for the traced process's state. Numbers are from
-//! `arch/x86/entry/syscalls/syscall_64.tbl`.
+//! what it means for the traced process's state. Numbers are libc's `SYS_*` for the build target
+//! (`arch/x86/entry/syscalls/syscall_64.tbl`): the agent runs on the kernel it traces.
+
+use libc::c_long;
 
 use super::{ArgFilter, Capture, DataSource, Effect, FailClass, IpcKind, KindHint};
 
@@ -24,9 +26,9 @@ const PLAIN: Capture = Capture {
     timed: false,
 };
 
-const fn alloc(nr: u32, name: &'static str, effect: Effect, kind: KindHint, data: DataSource) -> SyscallSpec {
+const fn alloc(nr: c_long, name: &'static str, effect: Effect, kind: KindHint, data: DataSource) -> SyscallSpec {
     SyscallSpec {
-        nr,
+        nr: nr as u32,
         name,
         effect,
         kind,
@@ -34,9 +36,9 @@ const fn alloc(nr: u32, name: &'static str, effect: Effect, kind: KindHint, data
     }
 }
 
-const fn release(nr: u32, name: &'static str, effect: Effect) -> SyscallSpec {
+const fn release(nr: c_long, name: &'static str, effect: Effect) -> SyscallSpec {
     SyscallSpec {
-        nr,
+        nr: nr as u32,
         name,
         effect,
         kind: KindHint::FromSource,
@@ -45,9 +47,9 @@ const fn release(nr: u32, name: &'static str, effect: Effect) -> SyscallSpec {
 }
 
 /// A syscall that is not about fds: no kind, its own capture.
-const fn other(nr: u32, name: &'static str, effect: Effect, capture: Capture) -> SyscallSpec {
+const fn other(nr: c_long, name: &'static str, effect: Effect, capture: Capture) -> SyscallSpec {
     SyscallSpec {
-        nr,
+        nr: nr as u32,
         name,
         effect,
         kind: KindHint::FromSource,
@@ -121,22 +123,34 @@ use KindHint as K;
 /// Every syscall on x86_64 that creates or closes a descriptor, creates or removes a SysV IPC
 /// object, takes a lock, or shows limit pressure.
 pub const X86_64: &[SyscallSpec] = &[
-    alloc(2, "open", E::NewFd, K::Path, D::Path(0)),
-    alloc(257, "openat", E::NewFd, K::Path, D::Path(1)),
-    alloc(437, "openat2", E::NewFd, K::Path, D::Path(1)),
-    alloc(85, "creat", E::NewFd, K::Path, D::Path(0)),
-    alloc(304, "open_by_handle_at", E::NewFd, K::Path, D::None),
-    alloc(41, "socket", E::NewFd, K::Socket, D::None),
-    alloc(53, "socketpair", E::NewPair, K::SocketPair, D::FdPair(3)),
-    alloc(43, "accept", E::NewFd, K::Accepted, D::None),
-    alloc(288, "accept4", E::NewFd, K::Accepted, D::None),
-    alloc(22, "pipe", E::NewPair, K::Pipe, D::FdPair(0)),
-    alloc(293, "pipe2", E::NewPair, K::Pipe, D::FdPair(0)),
-    alloc(32, "dup", E::Dup, K::FromSource, D::None),
-    alloc(33, "dup2", E::DupOnto, K::FromSource, D::None),
-    alloc(292, "dup3", E::DupOnto, K::FromSource, D::None),
+    alloc(libc::SYS_open, "open", E::NewFd, K::Path, D::Path(0)),
+    alloc(libc::SYS_openat, "openat", E::NewFd, K::Path, D::Path(1)),
+    alloc(libc::SYS_openat2, "openat2", E::NewFd, K::Path, D::Path(1)),
+    alloc(libc::SYS_creat, "creat", E::NewFd, K::Path, D::Path(0)),
+    alloc(
+        libc::SYS_open_by_handle_at,
+        "open_by_handle_at",
+        E::NewFd,
+        K::Path,
+        D::None,
+    ),
+    alloc(libc::SYS_socket, "socket", E::NewFd, K::Socket, D::None),
+    alloc(
+        libc::SYS_socketpair,
+        "socketpair",
+        E::NewPair,
+        K::SocketPair,
+        D::FdPair(3),
+    ),
+    alloc(libc::SYS_accept, "accept", E::NewFd, K::Accepted, D::None),
+    alloc(libc::SYS_accept4, "accept4", E::NewFd, K::Accepted, D::None),
+    alloc(libc::SYS_pipe, "pipe", E::NewPair, K::Pipe, D::FdPair(0)),
+    alloc(libc::SYS_pipe2, "pipe2", E::NewPair, K::Pipe, D::FdPair(0)),
+    alloc(libc::SYS_dup, "dup", E::Dup, K::FromSource, D::None),
+    alloc(libc::SYS_dup2, "dup2", E::DupOnto, K::FromSource, D::None),
+    alloc(libc::SYS_dup3, "dup3", E::DupOnto, K::FromSource, D::None),
     SyscallSpec {
-        nr: 72,
+        nr: libc::SYS_fcntl as u32,
         name: "fcntl",
         effect: E::Dup,
         kind: K::FromSource,
@@ -145,55 +159,85 @@ pub const X86_64: &[SyscallSpec] = &[
             ..PLAIN
         },
     },
-    alloc(284, "eventfd", E::NewFd, K::EventFd, D::None),
-    alloc(290, "eventfd2", E::NewFd, K::EventFd, D::None),
-    alloc(213, "epoll_create", E::NewFd, K::Epoll, D::None),
-    alloc(291, "epoll_create1", E::NewFd, K::Epoll, D::None),
-    alloc(283, "timerfd_create", E::NewFd, K::TimerFd, D::None),
-    alloc(282, "signalfd", E::SignalFd, K::SignalFd, D::None),
-    alloc(289, "signalfd4", E::SignalFd, K::SignalFd, D::None),
-    alloc(319, "memfd_create", E::NewFd, K::MemFd, D::Path(0)),
-    alloc(447, "memfd_secret", E::NewFd, K::MemFd, D::None),
-    alloc(434, "pidfd_open", E::NewFd, K::PidFd, D::None),
-    alloc(438, "pidfd_getfd", E::NewFd, K::FromSource, D::None),
-    alloc(253, "inotify_init", E::NewFd, K::Inotify, D::None),
-    alloc(294, "inotify_init1", E::NewFd, K::Inotify, D::None),
-    alloc(300, "fanotify_init", E::NewFd, K::Fanotify, D::None),
-    alloc(298, "perf_event_open", E::NewFd, K::PerfEvent, D::None),
-    alloc(323, "userfaultfd", E::NewFd, K::UserFault, D::None),
-    alloc(425, "io_uring_setup", E::NewFd, K::IoUring, D::None),
-    alloc(240, "mq_open", E::NewFd, K::MessageQueue, D::Path(0)),
-    alloc(428, "open_tree", E::NewFd, K::OtherAnon, D::Path(1)),
-    alloc(430, "fsopen", E::NewFd, K::OtherAnon, D::Path(0)),
-    alloc(432, "fsmount", E::NewFd, K::OtherAnon, D::None),
-    alloc(433, "fspick", E::NewFd, K::OtherAnon, D::Path(1)),
-    alloc(444, "landlock_create_ruleset", E::NewFd, K::OtherAnon, D::None),
-    alloc(47, "recvmsg", E::ReceiveFds, K::FromSource, D::MsgHdr(1)),
-    alloc(299, "recvmmsg", E::ReceiveFds, K::FromSource, D::MmsgHdr(1)),
-    release(3, "close", E::Close),
-    release(436, "close_range", E::CloseRange),
-    other(64, "semget", E::IpcGet(IpcKind::Sem), IPC_GET),
-    other(29, "shmget", E::IpcGet(IpcKind::Shm), IPC_GET),
-    other(68, "msgget", E::IpcGet(IpcKind::Msg), IPC_GET),
-    other(66, "semctl", E::IpcRemove(IpcKind::Sem), ipc_remove(2)),
-    other(31, "shmctl", E::IpcRemove(IpcKind::Shm), ipc_remove(1)),
-    other(71, "msgctl", E::IpcRemove(IpcKind::Msg), ipc_remove(1)),
-    other(73, "flock", E::Flock, LOCK),
-    other(23, "select", E::SelectBeyondFdSetSize, SELECT),
-    other(270, "pselect6", E::SelectBeyondFdSetSize, SELECT),
-    other(57, "fork", E::Fork, FORK),
-    other(58, "vfork", E::Fork, FORK),
-    other(56, "clone", E::Fork, FORK),
-    other(435, "clone3", E::Fork, FORK),
-    other(59, "execve", E::Exec, EXEC),
-    other(322, "execveat", E::Exec, EXEC),
-    other(9, "mmap", E::MapCode, MAP_CODE),
-    other(13, "rt_sigaction", E::SigAction, SIGACTION),
-    other(61, "wait4", E::Wait, WAIT),
-    other(1, "write", E::Write, WRITE),
-    other(20, "writev", E::Write, WRITE),
-    other(44, "sendto", E::Write, WRITE),
-    other(46, "sendmsg", E::Write, WRITE),
+    alloc(libc::SYS_eventfd, "eventfd", E::NewFd, K::EventFd, D::None),
+    alloc(libc::SYS_eventfd2, "eventfd2", E::NewFd, K::EventFd, D::None),
+    alloc(libc::SYS_epoll_create, "epoll_create", E::NewFd, K::Epoll, D::None),
+    alloc(libc::SYS_epoll_create1, "epoll_create1", E::NewFd, K::Epoll, D::None),
+    alloc(
+        libc::SYS_timerfd_create,
+        "timerfd_create",
+        E::NewFd,
+        K::TimerFd,
+        D::None,
+    ),
+    alloc(libc::SYS_signalfd, "signalfd", E::SignalFd, K::SignalFd, D::None),
+    alloc(libc::SYS_signalfd4, "signalfd4", E::SignalFd, K::SignalFd, D::None),
+    alloc(libc::SYS_memfd_create, "memfd_create", E::NewFd, K::MemFd, D::Path(0)),
+    alloc(libc::SYS_memfd_secret, "memfd_secret", E::NewFd, K::MemFd, D::None),
+    alloc(libc::SYS_pidfd_open, "pidfd_open", E::NewFd, K::PidFd, D::None),
+    alloc(libc::SYS_pidfd_getfd, "pidfd_getfd", E::NewFd, K::FromSource, D::None),
+    alloc(libc::SYS_inotify_init, "inotify_init", E::NewFd, K::Inotify, D::None),
+    alloc(libc::SYS_inotify_init1, "inotify_init1", E::NewFd, K::Inotify, D::None),
+    alloc(libc::SYS_fanotify_init, "fanotify_init", E::NewFd, K::Fanotify, D::None),
+    alloc(
+        libc::SYS_perf_event_open,
+        "perf_event_open",
+        E::NewFd,
+        K::PerfEvent,
+        D::None,
+    ),
+    alloc(libc::SYS_userfaultfd, "userfaultfd", E::NewFd, K::UserFault, D::None),
+    alloc(
+        libc::SYS_io_uring_setup,
+        "io_uring_setup",
+        E::NewFd,
+        K::IoUring,
+        D::None,
+    ),
+    alloc(libc::SYS_mq_open, "mq_open", E::NewFd, K::MessageQueue, D::Path(0)),
+    alloc(libc::SYS_open_tree, "open_tree", E::NewFd, K::OtherAnon, D::Path(1)),
+    alloc(libc::SYS_fsopen, "fsopen", E::NewFd, K::OtherAnon, D::Path(0)),
+    alloc(libc::SYS_fsmount, "fsmount", E::NewFd, K::OtherAnon, D::None),
+    alloc(libc::SYS_fspick, "fspick", E::NewFd, K::OtherAnon, D::Path(1)),
+    alloc(
+        libc::SYS_landlock_create_ruleset,
+        "landlock_create_ruleset",
+        E::NewFd,
+        K::OtherAnon,
+        D::None,
+    ),
+    alloc(libc::SYS_recvmsg, "recvmsg", E::ReceiveFds, K::FromSource, D::MsgHdr(1)),
+    alloc(
+        libc::SYS_recvmmsg,
+        "recvmmsg",
+        E::ReceiveFds,
+        K::FromSource,
+        D::MmsgHdr(1),
+    ),
+    release(libc::SYS_close, "close", E::Close),
+    release(libc::SYS_close_range, "close_range", E::CloseRange),
+    other(libc::SYS_semget, "semget", E::IpcGet(IpcKind::Sem), IPC_GET),
+    other(libc::SYS_shmget, "shmget", E::IpcGet(IpcKind::Shm), IPC_GET),
+    other(libc::SYS_msgget, "msgget", E::IpcGet(IpcKind::Msg), IPC_GET),
+    other(libc::SYS_semctl, "semctl", E::IpcRemove(IpcKind::Sem), ipc_remove(2)),
+    other(libc::SYS_shmctl, "shmctl", E::IpcRemove(IpcKind::Shm), ipc_remove(1)),
+    other(libc::SYS_msgctl, "msgctl", E::IpcRemove(IpcKind::Msg), ipc_remove(1)),
+    other(libc::SYS_flock, "flock", E::Flock, LOCK),
+    other(libc::SYS_select, "select", E::SelectBeyondFdSetSize, SELECT),
+    other(libc::SYS_pselect6, "pselect6", E::SelectBeyondFdSetSize, SELECT),
+    other(libc::SYS_fork, "fork", E::Fork, FORK),
+    other(libc::SYS_vfork, "vfork", E::Fork, FORK),
+    other(libc::SYS_clone, "clone", E::Fork, FORK),
+    other(libc::SYS_clone3, "clone3", E::Fork, FORK),
+    other(libc::SYS_execve, "execve", E::Exec, EXEC),
+    other(libc::SYS_execveat, "execveat", E::Exec, EXEC),
+    other(libc::SYS_mmap, "mmap", E::MapCode, MAP_CODE),
+    other(libc::SYS_rt_sigaction, "rt_sigaction", E::SigAction, SIGACTION),
+    other(libc::SYS_wait4, "wait4", E::Wait, WAIT),
+    other(libc::SYS_write, "write", E::Write, WRITE),
+    other(libc::SYS_writev, "writev", E::Write, WRITE),
+    other(libc::SYS_sendto, "sendto", E::Write, WRITE),
+    other(libc::SYS_sendmsg, "sendmsg", E::Write, WRITE),
 ];
 
 /// The timed syscalls' entry tracepoints (`syscalls/sys_enter_NAME`), attached only when
@@ -226,55 +270,58 @@ pub fn spec(nr: u32) -> Option<&'static SyscallSpec> {
 }
 
 /// Other syscalls that take a descriptor, by number: names for "failed with EBADF" reports.
-const FD_USERS: &[(u32, &str)] = &[
-    (0, "read"),
-    (1, "write"),
-    (5, "fstat"),
-    (8, "lseek"),
-    (9, "mmap"),
-    (16, "ioctl"),
-    (17, "pread64"),
-    (18, "pwrite64"),
-    (19, "readv"),
-    (20, "writev"),
-    (40, "sendfile"),
-    (42, "connect"),
-    (44, "sendto"),
-    (45, "recvfrom"),
-    (46, "sendmsg"),
-    (48, "shutdown"),
-    (49, "bind"),
-    (50, "listen"),
-    (51, "getsockname"),
-    (52, "getpeername"),
-    (54, "setsockopt"),
-    (55, "getsockopt"),
-    (74, "fsync"),
-    (75, "fdatasync"),
-    (77, "ftruncate"),
-    (78, "getdents"),
-    (81, "fchdir"),
-    (91, "fchmod"),
-    (93, "fchown"),
-    (138, "fstatfs"),
-    (217, "getdents64"),
-    (221, "fadvise64"),
-    (232, "epoll_wait"),
-    (233, "epoll_ctl"),
-    (262, "newfstatat"),
-    (281, "epoll_pwait"),
-    (285, "fallocate"),
-    (295, "preadv"),
-    (296, "pwritev"),
-    (306, "syncfs"),
-    (307, "sendmmsg"),
-    (332, "statx"),
-    (441, "epoll_pwait2"),
+const FD_USERS: &[(c_long, &str)] = &[
+    (libc::SYS_read, "read"),
+    (libc::SYS_write, "write"),
+    (libc::SYS_fstat, "fstat"),
+    (libc::SYS_lseek, "lseek"),
+    (libc::SYS_mmap, "mmap"),
+    (libc::SYS_ioctl, "ioctl"),
+    (libc::SYS_pread64, "pread64"),
+    (libc::SYS_pwrite64, "pwrite64"),
+    (libc::SYS_readv, "readv"),
+    (libc::SYS_writev, "writev"),
+    (libc::SYS_sendfile, "sendfile"),
+    (libc::SYS_connect, "connect"),
+    (libc::SYS_sendto, "sendto"),
+    (libc::SYS_recvfrom, "recvfrom"),
+    (libc::SYS_sendmsg, "sendmsg"),
+    (libc::SYS_shutdown, "shutdown"),
+    (libc::SYS_bind, "bind"),
+    (libc::SYS_listen, "listen"),
+    (libc::SYS_getsockname, "getsockname"),
+    (libc::SYS_getpeername, "getpeername"),
+    (libc::SYS_setsockopt, "setsockopt"),
+    (libc::SYS_getsockopt, "getsockopt"),
+    (libc::SYS_fsync, "fsync"),
+    (libc::SYS_fdatasync, "fdatasync"),
+    (libc::SYS_ftruncate, "ftruncate"),
+    (libc::SYS_getdents, "getdents"),
+    (libc::SYS_fchdir, "fchdir"),
+    (libc::SYS_fchmod, "fchmod"),
+    (libc::SYS_fchown, "fchown"),
+    (libc::SYS_fstatfs, "fstatfs"),
+    (libc::SYS_getdents64, "getdents64"),
+    (libc::SYS_fadvise64, "fadvise64"),
+    (libc::SYS_epoll_wait, "epoll_wait"),
+    (libc::SYS_epoll_ctl, "epoll_ctl"),
+    (libc::SYS_newfstatat, "newfstatat"),
+    (libc::SYS_epoll_pwait, "epoll_pwait"),
+    (libc::SYS_fallocate, "fallocate"),
+    (libc::SYS_preadv, "preadv"),
+    (libc::SYS_pwritev, "pwritev"),
+    (libc::SYS_syncfs, "syncfs"),
+    (libc::SYS_sendmmsg, "sendmmsg"),
+    (libc::SYS_statx, "statx"),
+    (libc::SYS_epoll_pwait2, "epoll_pwait2"),
 ];
 
 /// The name of a syscall number, for reports (`None` for ones the tracer never names).
 pub fn name(nr: u32) -> Option<&'static str> {
-    spec(nr)
-        .map(|s| s.name)
-        .or_else(|| FD_USERS.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name))
+    spec(nr).map(|s| s.name).or_else(|| {
+        FD_USERS
+            .iter()
+            .find(|(n, _)| *n == c_long::from(nr))
+            .map(|(_, name)| *name)
+    })
 }
