@@ -22,6 +22,7 @@ impl Probes {
             }
             other => ProbeError::Tracefs(other),
         })?;
+        tracefs::check_formats()?;
         let mode = opts.stack_mode as u32;
         let all = u32::from(opts.trace_all);
         let discover = u32::from(opts.discover_exec);

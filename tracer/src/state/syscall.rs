@@ -8,7 +8,7 @@ use tracer_common::{
 use super::{FdKind, OpenFd, Origin, Resource, SiteKey, StackId, State, incidents::ClosedFd, locks::FileId, scm};
 
 /// `fcntl` (it duplicates or locks, depending on the command).
-const NR_FCNTL: u32 = 72;
+const NR_FCNTL: u32 = libc::SYS_fcntl as u32;
 /// `close_range` flag (include/uapi/linux/close_range.h): set close-on-exec instead of closing.
 const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 /// `O_DIRECTORY` on x86_64 (include/uapi/asm-generic/fcntl.h).
@@ -200,9 +200,9 @@ impl State {
         };
         match hint {
             KindHint::Path => {
-                let flags = match sc.nr {
-                    2 => sc.args[1],   // open(path, flags)
-                    257 => sc.args[2], // openat(dirfd, path, flags)
+                let flags = match i64::from(sc.nr) {
+                    libc::SYS_open => sc.args[1],   // open(path, flags)
+                    libc::SYS_openat => sc.args[2], // openat(dirfd, path, flags)
                     _ => 0,
                 };
                 plain(if flags & O_DIRECTORY != 0 {

@@ -100,7 +100,7 @@ fn build(profile: &Profile) -> proto::Profile {
     b.main_binary_first(&samples);
     let default_sample_type = sample_type.r#type;
     proto::Profile {
-        sample_type: vec![sample_type.clone()],
+        sample_type: vec![sample_type],
         sample: samples,
         mapping: b.mappings,
         location: b.locations,
@@ -228,11 +228,7 @@ impl Builder {
             line: key
                 .2
                 .iter()
-                .map(|&(function_id, line)| proto::Line {
-                    function_id,
-                    line,
-                    column: 0,
-                })
+                .map(|&(function_id, line)| proto::Line { function_id, line })
                 .collect(),
             is_folded: false,
         });
