@@ -12,10 +12,10 @@ pub const LAYERS: &[&[&str]] = &[
     &["main", "lib"],
     // Front-ends: watch, run, agent, top, floor; none imports another.
     &["modes"],
-    // The agent's endpoints.
-    &["http"],
-    // Parsing the command line.
+    // Parsing the command line (the modes take its argument types).
     &["cli"],
+    // The agent's endpoints: given plain options by the agent mode, never the CLI's types.
+    &["http"],
     // Threads and messages: the ingest task, the symbolizer worker, the agent's own health.
     &["runtime"],
     // The only room that formats or escapes.
@@ -30,10 +30,10 @@ pub const LAYERS: &[&[&str]] = &[
     &["probes", "ingest"],
     // Every /proc and /proc/sys read.
     &["procfs"],
-    // Pure per-process tables and ids.
-    &["state"],
-    // The report types shared by analysis, stacks and output.
+    // The report types shared by analysis, stacks and output; typed with the state's kinds.
     &["model"],
+    // Pure per-process tables, their kinds and ids.
+    &["state"],
     // A leaf library: maps, unwinding, symbols, Python.
     &["symbolize"],
 ];
