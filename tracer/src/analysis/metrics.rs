@@ -142,7 +142,7 @@ mod tests {
             tgid,
             tid: tgid,
             ts_ns: ts,
-            nr: 41, // socket(AF_INET, ..)
+            nr: libc::SYS_socket as u32, // socket(AF_INET, ..)
             ret: fd,
             args: [2, 1, 0, 0, 0, 0],
             data_kind: 0,

@@ -85,7 +85,7 @@ mod tests {
             tgid: 1,
             tid: 1,
             ts_ns: ts,
-            nr: 257,
+            nr: libc::SYS_openat as u32,
             ret: fd,
             args: [0; 6],
             data_kind: 0,

@@ -264,7 +264,7 @@ mod tests {
             tgid: 7,
             tid: 8,
             ts_ns: ts,
-            nr: 1,
+            nr: libc::SYS_write as u32,
             ret,
             args: [fd as u64, 0, 65536, 0, 0, took_ns],
             data_kind: 0,
