@@ -12,7 +12,7 @@
 //! - `stacks`: the stack store, and resolving stacks to frames through `symbolize`.
 //! - `probes` (load and attach the kernel programs), `ingest` (ring buffer -> records).
 //! - `procfs`: every `/proc` and `/proc/sys` read.
-//! - `state`: pure per-process tables; `model`: the report types; `symbolize`: a leaf library.
+//! - `model`: the report types; `state`: pure per-process tables; `symbolize`: a leaf library.
 
 pub mod analysis;
 pub mod cli;
