@@ -102,6 +102,20 @@ pub struct AgentArgs {
     /// Ignore fds younger than this in /report.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     pub min_age: Duration,
+    /// Trace every fd of every process with stacks (the costly way). By default every process's
+    /// open fds are only counted (a BPF iterator, no syscall hook), and a process is traced with
+    /// stacks only while it is selected, escalated (its count keeps rising or nears its limit) or
+    /// asked about.
+    #[arg(long, conflicts_with_all = ["pids", "comms", "cgroups"])]
+    pub trace_all: bool,
+    /// Processes traced at once because their count rose (escalated); more wait their turn,
+    /// and the refusals are counted.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub escalation_budget: usize,
+    /// Records per second the escalated processes may cost together; past it the noisiest
+    /// escalated process is released early (counted).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub escalation_records: u64,
     #[command(flatten)]
     pub capture: CaptureArgs,
 }
