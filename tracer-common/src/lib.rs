@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod fd;
+pub mod fd_counts;
 pub mod lock;
 pub mod process;
 pub mod python;

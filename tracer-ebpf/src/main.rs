@@ -13,10 +13,14 @@
 //! - `syscalls/sys_enter_{write,writev,sendto,sendmsg}` ([`write`]): when a write started, for
 //!   writes that block on a full pipe, eventfd or socket (not attached with `--write-block 0`).
 //! - Optional, where kprobes exist: `kprobe/fd_install` ([`kstack`]) for `--kernel-stack`.
+//! - `iter/task` ([`fd_counts`]): every process's open-fd count, read by the agent each tick
+//!   (no syscall hook: the always-on mode's counts).
 //! - [`floor`]: empty programs for the same hooks, for the benchmark's floor (`tracer floor`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+#[cfg(target_arch = "bpf")]
+mod fd_counts;
 #[cfg(target_arch = "bpf")]
 mod floor;
 #[cfg(target_arch = "bpf")]

@@ -40,6 +40,10 @@ pub enum Command {
     /// (what any tracer on those hooks costs before it does anything).
     #[command(hide = true)]
     Floor,
+    /// Every process's open-fd count as the agent's iterator reads it (or /proc where it
+    /// cannot load), once: PID, open fds, table size, soft limit, command.
+    #[command(hide = true)]
+    Counts,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ fn main() {
             Command::Agent(args) => modes::agent::run(args).await,
             Command::Top(args) => modes::top::run(args).await,
             Command::Floor => modes::floor::run().await,
+            Command::Counts => modes::counts::run(),
         }
     });
     match result {

@@ -42,6 +42,8 @@ pub fn probe_options(c: &CaptureArgs) -> ProbeOptions {
         stack_budget: c.stack_budget.unwrap_or(0),
         write_block_ns: c.write_block.unwrap_or(WRITE_BLOCK).as_nanos() as u64,
         python_frames: c.python_frames == crate::cli::OnOff::On,
+        fd_counts: false,
+        syscall_hook: true,
     }
 }
 

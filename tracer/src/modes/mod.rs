@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod capture;
 pub mod child;
+pub mod counts;
 pub mod floor;
 pub mod reporter;
 pub mod run;

@@ -5,13 +5,17 @@
 use aya::{
     Btf, EbpfLoader,
     maps::{Array, MapData},
-    programs::{BtfTracePoint, KProbe, RawTracePoint, TracePoint},
+    programs::{
+        BtfTracePoint, KProbe, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
+        tp_btf::BtfTracePointLinkId,
+    },
 };
 use tracer_common::{
     config::{self, StackMode},
     syscalls,
 };
 
+use super::{CountSource, fd_counts,};
 use super::{OBJECT, ProbeError, ProbeOptions, Probes, TRACEPOINTS, is_permission, program_error, take, tracefs};
 
 impl Probes {
@@ -33,7 +37,15 @@ impl Probes {
         let kstack = u32::from(opts.kernel_stack);
         let python = u32::from(opts.python_frames && opts.stack_mode != StackMode::None);
         let kstack_entries = if opts.kernel_stack { config::KSTACKS_ENTRIES } else { 1 };
+        // Offsets first: without them the iterator is not loaded and counts come from /proc.
+        let offsets = opts.fd_counts.then(fd_counts::task_offsets);
+        let no_offsets = [0u32; tracer_common::fd_counts::OFFSETS];
+        let offsets_given = match &offsets {
+            Some(Ok(o)) => *o,
+            _ => no_offsets,
+        };
         let mut ebpf = EbpfLoader::new()
+            .override_global(tracer_common::fd_counts::TASK_OFFSETS_GLOBAL, &offsets_given, true)
             .override_global(config::BADF_GLOBAL, &badf, true)
             .override_global(config::KERNEL_STACK_GLOBAL, &kstack, true)
             .map_max_entries(config::KSTACKS_MAP, kstack_entries)
@@ -114,6 +126,17 @@ impl Probes {
             py_procs,
             map_update_failures: 0,
             _stats: None,
+            count_source: None,
+            sys_exit_link: None,
+            raw_sys_exit: opts.raw_sys_exit,
+        };
+        probes.count_source = match offsets {
+            None => None,
+            Some(Err(reason)) => Some(CountSource::Proc(format!("kernel field offsets: {reason}"))),
+            Some(Ok(_)) => Some(match probes.load_fd_counts() {
+                Ok(()) => CountSource::Iterator,
+                Err(reason) => CountSource::Proc(reason),
+            }),
         };
         if opts.bpf_stats {
             let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(ProbeError::Stats)?;
@@ -128,7 +151,9 @@ impl Probes {
                 probes.attach_tracepoint(config::WRITE_ENTRY_PROGRAM, "syscalls", tp)?;
             }
         }
-        probes.attach_sys_exit(opts.raw_sys_exit)?;
+        if opts.syscall_hook {
+            probes.set_syscall_hook(true)?;
+        }
         // The optional kprobe last, so that everything it feeds was verified with it on (a
         // kernel without kprobes then refuses only the attach, with a clear message).
         if opts.kernel_stack {
@@ -137,38 +162,82 @@ impl Probes {
         Ok(probes)
     }
 
-    /// The syscall-exit hook: `tp_btf/sys_exit` (typed register loads) where the kernel has BTF
-    /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read).
-    fn attach_sys_exit(&mut self, raw: bool) -> Result<(), ProbeError> {
-        match Btf::from_sys_fs() {
-            _ if raw => {}
-            Ok(btf) => match self.attach_sys_exit_btf(&btf) {
-                Ok(()) => return Ok(()),
-                Err(e) => log::info!("tp_btf/sys_exit refused ({e}); using raw_tracepoint/sys_exit"),
-            },
-            Err(e) => log::info!("no kernel BTF ({e}); using raw_tracepoint/sys_exit"),
+    /// Attaches or detaches the syscall-exit hook. Any syscall tracepoint costs every syscall
+    /// of every task on the host (`syscall_regfunc()` sets `SYSCALL_WORK_SYSCALL_TRACEPOINT` on
+    /// every thread while one is attached), so the agent attaches it only while some process
+    /// is traced. Loading happens once; attaching again reuses the loaded program.
+    pub fn set_syscall_hook(&mut self, on: bool) -> Result<(), ProbeError> {
+        match (on, self.sys_exit_link.take()) {
+            (true, Some(link)) => self.sys_exit_link = Some(link),
+            (true, None) => self.sys_exit_link = Some(self.attach_sys_exit()?),
+            (false, None) => {}
+            (false, Some(SysExitLink::Btf(id))) => {
+                if let Some(p) = self.btf_sys_exit() {
+                    p.detach(id).map_err(|source| program_error("sys_exit_btf", source))?;
+                }
+            }
+            (false, Some(SysExitLink::Raw(id))) => {
+                if let Some(p) = self.raw_sys_exit_program() {
+                    p.detach(id).map_err(|source| program_error("sys_exit", source))?;
+                }
+            }
         }
-        let prog: &mut RawTracePoint = self
-            .ebpf
-            .program_mut("sys_exit")
-            .and_then(|p| p.try_into().ok())
-            .ok_or(ProbeError::MissingMap("sys_exit program"))?;
-        prog.load().map_err(|source| program_error("sys_exit", source))?;
-        prog.attach("sys_exit")
-            .map_err(|source| program_error("sys_exit", source))?;
         Ok(())
     }
 
-    fn attach_sys_exit_btf(&mut self, btf: &Btf) -> Result<(), ProbeError> {
-        let prog: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut("sys_exit_btf")
-            .and_then(|p| p.try_into().ok())
+    /// Whether the syscall-exit hook is attached now.
+    pub fn syscall_hook(&self) -> bool {
+        self.sys_exit_link.is_some()
+    }
+
+    fn btf_sys_exit(&mut self) -> Option<&mut BtfTracePoint> {
+        self.ebpf.program_mut("sys_exit_btf").and_then(|p| p.try_into().ok())
+    }
+
+    fn raw_sys_exit_program(&mut self) -> Option<&mut RawTracePoint> {
+        self.ebpf.program_mut("sys_exit").and_then(|p| p.try_into().ok())
+    }
+
+    /// The syscall-exit hook: `tp_btf/sys_exit` (typed register loads) where the kernel has BTF
+    /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read).
+    fn attach_sys_exit(&mut self) -> Result<SysExitLink, ProbeError> {
+        let raw_loaded = self.raw_sys_exit_program().is_some_and(|p| p.fd().is_ok());
+        if !self.raw_sys_exit && !raw_loaded {
+            match Btf::from_sys_fs() {
+                Ok(btf) => match self.attach_sys_exit_btf(&btf) {
+                    Ok(id) => return Ok(SysExitLink::Btf(id)),
+                    Err(e) => {
+                        log::info!("tp_btf/sys_exit refused ({e}); using raw_tracepoint/sys_exit");
+                        self.raw_sys_exit = true;
+                    }
+                },
+                Err(e) => {
+                    log::info!("no kernel BTF ({e}); using raw_tracepoint/sys_exit");
+                    self.raw_sys_exit = true;
+                }
+            }
+        }
+        let prog = self
+            .raw_sys_exit_program()
+            .ok_or(ProbeError::MissingMap("sys_exit program"))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|source| program_error("sys_exit", source))?;
+        }
+        let id = prog
+            .attach("sys_exit")
+            .map_err(|source| program_error("sys_exit", source))?;
+        Ok(SysExitLink::Raw(id))
+    }
+
+    fn attach_sys_exit_btf(&mut self, btf: &Btf) -> Result<BtfTracePointLinkId, ProbeError> {
+        let prog = self
+            .btf_sys_exit()
             .ok_or(ProbeError::MissingMap("sys_exit_btf program"))?;
-        prog.load("sys_exit", btf)
-            .map_err(|source| program_error("sys_exit_btf", source))?;
-        prog.attach().map_err(|source| program_error("sys_exit_btf", source))?;
-        Ok(())
+        if prog.fd().is_err() {
+            prog.load("sys_exit", btf)
+                .map_err(|source| program_error("sys_exit_btf", source))?;
+        }
+        prog.attach().map_err(|source| program_error("sys_exit_btf", source))
     }
 
     /// `kprobe/fd_install`: kernels without kprobes (ours: no CONFIG_KPROBES) refuse the attach.
@@ -208,4 +277,10 @@ impl Probes {
         p.attach(category, name).map_err(|source| program_error(prog, source))?;
         Ok(())
     }
+}
+
+/// The attached syscall-exit hook, whichever program it is.
+pub(super) enum SysExitLink {
+    Btf(BtfTracePointLinkId),
+    Raw(RawTracePointLinkId),
 }

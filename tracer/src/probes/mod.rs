@@ -3,11 +3,14 @@
 //! Only hooks that load without kprobes or BPF trampolines (see shared/KERNEL.md): one raw
 //! tracepoint and plain tracepoints (sched, syscalls, filelock, signal).
 
+mod fd_counts;
 mod floor;
+mod kernel_btf;
 mod load;
 mod maps;
 mod tracefs;
 
+pub use fd_counts::CountSource;
 pub use floor::Floor;
 
 use aya::{
@@ -79,6 +82,11 @@ pub struct ProbeOptions {
     pub write_block_ns: u64,
     /// Walk CPython processes' frames at each captured allocation (`--python-frames`).
     pub python_frames: bool,
+    /// Load the fd-count iterator (the agent's always-on counts; `/proc` where it cannot).
+    pub fd_counts: bool,
+    /// Attach the syscall-exit hook at load. Off: attached later, while something is traced
+    /// (see [`Probes::set_syscall_hook`]).
+    pub syscall_hook: bool,
 }
 
 impl Default for ProbeOptions {
@@ -97,6 +105,8 @@ impl Default for ProbeOptions {
             stack_budget: 0,
             write_block_ns: 100_000_000,
             python_frames: true,
+            fd_counts: false,
+            syscall_hook: true,
         }
     }
 }
@@ -133,6 +143,12 @@ pub struct Probes {
     py_procs: Option<HashMap<MapData, u32, [u8; tracer_common::python::PY_PROCESS_BYTES]>>,
     /// Held while `--bpf-stats` asks the kernel to time programs (closing it stops the timing).
     _stats: Option<std::os::fd::OwnedFd>,
+    /// Where fd counts come from (`None`: not asked for).
+    count_source: Option<CountSource>,
+    /// The syscall-exit hook while it is attached.
+    sys_exit_link: Option<load::SysExitLink>,
+    /// `raw_tracepoint/sys_exit` even where `tp_btf` loads.
+    raw_sys_exit: bool,
 }
 
 pub use crate::model::health::ProgramCost;

@@ -2,6 +2,7 @@
 //! serves), as plain functions returning the state's types. No policy here.
 
 pub mod clock;
+pub mod fd_counts;
 pub mod locks;
 pub mod process;
 pub mod sockets;

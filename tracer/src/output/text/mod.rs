@@ -4,6 +4,7 @@
 use std::io::Write;
 
 mod condense;
+mod counts;
 mod frames;
 mod incidents;
 mod ipc;
@@ -13,6 +14,7 @@ mod sites;
 mod stalls;
 mod system;
 
+pub use counts::write_counts;
 use sites::{same_site, write_site};
 
 use super::{
