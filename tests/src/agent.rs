@@ -42,7 +42,10 @@ impl AgentProcess {
                     l.push_str(&line);
                     l.push('\n');
                 }
-                if let Some(rest) = line.strip_prefix("tracer: agent on http://") {
+                let served = line
+                    .strip_prefix("tracer: agent on http://")
+                    .or_else(|| line.strip_prefix("tracer: agent on https://"));
+                if let Some(rest) = served {
                     addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
                 }
                 if line == "tracer: ready" {
@@ -82,6 +85,36 @@ impl Drop for AgentProcess {
         if let Ok(None) = self.child.try_wait() {
             terminate(&mut self.child);
         }
+    }
+}
+
+/// A fixture that prints `READY pid` and runs until killed.
+pub struct Service(pub Child);
+
+impl Service {
+    pub fn start(bin: &Path, args: &[&str]) -> Service {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        assert!(line.starts_with("READY"), "{} said {line:?}", bin.display());
+        Service(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -197,14 +230,19 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_with(&format!(
+            "  - job_name: tracer\n    static_configs:\n      - targets: ['{target}']\n"
+        ))
+    }
+
+    /// Scrapes every second with these `scrape_configs` entries (YAML, indented by two).
+    pub fn start_with(scrape_configs: &str) -> Prometheus {
         let dir = std::env::temp_dir().join(format!("tracer-prometheus-{}-{}", std::process::id(), free_port()));
         let _ = std::fs::create_dir_all(dir.join("data"));
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
+            format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{scrape_configs}"),
         )
         .unwrap_or_else(|e| panic!("writing {}: {e}", config.display()));
         let port = free_port();

@@ -7,6 +7,7 @@
 //! `cargo xtask test`.
 
 pub mod agent;
+pub mod tls;
 
 use std::{
     cell::RefCell,

@@ -6,46 +6,16 @@ use std::{
     io::{BufRead, BufReader, Write},
     net::TcpStream,
     os::unix::ffi::OsStrExt,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::PathBuf,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use integration_tests::{
     Build,
-    agent::{AgentProcess, Prometheus, go_pprof, http_get, http_raw, promtool_check, terminate, wait_for},
+    agent::{AgentProcess, Prometheus, Service, go_pprof, http_get, http_raw, promtool_check, terminate, wait_for},
     can_trace, fixture, fixture_built, tracer,
 };
-
-/// A fixture that prints `READY pid` and runs until killed.
-struct Service(Child);
-
-impl Service {
-    fn start(bin: &Path, args: &[&str]) -> Service {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        assert!(line.starts_with("READY"), "{} said {line:?}", bin.display());
-        Service(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn value_of(sample: &serde_json::Value) -> f64 {
     sample["value"][1]
