@@ -88,36 +88,6 @@ impl Drop for AgentProcess {
     }
 }
 
-/// A fixture that prints `READY pid` and runs until killed.
-pub struct Service(pub Child);
-
-impl Service {
-    pub fn start(bin: &Path, args: &[&str]) -> Service {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        assert!(line.starts_with("READY"), "{} said {line:?}", bin.display());
-        Service(child)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// SIGTERM a child and wait for it (killed after 10 s); returns its exit code (-1: signalled).
 pub fn terminate(child: &mut Child) -> i32 {
     // SAFETY: kill(2) on our own child's pid.
@@ -345,4 +315,49 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A fixture that prints `READY pid` and runs until killed.
+pub struct Service(Child);
+
+impl Service {
+    pub fn start(bin: &Path, args: &[&str]) -> Service {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        assert!(line.starts_with("READY"), "{} said {line:?}", bin.display());
+        Service(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scratch folder for one test's files.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tracer-agent-{tag}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+/// A metric's value in an exposition (the first series whose name and labels start so).
+pub fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
 }

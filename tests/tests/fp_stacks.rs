@@ -10,10 +10,10 @@ use std::{
 
 use integration_tests::{can_trace, fixture, run_json, sites, stack_functions};
 use tracer::{
-    agent::Agent,
-    child::HeldChild,
+    modes::child::HeldChild,
     probes::ProbeOptions,
     state::{Origin, Resource, StackId},
+    tracker::Pipeline,
 };
 use tracer_common::config::StackMode;
 
@@ -65,7 +65,7 @@ fn fp_stacks_name_real_frames_and_stop_at_garbage() {
 }
 
 /// Fds of `pid` opened by a syscall, with the stack of each (NONE when it was not captured).
-fn traced_fd_stacks(agent: &Agent, pid: u32) -> Vec<StackId> {
+fn traced_fd_stacks(agent: &Pipeline, pid: u32) -> Vec<StackId> {
     let state = &agent.tracker.state;
     let p = state.process(pid).unwrap_or_else(|| panic!("PID {pid} is not tracked"));
     p.fds
@@ -76,7 +76,7 @@ fn traced_fd_stacks(agent: &Agent, pid: u32) -> Vec<StackId> {
 }
 
 /// Allocations of `pid` recorded without a stack.
-fn stackless_allocations(agent: &Agent, pid: u32) -> u64 {
+fn stackless_allocations(agent: &Pipeline, pid: u32) -> u64 {
     agent
         .tracker
         .state
@@ -99,7 +99,7 @@ fn the_fp_stack_map_is_freed_of_idle_stacks_and_every_loss_is_counted() {
         ring_buffer_bytes: 64 << 20,
         ..ProbeOptions::default()
     };
-    let mut agent = Agent::new(opts).unwrap_or_else(|e| panic!("loading probes: {e}"));
+    let mut agent = Pipeline::new(opts).unwrap_or_else(|e| panic!("loading probes: {e}"));
     let mut cmd = Command::new(fixture("fp_frames"));
     cmd.args(["fill", "15"])
         .stdin(Stdio::piped())

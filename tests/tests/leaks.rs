@@ -99,7 +99,7 @@ fn leak_on_error_path_fp_mode_reports_the_site() {
     // walk reads data as return addresses past it. The agent cuts the stack at the first
     // address outside executable code, so the site is the libc frame alone, resolved, and every
     // open of the process lands in it (the config leaks and the log file: sites merge, as the
-    // README says of fp mode).
+    // docs/cli.md says of fp mode).
     let bin = path_of("leaky_error_path");
     let (report, code, stderr) = run_json(&["--stack", "fp"], &[&bin, "150", "10"]);
     assert_eq!(code, 0, "{stderr}");

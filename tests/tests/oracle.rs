@@ -16,10 +16,11 @@ use std::{
 
 use integration_tests::{can_trace, fixture};
 use tracer::{
-    agent::{Agent, proc},
-    child::HeldChild,
+    modes::child::HeldChild,
     probes::ProbeOptions,
+    procfs::process as proc,
     state::{FdKind, Origin},
+    tracker::Pipeline,
 };
 use tracer_common::config::StackMode;
 
@@ -36,7 +37,7 @@ fn from_proc_by_design(origin: Origin, recorded: FdKind, actual: FdKind) -> Opti
     }
 }
 
-fn compare(agent: &mut Agent, pid: u32, at: &str) {
+fn compare(agent: &mut Pipeline, pid: u32, at: &str) {
     agent.drain();
     let actual = proc::scan_fds(pid).unwrap_or_else(|e| panic!("{at}: PID {pid}: the comparison cannot be made: {e}"));
     let Some(p) = agent.tracker.state.process(pid) else {
@@ -109,7 +110,7 @@ fn oracle_with(stack_mode: StackMode, raw_sys_exit: bool) {
         raw_sys_exit,
         ..ProbeOptions::default()
     };
-    let mut agent = Agent::new(opts).unwrap_or_else(|e| panic!("loading probes: {e}"));
+    let mut agent = Pipeline::new(opts).unwrap_or_else(|e| panic!("loading probes: {e}"));
     // This kernel has BTF: the typed hook is the one in use unless the raw one is asked for.
     assert_eq!(
         agent.tracker.typed_sys_exit(),

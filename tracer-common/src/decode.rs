@@ -191,7 +191,7 @@ mod tests {
                     _pad: 0,
                     ts_ns: 9,
                 },
-                nr: 257,
+                nr: libc::SYS_openat as u32,
                 capture: 0,
                 ret: 5,
                 args: [0; 6],
@@ -214,7 +214,7 @@ mod tests {
         buf.0[..b.len()].copy_from_slice(b);
         match Record::try_from(&buf.0[..b.len()]) {
             Ok(Record::Syscall(v)) => {
-                assert_eq!(v.core.nr, 257);
+                assert_eq!(v.core.nr, libc::SYS_openat as u32);
                 assert_eq!(v.data(), b"/tmp");
                 assert!(v.stack.is_empty());
             }

@@ -2,8 +2,9 @@
 //! emit. What a syscall means for an fd table is decided in the agent.
 //!
 //! Hooks (all but the optional kprobe load on kernels without kprobes or BPF trampolines):
-//! - `tp_btf/sys_exit` ([`fd`]; `raw_tracepoint/sys_exit` without BTF): results of fd-creating
-//!   and fd-closing syscalls.
+//! - `tp_btf/sys_exit` ([`sys_exit`]; `raw_tracepoint/sys_exit` without BTF): results of the
+//!   syscalls in the capture table, as records ([`syscall_record`]) with the received control
+//!   data ([`msghdr`]) and user stack ([`user_stack`]) they need.
 //!   In a CPython process the thread's Python frames go with it ([`python`]).
 //! - `task/task_newtask` and `sched/sched_process_{exec,exit}` ([`process`]): follow children,
 //!   exec and exit; `sched/sched_process_free`: zombies reaped.
@@ -17,8 +18,6 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
-mod fd;
-#[cfg(target_arch = "bpf")]
 mod floor;
 #[cfg(target_arch = "bpf")]
 mod kstack;
@@ -27,6 +26,8 @@ mod lock;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod msghdr;
+#[cfg(target_arch = "bpf")]
 mod process;
 #[cfg(target_arch = "bpf")]
 mod python;
@@ -34,6 +35,14 @@ mod python;
 mod regs;
 #[cfg(target_arch = "bpf")]
 mod signal;
+#[cfg(target_arch = "bpf")]
+mod sys_exit;
+#[cfg(target_arch = "bpf")]
+mod syscall_record;
+#[cfg(target_arch = "bpf")]
+mod tracepoint;
+#[cfg(target_arch = "bpf")]
+mod user_stack;
 #[cfg(target_arch = "bpf")]
 mod write;
 

@@ -1,4 +1,5 @@
 //! Maps and load-time globals shared by the programs. Names match `tracer_common::config`.
+//! The Python frame walk keeps its own in [`crate::python`].
 
 use aya_ebpf::{
     Global,
@@ -126,29 +127,6 @@ pub static WRITE_BLOCK_NS: Global<u64> = Global::new(100_000_000);
 /// killed inside a write leaves an entry nothing removes.
 #[map]
 pub static WRITE_START: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
-
-/// CPython processes whose frames are walked (see `tracer_common::python`), filled by the agent.
-#[map]
-pub static PY_PROCS: HashMap<u32, tracer_common::python::PyProcess> =
-    HashMap::with_max_entries(tracer_common::python::PY_PROCS_ENTRIES, 0);
-
-/// Each Python thread's `PyThreadState`, by thread id, as the kernel found it (checked against
-/// the thread state's `native_thread_id` at each use: a reused id finds its own again).
-#[map]
-pub static PY_THREADS: LruHashMap<u32, u64> =
-    LruHashMap::with_max_entries(tracer_common::python::PY_THREADS_ENTRIES, 0);
-
-/// Each CPU's Python stack record under construction (1 KiB: far above the BPF stack).
-#[map]
-pub static PY_SCRATCH: PerCpuArray<tracer_common::python::PyStackRecord> = PerCpuArray::with_max_entries(1, 0);
-
-/// Each CPU's block of user memory around the Python frames being read (see `python::Walk`).
-#[map]
-pub static PY_WINDOW: PerCpuArray<crate::python::Walk> = PerCpuArray::with_max_entries(1, 0);
-
-/// Non-zero: Python frames are walked (`--python-frames on`).
-#[unsafe(no_mangle)]
-pub static PYTHON_FRAMES: Global<u32> = Global::new(1);
 
 /// Each CPU's stack budget (see `tracer_common::sampling`).
 #[map]

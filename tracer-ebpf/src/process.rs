@@ -12,16 +12,19 @@ use tracer_common::{
     process::{ExecRecord, ExitRecord, ForkRecord, ReapRecord},
     record::{RecordHeader, kind},
     syscalls::CLONE_THREAD,
+    tracepoints::{sched_process_exec, sched_process_exit, sched_process_free, task_newtask},
 };
 
-use crate::maps::{
-    DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, STACK_TOPS, TRACE_ALL, TRACED, add_traced,
-    count_loss, is_traced, now, ring_full, submit_flags,
+use crate::{
+    maps::{
+        DISCOVER_EXEC, EVENTS, EXITED, NEEDS_MAPS, SELECTED_COMMS, SELF_TGID, STACK_TOPS, TRACE_ALL, TRACED,
+        add_traced, count_loss, is_traced, now, ring_full, submit_flags,
+    },
+    tracepoint::read_field,
 };
 
 /// `task/task_newtask` (kernel/fork.c `copy_process`, once the new task is complete and
-/// before it can run; runs in the forking thread): `pid_t pid` at offset 8, `u64 clone_flags`
-/// at 32. One plain tracepoint gives the child and its clone flags for fork, vfork, clone and
+/// before it can run; runs in the forking thread): reads `pid` and `clone_flags`. One plain tracepoint gives the child and its clone flags for fork, vfork, clone and
 /// clone3 alike, where hooking those syscalls' entries would put an extra tracepoint call on
 /// every syscall of every task on the host.
 #[tracepoint]
@@ -32,14 +35,12 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     if !is_traced(tgid) {
         return 0;
     }
-    // SAFETY: offset from /sys/kernel/tracing/events/task/task_newtask/format.
-    let flags: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    let flags = read_field!(ctx, task_newtask::CLONE_FLAGS, u64).unwrap_or(0);
     if flags & CLONE_THREAD != 0 {
         // A thread shares its process's fd table: nothing to follow.
         return 0;
     }
-    // SAFETY: offset from the tracepoint's format file.
-    let child: u32 = match unsafe { ctx.read_at::<i32>(8) } {
+    let child: u32 = match read_field!(ctx, task_newtask::PID, i32) {
         Ok(c) if c > 0 => c as u32,
         _ => return 0,
     };
@@ -49,10 +50,10 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
     // A CPython parent's child runs the same interpreter at the same addresses (a forking
     // server's workers): its Python frames are walked from its first allocation, before the
     // agent has read this record.
-    if let Some(p) = crate::maps::PY_PROCS.get_ptr(&tgid) {
+    if let Some(p) = crate::python::PY_PROCS.get_ptr(&tgid) {
         // SAFETY: a plain value in map memory, copied out.
         let p = unsafe { *p };
-        let _ = crate::maps::PY_PROCS.insert(&child, &p, 0);
+        let _ = crate::python::PY_PROCS.insert(&child, &p, 0);
     }
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
         ring_full();
@@ -75,7 +76,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 }
 
 /// `sched/sched_process_exec` (fs/exec.c, after the new image is in place and close-on-exec fds
-/// are closed): `__data_loc char[] filename` at 8, `pid_t old_pid` at 16.
+/// are closed): reads `filename` (a `__data_loc`) and `old_pid`.
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -84,7 +85,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         // A new image, a new stack.
         let _ = STACK_TOPS.remove(&(pid_tgid as u32));
         // Whatever interpreter the old image ran is gone.
-        let _ = crate::maps::PY_PROCS.remove(&tgid);
+        let _ = crate::python::PY_PROCS.remove(&tgid);
         // A new image: the agent must read the maps again before symbolizing its stacks.
         if TRACE_ALL.load() == 0 {
             let _ = TRACED.insert(&tgid, &NEEDS_MAPS, 0);
@@ -112,8 +113,10 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let p = entry.as_mut_ptr();
-    // SAFETY: exclusive reservation written in place; tracepoint offsets from its format file;
-    // the filename is read from the trace record (kernel memory) with a checked helper.
+    let old_pid = read_field!(ctx, sched_process_exec::OLD_PID, i32).unwrap_or(0);
+    let loc = read_field!(ctx, sched_process_exec::FILENAME, u32).unwrap_or(0);
+    // SAFETY: exclusive reservation written in place; the filename is read from the trace
+    // record (kernel memory) with a checked helper.
     unsafe {
         (*p).header = RecordHeader {
             kind: record_kind,
@@ -122,9 +125,8 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             _pad: 0,
             ts_ns: now(),
         };
-        (*p).old_tid = ctx.read_at::<i32>(16).unwrap_or(0) as u32;
+        (*p).old_tid = old_pid as u32;
         (*p).filename_len = 0;
-        let loc: u32 = ctx.read_at(8).unwrap_or(0);
         let off = (loc & 0xffff) as usize;
         let src = (ctx.as_ptr() as *const u8).add(off);
         if let Ok(s) = bpf_probe_read_kernel_str_bytes(src, &mut (*p).filename) {
@@ -135,25 +137,24 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// `sched/sched_process_exit` (kernel/exit.c do_exit, before exit_files): `bool group_dead` at
-/// offset 32 is true for the last thread of the process.
+/// `sched/sched_process_exit` (kernel/exit.c do_exit, before exit_files): `group_dead` is true
+/// for the last thread of the process.
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    // SAFETY: offset from the tracepoint's format file.
-    let group_dead: u8 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    let group_dead = read_field!(ctx, sched_process_exit::GROUP_DEAD, u8).unwrap_or(0);
     if !is_traced(tgid) {
         return 0;
     }
     // The thread's stack goes with it (its id may be reused for another stack).
     let _ = STACK_TOPS.remove(&(pid_tgid as u32));
-    let _ = crate::maps::PY_THREADS.remove(&(pid_tgid as u32));
+    let _ = crate::python::PY_THREADS.remove(&(pid_tgid as u32));
     if group_dead == 0 {
         return 0;
     }
     let _ = TRACED.remove(&tgid);
-    let _ = crate::maps::PY_PROCS.remove(&tgid);
+    let _ = crate::python::PY_PROCS.remove(&tgid);
     // A zombie from now until its parent reaps it (see `sched_process_free`).
     let _ = EXITED.insert(&tgid, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
@@ -174,12 +175,11 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 /// `sched/sched_process_free` (kernel/exit.c `delayed_put_task_struct`, an RCU grace period after
-/// `release_task`): `pid_t pid` at offset 12. For a process's leader this is the end of its
+/// `release_task`): reads `pid`. For a process's leader this is the end of its
 /// zombie state: the parent reaped it (or it was auto-reaped).
 #[tracepoint]
 pub fn sched_process_free(ctx: TracePointContext) -> u32 {
-    // SAFETY: offset from the tracepoint's format file.
-    let pid: i32 = unsafe { ctx.read_at(12) }.unwrap_or(0);
+    let pid = read_field!(ctx, sched_process_free::PID, i32).unwrap_or(0);
     if pid <= 0 {
         return 0;
     }

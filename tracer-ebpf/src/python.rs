@@ -7,16 +7,42 @@
 //! thread state is found by native thread id in the interpreter's thread list (cached by tid),
 //! not through the GIL holder.
 
-use aya_ebpf::helpers::{bpf_probe_read_user, bpf_probe_read_user_buf};
+use aya_ebpf::{
+    Global,
+    helpers::{bpf_probe_read_user, bpf_probe_read_user_buf},
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray},
+};
 use tracer_common::{
     python::{
-        NO_FIELD, PY_FRAME_WINDOW, PY_FRAMES_MAX, PY_THREADS_SCAN, PyOffsets, PyProcess, PyStackHead, PyStackRecord,
-        flags,
+        NO_FIELD, PY_FRAME_WINDOW, PY_FRAMES_MAX, PY_PROCS_ENTRIES, PY_THREADS_ENTRIES, PY_THREADS_SCAN, PyOffsets,
+        PyProcess, PyStackHead, PyStackRecord, flags,
     },
     record::{RecordHeader, kind},
 };
 
-use crate::maps::{EVENTS, PY_PROCS, PY_SCRATCH, PY_THREADS, PY_WINDOW, PYTHON_FRAMES, ring_full};
+use crate::maps::{EVENTS, ring_full};
+
+/// CPython processes whose frames are walked (see `tracer_common::python`), filled by the agent.
+#[map]
+pub static PY_PROCS: HashMap<u32, PyProcess> = HashMap::with_max_entries(PY_PROCS_ENTRIES, 0);
+
+/// Each Python thread's `PyThreadState`, by thread id, as the kernel found it (checked against
+/// the thread state's `native_thread_id` at each use: a reused id finds its own again).
+#[map]
+pub static PY_THREADS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(PY_THREADS_ENTRIES, 0);
+
+/// Each CPU's Python stack record under construction (1 KiB: far above the BPF stack).
+#[map]
+pub static PY_SCRATCH: PerCpuArray<PyStackRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Each CPU's block of user memory around the Python frames being read (see [`Walk`]).
+#[map]
+pub static PY_WINDOW: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
+
+/// Non-zero: Python frames are walked (`--python-frames on`).
+#[unsafe(no_mangle)]
+pub static PYTHON_FRAMES: Global<u32> = Global::new(1);
 
 /// A pointer-sized read of user memory; 0 when it fails.
 #[inline(always)]

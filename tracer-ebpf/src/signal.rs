@@ -6,47 +6,40 @@ use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::
 use tracer_common::{
     record::{RecordHeader, kind},
     signal::{SignalRecord, event},
+    tracepoints::{signal_deliver, signal_generate},
 };
 
-use crate::maps::{EVENTS, is_traced, now, ring_full, submit_flags};
+use crate::{
+    maps::{EVENTS, is_traced, now, ring_full, submit_flags},
+    tracepoint::read_field,
+};
 
-/// Format: `sig` 8, `errno` 12, `code` 16, `comm[16]` 20, `pid` 36, `group` 40, `result` 44.
-/// `pid` is the receiving task (the process's leader for process-directed signals).
+/// Reads `sig`, `code`, `pid`, `group` and `result`. `pid` is the receiving task (the process's
+/// leader for process-directed signals).
 #[tracepoint]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {
-    // SAFETY: offset from /sys/kernel/tracing/events/signal/signal_generate/format.
-    let target: i32 = unsafe { ctx.read_at(36) }.unwrap_or(0);
+    let target = read_field!(ctx, signal_generate::PID, i32).unwrap_or(0);
     if target <= 0 || !is_traced(target as u32) {
         return 0;
     }
-    // SAFETY: offsets from the format file; read_at is checked.
-    let (sig, code, group, result) = unsafe {
-        (
-            ctx.read_at::<i32>(8).unwrap_or(0),
-            ctx.read_at::<i32>(16).unwrap_or(0),
-            ctx.read_at::<i32>(40).unwrap_or(0),
-            ctx.read_at::<i32>(44).unwrap_or(0),
-        )
-    };
+    let sig = read_field!(ctx, signal_generate::SIG, i32).unwrap_or(0);
+    let code = read_field!(ctx, signal_generate::CODE, i32).unwrap_or(0);
+    let group = read_field!(ctx, signal_generate::GROUP, i32).unwrap_or(0);
+    let result = read_field!(ctx, signal_generate::RESULT, i32).unwrap_or(0);
     emit(event::GENERATE, sig, code, target as u32, group, result, 0);
     0
 }
 
-/// Format: `sig` 8, `errno` 12, `code` 16, `sa_handler` 24, `sa_flags` 32. Runs in the receiver.
+/// Reads `sig`, `code` and `sa_handler`. Runs in the receiver.
 #[tracepoint]
 pub fn signal_deliver(ctx: TracePointContext) -> u32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if !is_traced(tgid) {
         return 0;
     }
-    // SAFETY: offsets from /sys/kernel/tracing/events/signal/signal_deliver/format.
-    let (sig, code, handler) = unsafe {
-        (
-            ctx.read_at::<i32>(8).unwrap_or(0),
-            ctx.read_at::<i32>(16).unwrap_or(0),
-            ctx.read_at::<u64>(24).unwrap_or(0),
-        )
-    };
+    let sig = read_field!(ctx, signal_deliver::SIG, i32).unwrap_or(0);
+    let code = read_field!(ctx, signal_deliver::CODE, i32).unwrap_or(0);
+    let handler = read_field!(ctx, signal_deliver::SA_HANDLER, u64).unwrap_or(0);
     emit(event::DELIVER, sig, code, tgid, 1, 0, handler);
     0
 }

@@ -1,5 +1,5 @@
 //! `syscalls/sys_enter_{write,writev,sendto,sendmsg}`: when a traced thread enters a write, so
-//! that `sys_exit` ([`crate::fd`]) can tell how long it took. A writer blocks in these calls when
+//! that `sys_exit` ([`crate::sys_exit`]) can tell how long it took. A writer blocks in these calls when
 //! the buffer it writes to is full: `pipe_write` sleeps on `pipe->wr_wait` while the pipe is full
 //! (fs/pipe.c), `eventfd_write` while the counter would pass `ULLONG_MAX - 1` (fs/eventfd.c),
 //! `sock_alloc_send_pskb` in `sock_wait_for_wmem` while the send buffer is full and

@@ -4,6 +4,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::model::duration::parse_duration;
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -56,8 +57,8 @@ pub struct TopArgs {
     #[arg(short = 'n', long, value_name = "N")]
     pub count: Option<u64>,
     /// The column to sort by at start (keys change it).
-    #[arg(long, value_enum, default_value_t = crate::top::model::Column::Fds)]
-    pub sort: crate::top::model::Column,
+    #[arg(long, value_enum, default_value_t = Column::Fds)]
+    pub sort: Column,
     #[command(flatten)]
     pub capture: CaptureArgs,
 }
@@ -266,29 +267,6 @@ pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     Ok(std::net::SocketAddr::from((ip, port)))
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("'{s}' is not a duration (examples: 500ms, 10s, 2m)"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
-
 fn parse_stack_size(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(k @ (4 | 8 | 16)) => Ok(k),
@@ -408,4 +386,21 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["tracer", "agent", "--endpoints", "metrics,heap"]).is_err());
     }
+}
+
+/// The columns of `tracer top`, in order; each can sort the table (`--sort`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Column {
+    Pid,
+    Comm,
+    Fds,
+    Pct,
+    Growth,
+    Emfile,
+    Suspects,
+    Zombies,
+    Sysv,
+    LockWaits,
+    Problems,
+    Kinds,
 }

@@ -3,7 +3,7 @@
 use clap::Parser;
 use tracer::{
     cli::{Cli, Command},
-    daemon, session, top,
+    modes,
 };
 
 fn main() {
@@ -18,11 +18,11 @@ fn main() {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Watch(args) => session::watch(args).await,
-            Command::Run(args) => session::run(args).await,
-            Command::Agent(args) => daemon::run(args).await,
-            Command::Top(args) => top::run(args).await,
-            Command::Floor => session::floor().await,
+            Command::Watch(args) => modes::watch::run(args).await,
+            Command::Run(args) => modes::run::run(args).await,
+            Command::Agent(args) => modes::agent::run(args).await,
+            Command::Top(args) => modes::top::run(args).await,
+            Command::Floor => modes::floor::run().await,
         }
     });
     match result {
@@ -37,8 +37,8 @@ fn main() {
 fn is_not_found(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(
-            c.downcast_ref::<tracer::child::ChildError>(),
-            Some(tracer::child::ChildError::NotFound(_))
+            c.downcast_ref::<tracer::modes::child::ChildError>(),
+            Some(tracer::modes::child::ChildError::NotFound(_))
         )
     })
 }

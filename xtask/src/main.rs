@@ -4,6 +4,8 @@
 //! fresh machine; everything else is built with the pinned toolchain below.
 
 mod bench;
+mod layers;
+mod layout;
 
 use std::{
     env,
@@ -62,9 +64,10 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("bench") => bench::Options::parse(&args[1..], &root()).and_then(|o| bench(&o)),
         Some("fixtures") => build_fixtures().map(|dir| println!("{}", dir.display())),
+        Some("layout") => layout::check(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      formatting, clippy, unit and integration tests (integration tests need root),\n            then the benchmark once in quick mode so it cannot rot\n  bench     overhead, ingest and memory against bpftrace, strace, valgrind; nginx throughput\n            under the agent; an agent soak [--quick] [--runs N] [--out FILE] [--only WORKLOAD]\n            [--soak-seconds N]\n  fixtures  compile the C fixture programs"
+                "usage: cargo xtask <command>\n\n  setup     install missing toolchain pieces (apt packages, Rust {TOOLCHAIN}, bpf-linker)\n  build     build tracer (release) at target/release/tracer\n  demo      build and run `tracer run` on the bundled leaky demo program\n  test      layout, formatting, clippy, unit and integration tests (integration tests need\n            root), then the benchmark once in quick mode so it cannot rot\n  bench     overhead, ingest and memory against bpftrace, strace, valgrind; nginx throughput\n            under the agent; an agent soak [--quick] [--runs N] [--out FILE] [--only WORKLOAD]\n            [--soak-seconds N]\n  fixtures  compile the C fixture programs\n  layout    no source file over 500 lines; tracer/src's rooms import downwards only\n            (the layers are listed in xtask/src/layers.rs)"
             );
             return ExitCode::from(2);
         }
@@ -237,6 +240,7 @@ fn bench(o: &bench::Options) -> Result {
 }
 
 fn test(extra: &[String]) -> Result {
+    layout::check(&root())?;
     build_fixtures()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;

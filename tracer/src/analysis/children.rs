@@ -3,8 +3,9 @@
 //! most of them is a suspect like a site that grew until EMFILE. Its stack is the failing fork's
 //! (successful forks carry none: they are followed through `sched_process_fork`).
 
-use super::{report::SiteReport, stack::Stack, trend};
-use crate::state::{ProcessState, StackId, State, incidents::IncidentKind};
+use super::trend;
+use crate::model::{SiteReport, Stack};
+use crate::state::{ProcessState, Resource, StackId, State, incidents::IncidentKind};
 
 /// The trend of `p`'s live children up to its fork failures, if they rose until one.
 fn rose_until_eagain(p: &ProcessState, live_now: u32) -> Option<trend::Trend> {
@@ -53,8 +54,8 @@ pub fn stopped_by_eagain(state: &State, now_ns: u64) -> Vec<SiteReport> {
             .map_or(StackId::NONE, |i| i.stack);
         out.push(SiteReport {
             pid: p.tgid,
-            resource: "process",
-            kind: "child process",
+            resource: Resource::ChildProcess,
+            kind: Resource::ChildProcess.noun(),
             family: None,
             count: held,
             estimated: None,

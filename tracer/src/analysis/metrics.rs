@@ -9,105 +9,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::report::{fd_time_to_limit, site_trend};
+use super::scoring::{fd_time_to_limit, site_trend};
 use crate::{
-    output::escape::escape_bytes,
+    model::{
+        health::AgentHealth,
+        metrics::{GroupMetrics, MetricsSnapshot, SysvMetrics},
+    },
     state::{
         ProcessState, Resource, State,
-        counters::{Counters, GroupKey, KINDS},
+        counters::{GroupKey, KINDS},
     },
 };
-
-/// Gauges and counters of one group of processes (or of one process with `--pid-labels`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GroupMetrics {
-    /// Label values, escaped (`output::escape`): any bytes a process put in its name survive.
-    pub comm: String,
-    pub container: String,
-    /// Set for a process's own series (`--pid-labels`).
-    pub pid: Option<u32>,
-    /// Processes in the group now (alive, or exited within the grace period).
-    pub processes: u64,
-    pub open_fds: [u64; KINDS],
-    /// Allocation sites growing now, by fd kind.
-    pub suspects: [u64; KINDS],
-    /// The lowest soft RLIMIT_NOFILE in the group (None: unlimited or unknown).
-    pub fd_soft_limit: Option<u64>,
-    /// The highest open/soft-limit ratio of a process in the group.
-    pub worst_fd_ratio: Option<f64>,
-    /// The shortest time to EMFILE among the group's suspects.
-    pub time_to_fd_limit_s: Option<f64>,
-    /// Children exited and not reaped, of the group's processes.
-    pub zombies: u64,
-    /// Parents of the group whose zombies piled up while their SIGCHLDs merged.
-    pub zombie_piles: u64,
-    /// Totals: retired processes of the group plus the live ones.
-    pub counters: Counters,
-}
-
-/// SysV objects by resource (sem, shm, msg).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SysvMetrics {
-    /// Objects created by traced processes that exist now.
-    pub objects: [u64; 3],
-    /// Of those, objects whose creator exited.
-    pub orphans: [u64; 3],
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MetricsSnapshot {
-    pub groups: Vec<GroupMetrics>,
-    pub sysv: SysvMetrics,
-    pub health: AgentHealth,
-}
-
-/// The agent's own health: every loss the kernel or the agent counts, what was evicted to stay
-/// bounded, how big the state is, and what the agent costs.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AgentHealth {
-    pub records: u64,
-    /// Kernel counters, by `tracer_common::config::LossCounter`: ring buffer full, traced map
-    /// full, stack not captured.
-    pub kernel_lost: [u64; tracer_common::config::LOSS_COUNTERS as usize],
-    /// Records the agent could not decode.
-    pub undecodable: u64,
-    /// Kernel map updates that failed (a process not followed, a zombie not watched).
-    pub map_update_failed: u64,
-    pub resyncs: u64,
-    pub resync_dropped_fds: u64,
-    pub resync_added_fds: u64,
-    pub discovered: u64,
-    pub exits_inferred: u64,
-    /// User stacks taken, and allocations the stack budget left without one.
-    pub stacks_taken: u64,
-    pub stacks_skipped: u64,
-    pub evicted_processes: u64,
-    pub evicted_sites: u64,
-    pub evicted_stacks: u64,
-    pub evicted_groups: u64,
-    pub evicted_lock_files: u64,
-    pub dropped_incidents: u64,
-    pub evicted_symbol_locations: u64,
-    pub symbol_cache_resets: u64,
-    pub tracked_processes: u64,
-    pub tracked_fds: u64,
-    pub sites: u64,
-    pub stacks: u64,
-    pub stack_bytes: u64,
-    pub cpu_seconds: f64,
-    pub resident_bytes: u64,
-    /// DWARF mode: stack copies by record size (1, 2, 4, 8, 16 KiB), and those found too short.
-    pub stack_copies: [u64; 5],
-    pub short_stack_copies: u64,
-    /// Python stack records by outcome (`agent::python::OUTCOMES`), and the processes whose
-    /// Python frames are walked now.
-    pub python_stacks: [u64; 4],
-    pub python_processes: u64,
-    /// Estimated agent time by stage (see `agent::stages`), seconds.
-    pub stage_seconds: Vec<(&'static str, f64)>,
-    /// The kernel programs' runs and run time; all zero unless BPF statistics are on.
-    pub programs: Vec<crate::probes::ProgramCost>,
-}
 
 fn sysv_index(r: Resource) -> Option<usize> {
     match r {
@@ -198,7 +110,7 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
     let groups = groups
         .into_iter()
         .map(|((key, pid), mut g)| {
-            g.comm = escape_bytes(&key.comm);
+            g.comm = key.comm.to_vec();
             g.container = key.container.to_string();
             g.pid = pid;
             g
@@ -221,7 +133,7 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{FdKind, Limits, StackId, apply::Syscall};
+    use crate::state::{FdKind, Limits, StackId, syscall::Syscall};
 
     const MS: u64 = 1_000_000;
 
@@ -230,7 +142,7 @@ mod tests {
             tgid,
             tid: tgid,
             ts_ns: ts,
-            nr: 41, // socket(AF_INET, ..)
+            nr: libc::SYS_socket as u32, // socket(AF_INET, ..)
             ret: fd,
             args: [2, 1, 0, 0, 0, 0],
             data_kind: 0,
@@ -263,7 +175,7 @@ mod tests {
         let m = snapshot(&s, 3000 * MS, 0);
         assert_eq!(m.groups.len(), 1);
         let g = &m.groups[0];
-        assert_eq!(g.comm, "web\\nd", "escaped, lossless");
+        assert_eq!(g.comm, b"web\nd", "raw bytes: output escapes them");
         assert_eq!(g.processes, 3);
         assert_eq!(
             g.open_fds[FdKind::Socket as usize],

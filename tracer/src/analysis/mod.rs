@@ -1,21 +1,24 @@
-//! Leak analysis: outstanding fds (and SysV objects, held locks) grouped by allocation site, split
-//! into suspects (still growing) and the rest, with growth rates and time to the limit; plus
-//! incidents, orphans, lock contention, zombies and signals.
+//! Leak analysis: state -> model. Outstanding fds (and SysV objects, held locks) grouped by
+//! allocation site, split into suspects and the rest by the rules in `scoring`, with growth
+//! rates and time to the limit; plus incidents, orphans, lock contention, zombies, signals and
+//! write stalls; the metrics snapshot and the in-use profiles. No I/O, no escaping.
 
 mod children;
+pub mod incidents;
+pub mod ipc;
 pub mod locks;
-pub mod losses;
 pub mod metrics;
 pub mod profile;
 pub mod report;
-pub mod resources;
-pub mod stack;
+pub mod scoring;
+pub mod signals;
 pub mod stalls;
 pub mod trend;
 
-pub use losses::Losses;
-pub use report::{Frame, ProcessSummary, Report, ReportOptions, SiteReport, build, build_unresolved};
-pub use stack::Stack;
+pub use report::{build, build_unresolved};
+
+/// Nanoseconds per millisecond, for the report's ages.
+const MS: u64 = 1_000_000;
 
 #[cfg(test)]
 mod tests;

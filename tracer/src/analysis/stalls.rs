@@ -2,57 +2,17 @@
 //! writers were blocked because it was full, refusals of non-blocking writes, its capacity
 //! against the system's ceiling, who is at both ends, and what to do about it.
 
-use serde::Serialize;
-
-use super::stack::Stack;
 use crate::{
-    agent::sysv::SystemLimits,
+    model::{
+        Stack,
+        stalls::{StallReport, StallWriter},
+        system::SystemLimits,
+    },
     state::{
         State,
         stalls::{Channel, ChannelKind, Writer},
     },
 };
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct StallReport {
-    /// `pipe`, `fifo`, `eventfd`, `unix`.
-    pub kind: &'static str,
-    /// The object's inode (`pipe:[N]`, `socket:[N]`), 0 when unknown.
-    pub inode: u64,
-    /// Pipe capacity (F_GETPIPE_SZ) or socket send buffer (SO_SNDBUF) in bytes; `null` when it
-    /// could not be read (a pipe then has the default, 65536).
-    pub capacity_bytes: Option<u64>,
-    /// The ceiling an unprivileged process can raise it to: `fs.pipe-max-size` for pipes and
-    /// FIFOs, `net.core.wmem_max` for sockets.
-    pub max_capacity_bytes: Option<u64>,
-    /// Writes blocked at least `--write-block`, their total and longest time.
-    pub blocked_writes: u64,
-    pub blocked_ms_total: u64,
-    pub blocked_ms_max: u64,
-    /// Non-blocking writes refused because it was full.
-    pub eagain: u64,
-    pub enobufs: u64,
-    /// Traced processes writing to it and reading from it (pipes and FIFOs: as found in the
-    /// writer's family; sockets: the writers).
-    pub writers: Vec<u32>,
-    pub readers: Vec<u32>,
-    /// The longest blocked write: who and where.
-    pub longest: Option<StallWriter>,
-    /// The first refused write.
-    pub refused: Option<StallWriter>,
-    pub first_age_ms: u64,
-    pub last_age_ms: u64,
-    pub fix: &'static str,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct StallWriter {
-    pub pid: u32,
-    pub tid: u32,
-    pub fd: i32,
-    pub blocked_ms: u64,
-    pub stack: Stack,
-}
 
 const MS: u64 = 1_000_000;
 
@@ -92,7 +52,7 @@ fn report(c: &Channel, now_ns: u64, system: Option<&SystemLimits>) -> StallRepor
         ChannelKind::EventFd => None,
     };
     StallReport {
-        kind: c.kind.as_str(),
+        kind: c.kind,
         inode: c.ino,
         capacity_bytes: c.capacity,
         max_capacity_bytes,
@@ -123,7 +83,7 @@ pub fn stalls(state: &State, now_ns: u64, system: Option<&SystemLimits>) -> Vec<
         b.blocked_ms_total
             .cmp(&a.blocked_ms_total)
             .then((b.eagain + b.enobufs).cmp(&(a.eagain + a.enobufs)))
-            .then(a.kind.cmp(b.kind))
+            .then(a.kind.as_str().cmp(b.kind.as_str()))
             .then(a.inode.cmp(&b.inode))
     });
     out

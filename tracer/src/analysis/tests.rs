@@ -1,7 +1,10 @@
 //! Report building without a kernel: suspects vs flat sites, --min-age, --top, time to EMFILE.
 
-use super::{Losses, ReportOptions, build, report::Frame};
-use crate::state::{Limits, StackId, State, apply::Syscall};
+use super::build;
+use crate::{
+    model::{Frame, Losses, ReportOptions, frame::FrameAddress},
+    state::{Limits, Resource, StackId, State, syscall::Syscall},
+};
 use tracer_common::fd::data_kind;
 
 const MS: u64 = 1_000_000;
@@ -17,7 +20,7 @@ fn open_weighted(s: &mut State, ts: u64, fd: i64, stack: u32, path: &'static [u8
         tid: 1,
         tgid: T,
         ts_ns: ts,
-        nr: 257,
+        nr: libc::SYS_openat as u32,
         ret: fd,
         args: [0; 6],
         data_kind: data_kind::PATH,
@@ -55,7 +58,7 @@ fn scenario() -> State {
 
 fn frames(id: StackId) -> Vec<Frame> {
     vec![Frame {
-        address: format!("{:#x}", id.0),
+        address: FrameAddress::Native(u64::from(id.0)),
         function: Some(format!("f{}", id.0)),
         file: None,
         line: None,
@@ -171,7 +174,7 @@ fn an_exited_childs_inherited_fds_are_not_listed_as_its_sites() {
         tid: 8,
         tgid: 8,
         ts_ns: 3 * MS,
-        nr: 257,
+        nr: libc::SYS_openat as u32,
         ret: 4,
         args: [0; 6],
         data_kind: data_kind::PATH,
@@ -217,7 +220,7 @@ fn sampled_stacks_stand_for_the_allocations_the_budget_skipped() {
     assert!((leak.growth_per_min - 6000.0).abs() < 10.0, "{}", leak.growth_per_min);
     // The skipped allocations are not a site of their own: the sampled one stands for them.
     assert_eq!(r.outstanding.len(), 1, "{:#?}", r.outstanding);
-    let p = crate::analysis::profile::build(&s, crate::analysis::profile::ProfileKind::Fds);
+    let p = crate::analysis::profile::build(&s, crate::model::profile::ProfileKind::Fds);
     let values: Vec<i64> = p.samples.iter().map(|x| x.value).collect();
     assert_eq!(values, vec![300], "the profile's value is the estimate");
 }
@@ -248,7 +251,7 @@ fn limit_scenario(fail: bool) -> State {
             tid: 1,
             tgid: T,
             ts_ns: 2100 * MS,
-            nr: 257,
+            nr: libc::SYS_openat as u32,
             ret: -24,
             args: [0; 6],
             data_kind: data_kind::PATH,
@@ -305,7 +308,7 @@ fn a_burst_released_after_the_limit_is_not_a_leak() {
             tid: 1,
             tgid: T,
             ts_ns: 5100 * MS,
-            nr: 3,
+            nr: libc::SYS_close as u32,
             ret: 0,
             args: [fd, 0, 0, 0, 0, 0],
             data_kind: 0,
@@ -327,7 +330,7 @@ fn semaphore_sets_created_until_enospc_are_a_suspect_stopped_by_the_limit() {
         tid: 1,
         tgid: T,
         ts_ns: ts,
-        nr: 64,
+        nr: libc::SYS_semget as u32,
         ret,
         args: [0, 1, 0o1600, 0, 0, 0],
         data_kind: 0,
@@ -347,7 +350,7 @@ fn semaphore_sets_created_until_enospc_are_a_suspect_stopped_by_the_limit() {
     let sets = r
         .suspects
         .iter()
-        .find(|x| x.resource == "sysv_sem")
+        .find(|x| x.resource == Resource::SemSet)
         .unwrap_or_else(|| panic!("{:#?}", r.suspects));
     assert_eq!((sets.count, sets.stopped_by_limit), (32, Some("ENOSPC")));
 }
@@ -368,7 +371,7 @@ fn children_forked_until_eagain_are_a_suspect_and_a_worker_pool_is_not() {
                 tid: 1,
                 tgid: T,
                 ts_ns: 1250 * MS,
-                nr: 57,
+                nr: libc::SYS_fork as u32,
                 ret: -11,
                 args: [0; 6],
                 data_kind: 0,
@@ -381,7 +384,11 @@ fn children_forked_until_eagain_are_a_suspect_and_a_worker_pool_is_not() {
             s.sample(tick * 100 * MS);
         }
         let r = build(&s, 4000 * MS, Losses::default(), &ReportOptions::default(), frames);
-        let kids: Vec<_> = r.suspects.iter().filter(|x| x.resource == "process").collect();
+        let kids: Vec<_> = r
+            .suspects
+            .iter()
+            .filter(|x| x.resource == Resource::ChildProcess)
+            .collect();
         if leak {
             assert_eq!(kids.len(), 1, "{:#?}", r.suspects);
             let k = kids[0];
@@ -403,7 +410,7 @@ fn close_at(s: &mut State, ts: u64, fd: i64) {
         tid: 1,
         tgid: T,
         ts_ns: ts,
-        nr: 3,
+        nr: libc::SYS_close as u32,
         ret: 0,
         args,
         data_kind: data_kind::NONE,
@@ -468,4 +475,11 @@ fn a_site_emptied_long_before_the_exit_is_not_a_suspect() {
         let r = build(s, 9500 * MS, Losses::default(), &ReportOptions::default(), frames);
         assert!(r.suspects.is_empty(), "{:#?}", r.suspects);
     }
+}
+
+#[test]
+fn records_sampled_without_ticks_show_the_trend() {
+    // No tick for a whole second (the agent was stopped): the records' own times give the trend.
+    let samples = crate::state::tests::open_every_25ms(|_, _| {});
+    assert!(super::trend::classify(&samples).growing, "{samples:?}");
 }

@@ -30,8 +30,8 @@ use tokio::{
 };
 
 use crate::{
-    agent::{symbolizer::SymbolizerWorker, task::Client},
-    analysis::metrics::MetricsSnapshot,
+    model::metrics::MetricsSnapshot,
+    runtime::{symbolizer::SymbolizerWorker, task::Client},
 };
 
 /// Connections served at once; more wait in the listen backlog.

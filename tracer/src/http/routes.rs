@@ -7,13 +7,9 @@ use hyper::{Method, Request, Response, StatusCode, header};
 
 use super::Context;
 use crate::{
-    agent::{
-        cost,
-        task::{Client, ProfileSnapshot, ReportSnapshot},
-    },
-    analysis::{ReportOptions, profile::ProfileKind},
-    cli::parse_duration,
+    model::{ReportOptions, duration::parse_duration, profile::ProfileKind},
     output::{self, Format, Heading, pprof, prometheus},
+    runtime::{cost, task::Client},
 };
 
 pub(super) type Reply = Response<Full<Bytes>>;
@@ -136,13 +132,10 @@ async fn metrics<B>(ctx: &Context, req: &Request<B>) -> Answer {
 
 async fn profile(ctx: &Context, kind: ProfileKind) -> Answer {
     let client = client(ctx)?;
-    let ProfileSnapshot { mut profile, stacks } = client.profile(kind).await.map_err(|_| gone())?;
-    let resolved = ctx.symbolizer.resolve(stacks).await;
-    for s in &mut profile.samples {
-        if let Some(frames) = resolved.get(&s.stack.id) {
-            s.stack.frames = frames.clone();
-        }
-    }
+    let mut profile = ctx
+        .symbolizer
+        .profile(client.profile(kind).await.map_err(|_| gone())?)
+        .await;
     profile.comments.extend(ctx.options.profile_comments.iter().cloned());
     // Pyroscope's scraper takes only this content type (and a gzip or protobuf body).
     Ok(reply(
@@ -155,13 +148,10 @@ async fn profile(ctx: &Context, kind: ProfileKind) -> Answer {
 /// `/debug/folded/fds`: the fds profile as collapsed stacks (inferno, flamegraph.pl).
 async fn folded(ctx: &Context) -> Answer {
     let client = client(ctx)?;
-    let ProfileSnapshot { mut profile, stacks } = client.profile(ProfileKind::Fds).await.map_err(|_| gone())?;
-    let resolved = ctx.symbolizer.resolve(stacks).await;
-    for s in &mut profile.samples {
-        if let Some(frames) = resolved.get(&s.stack.id) {
-            s.stack.frames = frames.clone();
-        }
-    }
+    let profile = ctx
+        .symbolizer
+        .profile(client.profile(ProfileKind::Fds).await.map_err(|_| gone())?)
+        .await;
     let mut body = Vec::new();
     output::flame::write_folded(&mut body, &output::flame::from_profile(&profile))
         .map_err(|_| Box::new(text(StatusCode::INTERNAL_SERVER_ERROR, "writing the stacks failed")))?;
@@ -242,9 +232,10 @@ async fn report(ctx: &Context, query: &str) -> Answer {
         system: None,
         top_processes: Some(q.top.unwrap_or(ctx.options.report_top)),
     };
-    let ReportSnapshot { mut report, stacks } = client.report(opts).await.map_err(|_| gone())?;
-    let resolved = ctx.symbolizer.resolve(stacks).await;
-    report.resolve_stacks(|id| resolved.get(&id).cloned().unwrap_or_default());
+    let report = ctx
+        .symbolizer
+        .report(client.report(opts).await.map_err(|_| gone())?)
+        .await;
     let heading = Heading {
         elapsed_s: ctx.started.elapsed().as_secs_f64(),
         label: "agent",

@@ -34,7 +34,7 @@ impl Ingest {
 
     /// Hands every record available now to `f`, at most `max` of them; returns how many.
     ///
-    /// One record in `sample_every` is timed (see `agent::stages`): `f` gets its decode time in
+    /// One record in `sample_every` is timed (see `tracker::stages`): `f` gets its decode time in
     /// nanoseconds, and None for the others.
     pub fn drain(&mut self, max: usize, sample_every: u64, mut f: impl FnMut(Record<'_>, Option<u64>)) -> usize {
         let mut n = 0;

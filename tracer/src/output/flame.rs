@@ -12,10 +12,16 @@ use inferno::flamegraph::{
     color::{BasicPalette, Color, Palette, PaletteMap},
 };
 
-use super::{escape::escape_str, frame_name::frame_name};
-use crate::analysis::{
-    Frame, Report,
-    profile::{LabelValue, Profile},
+use super::{
+    escape::{escape_bytes, escape_str},
+    frame_name::frame_name,
+};
+use crate::{
+    model::{
+        Frame, Report,
+        profile::{LabelValue, Profile},
+    },
+    state::Resource,
 };
 
 /// One weighted stack of the graph.
@@ -49,7 +55,7 @@ pub fn from_report(r: &Report) -> Vec<FlameStack<'_>> {
     r.outstanding
         .iter()
         .chain(emptied)
-        .filter(|s| s.resource == "fd")
+        .filter(|s| s.resource == Resource::Fd)
         .map(|s| {
             let comm = r
                 .processes
@@ -88,10 +94,10 @@ pub fn from_profile(p: &Profile) -> Vec<FlameStack<'_>> {
             let label = |key: &str| s.labels.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
             let text = |key: &str| match label(key) {
                 Some(LabelValue::Str(v)) => v.clone(),
+                Some(LabelValue::Bytes(v)) => escape_bytes(v),
                 _ => String::new(),
             };
             FlameStack {
-                // The profile's comm label is escaped already.
                 comm: text("comm"),
                 pid: match label("pid") {
                     Some(LabelValue::Num(n)) => u32::try_from(*n).unwrap_or(0),

@@ -3,7 +3,7 @@
 //! takes); without a module, its address. Never a bare `??`.
 
 use super::escape::{escape_bytes, escape_str};
-use crate::analysis::Frame;
+use crate::model::{Frame, frame::FrameAddress};
 
 /// The frame's name, escaped for a terminal (see [`escape_bytes`]). A Python frame is
 /// `function (file:line)`, as Python profilers name them.
@@ -16,7 +16,15 @@ pub fn frame_name(f: &Frame) -> String {
     }
     match (module_text(f), f.offset) {
         (Some(m), Some(off)) => format!("{m}+{off:#x}"),
-        _ => escape_str(&f.address),
+        _ => address_text(f.address),
+    }
+}
+
+/// A frame's address as the text report's address column shows it: hex, or `[python]`.
+pub fn address_text(a: FrameAddress) -> String {
+    match a {
+        FrameAddress::Native(a) => format!("{a:#x}"),
+        FrameAddress::Python => "[python]".to_owned(),
     }
 }
 
@@ -31,7 +39,7 @@ pub fn frame_name_raw(f: &Frame) -> String {
     }
     match (&f.module, f.offset) {
         (Some(m), Some(off)) => format!("{m}+{off:#x}"),
-        _ => f.address.clone(),
+        _ => address_text(f.address),
     }
 }
 
@@ -70,14 +78,14 @@ mod tests {
     #[test]
     fn unresolved_frames_are_module_plus_offset_never_question_marks() {
         let named = Frame {
-            address: "0x55550000180a".into(),
+            address: FrameAddress::Native(0x55550000180a),
             function: Some("main".into()),
             offset: Some(0x180a),
             ..Default::default()
         };
         assert_eq!(frame_name(&named), "main");
         let bare = Frame {
-            address: "0x55550000180a".into(),
+            address: FrameAddress::Native(0x55550000180a),
             offset: Some(0x180a),
             ..Default::default()
         }
@@ -87,14 +95,14 @@ mod tests {
         assert!(names_module(&bare) && !names_module(&named));
         use std::os::unix::ffi::OsStrExt;
         let hostile = Frame {
-            address: "0x1".into(),
+            address: FrameAddress::Native(0x1),
             offset: Some(0x10),
             ..Default::default()
         }
         .in_module(std::path::Path::new(std::ffi::OsStr::from_bytes(b"/opt/a\nb\xff.so")));
         assert_eq!(frame_name(&hostile), "/opt/a\\nb\\xff.so+0x10");
         let nowhere = Frame {
-            address: "0x7f0000000010".into(),
+            address: FrameAddress::Native(0x7f0000000010),
             ..Default::default()
         };
         assert_eq!(frame_name(&nowhere), "0x7f0000000010");

@@ -1,19 +1,18 @@
 //! Rendering a report: human text and the JSON contract.
 
-mod condense;
 pub mod escape;
 pub mod flame;
 pub mod frame_name;
 pub mod json;
 pub mod pprof;
 pub mod prometheus;
+pub mod scope;
+pub mod stats;
 pub mod text;
-mod text_more;
-mod text_stalls;
 
 use std::io::Write;
 
-use crate::analysis::Report;
+use crate::model::Report;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -5,8 +5,8 @@ use tracer_common::syscalls::{self, Effect};
 
 use super::{
     Resource, StackId, State,
-    apply::Syscall,
     incidents::{IncidentKind, Occurrence, TopSite},
+    syscall::Syscall,
 };
 
 /// Errors that mean a limit was hit, per effect.

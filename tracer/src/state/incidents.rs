@@ -208,7 +208,7 @@ mod tests {
         Occurrence {
             kind,
             tgid: 1,
-            nr: 2,
+            nr: libc::SYS_open as u32,
             errno: 24,
             stack: StackId(stack),
             ts_ns: ts,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tracer_common::syscalls::IpcKind;
 
-use super::{Resource, SiteId, SiteKey, SiteTable, StackId, State, apply::Syscall, kind::FdKind};
+use super::{Resource, SiteId, SiteKey, SiteTable, StackId, State, kind::FdKind, syscall::Syscall};
 
 /// `IPC_CREAT` and `IPC_PRIVATE` (include/uapi/linux/ipc.h).
 const IPC_CREAT: u64 = 0o1000;

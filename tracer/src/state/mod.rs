@@ -4,7 +4,6 @@
 //! Plain Rust with no I/O: what `/proc` says is passed in by the caller, so every transition
 //! (dup2 over an open fd, close_range, fork, exec, exit) is unit-tested without a kernel.
 
-pub mod apply;
 mod children;
 pub mod counters;
 mod failures;
@@ -22,6 +21,7 @@ pub mod signals;
 pub mod sites;
 pub(crate) mod slab;
 pub mod stalls;
+pub mod syscall;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -291,7 +291,7 @@ impl State {
     /// A traced `wait4` returned `pid`: the parent reaped that zombie now. Only a pid the
     /// caller has pending counts (a pid from another pid namespace does not match; its release
     /// by the kernel, `on_reap`, then counts instead).
-    pub(crate) fn on_wait(&mut self, sc: &apply::Syscall<'_>) {
+    pub(crate) fn on_wait(&mut self, sc: &syscall::Syscall<'_>) {
         let Ok(pid) = u32::try_from(sc.ret) else { return };
         let Some(p) = self.processes.get_mut(&sc.tgid) else {
             return;
@@ -358,4 +358,4 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -78,14 +78,14 @@ fn same_kind(o: &OpenFd, f: &ProcFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Limits, apply::Syscall};
+    use crate::state::{Limits, syscall::Syscall};
 
     fn open(s: &mut State, ts: u64, fd: i64) {
         let sc = Syscall {
             tgid: 1,
             tid: 1,
             ts_ns: ts,
-            nr: 257,
+            nr: libc::SYS_openat as u32,
             ret: fd,
             args: [0; 6],
             data_kind: 0,

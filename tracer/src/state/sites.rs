@@ -27,6 +27,9 @@ pub enum Resource {
     MsgQueue,
     Flock,
     PosixLock,
+    /// Child processes: never a site of the tables, but the report lists a parent that forked
+    /// until EAGAIN like one (see `analysis::children`).
+    ChildProcess,
 }
 
 impl Resource {
@@ -39,6 +42,7 @@ impl Resource {
             Resource::MsgQueue => "sysv_msg",
             Resource::Flock => "flock",
             Resource::PosixLock => "posix_lock",
+            Resource::ChildProcess => "process",
         }
     }
 
@@ -51,6 +55,7 @@ impl Resource {
             Resource::MsgQueue => "message queue",
             Resource::Flock => "flock lock held",
             Resource::PosixLock => "fcntl lock held",
+            Resource::ChildProcess => "child process",
         }
     }
 

@@ -20,8 +20,8 @@ use tracer_common::syscalls::{self, DERIVED_ARG};
 
 use super::{
     FdKind, StackId, State,
-    apply::Syscall,
     incidents::{IncidentKind, Occurrence},
+    syscall::Syscall,
 };
 
 /// What a stalled write wrote to.
@@ -264,7 +264,7 @@ mod tests {
             tgid: 7,
             tid: 8,
             ts_ns: ts,
-            nr: 1,
+            nr: libc::SYS_write as u32,
             ret,
             args: [fd as u64, 0, 65536, 0, 0, took_ns],
             data_kind: 0,

@@ -75,6 +75,27 @@ pub struct ElfLayout {
     pub code: Vec<Load>,
 }
 
+/// The `PT_LOAD` segments of a 64-bit ELF file, from its program headers (which `data` must
+/// hold: the front of the file is enough). The one place tracer reads them: the exec layout
+/// and the unwinder's load bias both come from here.
+pub fn load_segments(data: &[u8]) -> Option<Vec<Load>> {
+    let header = FileHeader64::<object::Endianness>::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    let headers = header.program_headers(endian, data).ok()?;
+    Some(
+        headers
+            .iter()
+            .filter(|ph| ph.p_type(endian) == PT_LOAD)
+            .map(|ph| Load {
+                offset: ph.p_offset(endian),
+                size: ph.p_filesz(endian),
+                vaddr: ph.p_vaddr(endian),
+                executable: ph.p_flags(endian).0 & PF_X.0 != 0,
+            })
+            .collect(),
+    )
+}
+
 impl ElfLayout {
     /// Reads the headers at the front of the file (not the whole file: binaries with debug info
     /// can be hundreds of MiB).
@@ -97,22 +118,14 @@ impl ElfLayout {
             ..Default::default()
         };
         for ph in header.program_headers(endian, data).ok()? {
-            match ph.p_type(endian) {
-                PT_LOAD if ph.p_flags(endian).0 & PF_X.0 != 0 => out.code.push(Load {
-                    offset: ph.p_offset(endian),
-                    size: ph.p_filesz(endian),
-                    vaddr: ph.p_vaddr(endian),
-                    executable: true,
-                }),
-                PT_INTERP => {
-                    if let Ok(bytes) = ph.data(endian, data) {
-                        let bytes = bytes.split(|b| *b == 0).next().unwrap_or(bytes);
-                        out.interpreter = Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)));
-                    }
-                }
-                _ => {}
+            if ph.p_type(endian) == PT_INTERP
+                && let Ok(bytes) = ph.data(endian, data)
+            {
+                let bytes = bytes.split(|b| *b == 0).next().unwrap_or(bytes);
+                out.interpreter = Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)));
             }
         }
+        out.code = load_segments(data)?.into_iter().filter(|l| l.executable).collect();
         Some(out)
     }
 

@@ -4,7 +4,7 @@
 use std::{fs::File, os::fd::AsRawFd, path::Path, sync::Arc};
 
 use framehop::ExplicitModuleSectionInfo;
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection};
 
 use super::maps::Mapping;
 
@@ -56,18 +56,7 @@ impl FileUnwindInfo {
             debug_frame,
             ..Default::default()
         };
-        let loads = file
-            .segments()
-            .map(|s| {
-                let (offset, size) = s.file_range();
-                Load {
-                    offset,
-                    size,
-                    vaddr: s.address(),
-                    executable: s.permissions().executable(),
-                }
-            })
-            .collect();
+        let loads = super::image::load_segments(mapped.bytes())?;
         Some(FileUnwindInfo { sections, loads })
     }
 

@@ -11,7 +11,7 @@ use std::{collections::HashMap, io::Write};
 use flate2::{Compression, write::GzEncoder};
 
 use crate::{
-    analysis::{
+    model::{
         Frame,
         profile::{LabelValue, Profile},
     },
@@ -22,6 +22,17 @@ use crate::{
 /// profiles call this `inuse_objects`/`count`, so tools label and aggregate it as a gauge.
 const SAMPLE_TYPE: &str = "inuse_objects";
 const SAMPLE_UNIT: &str = "count";
+
+/// How the profile's stacks were taken, for its comments.
+pub fn sampling_comment(stack: &str, budget: u32) -> String {
+    if budget == 0 || stack == "none" {
+        return format!("stacks: {stack}, every allocation's; values are exact");
+    }
+    format!(
+        "stacks: {stack}, sampled past {budget} per second per CPU: each sampled stack stands for the \
+         allocations of its sampling period, so values are estimates (tracer_open_fds is exact)"
+    )
+}
 
 /// Encodes `profile` as a gzipped `profile.proto`.
 pub fn encode(profile: &Profile) -> Vec<u8> {
@@ -65,6 +76,11 @@ fn build(profile: &Profile) -> proto::Profile {
                         str: b.strings.intern(v),
                         ..Default::default()
                     },
+                    LabelValue::Bytes(v) => proto::Label {
+                        key,
+                        str: b.strings.intern(&escape_bytes(v)),
+                        ..Default::default()
+                    },
                     // No num_unit: pprof then takes the key as the unit, and "pid" is just that.
                     LabelValue::Num(n) => proto::Label {
                         key,
@@ -84,7 +100,7 @@ fn build(profile: &Profile) -> proto::Profile {
     b.main_binary_first(&samples);
     let default_sample_type = sample_type.r#type;
     proto::Profile {
-        sample_type: vec![sample_type.clone()],
+        sample_type: vec![sample_type],
         sample: samples,
         mapping: b.mappings,
         location: b.locations,
@@ -131,12 +147,6 @@ fn module_path(f: &Frame) -> Option<String> {
         }
     };
     (!path.is_empty()).then_some(path)
-}
-
-/// `0x55d0c0ffee10` -> its value; 0 ("unknown" in pprof) when it does not parse.
-fn parse_address(s: &str) -> u64 {
-    let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    u64::from_str_radix(hex, 16).unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -201,7 +211,7 @@ impl Builder {
         // The caller, last, is the frame the symbolizer resolved the address in.
         let Some(outer) = group.last() else { return 0 };
         let mapping_id = self.mapping(group);
-        let address = parse_address(&outer.address);
+        let address = outer.address.native().unwrap_or(0);
         let lines: Vec<(u64, i64)> = group
             .iter()
             .map(|f| (self.function(f), f.line.map_or(0, i64::from)))
@@ -218,11 +228,7 @@ impl Builder {
             line: key
                 .2
                 .iter()
-                .map(|&(function_id, line)| proto::Line {
-                    function_id,
-                    line,
-                    column: 0,
-                })
+                .map(|&(function_id, line)| proto::Line { function_id, line })
                 .collect(),
             is_folded: false,
         });

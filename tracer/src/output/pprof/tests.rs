@@ -8,8 +8,9 @@ use prost::Message;
 
 use super::{encode, proto};
 use crate::{
-    analysis::{
+    model::{
         Frame, Stack,
+        frame::FrameAddress,
         profile::{LabelValue, Profile, ProfileKind, ProfileSample},
     },
     output::escape::escape_bytes,
@@ -20,7 +21,7 @@ const APP: &str = "/srv/app/bin/server";
 
 fn frame(address: &str, function: Option<&str>, module: Option<&str>) -> Frame {
     Frame {
-        address: address.to_owned(),
+        address: FrameAddress::Native(u64::from_str_radix(address.trim_start_matches("0x"), 16).unwrap_or(0)),
         function: function.map(str::to_owned),
         module: module.map(str::to_owned),
         ..Default::default()

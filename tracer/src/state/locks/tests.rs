@@ -1,4 +1,7 @@
+use tracer_common::lock::{FILE_LOCK_DEFERRED, family, lock_type};
+
 use super::*;
+use crate::state::SiteTable;
 
 const FILE: FileId = FileId { dev: 8, ino: 1234 };
 

@@ -1,0 +1,134 @@
+//! `tracer agent`: production mode. Binds the HTTP port first (a taken port fails before
+//! anything is attached), then loads the programs and seeds every selected process from /proc
+//! on the ingest thread, then serves until SIGINT or SIGTERM, which detach and exit 0.
+
+use anyhow::Context as _;
+
+use super::capture::{STACK_BUDGET, probe_options};
+use crate::{
+    cli::AgentArgs,
+    http::{self, HttpOptions},
+    output,
+    procfs::process as proc,
+    runtime::{
+        symbolizer::SymbolizerWorker,
+        task::{IngestTask, TaskOptions},
+    },
+    tracker::policy::{self, Policy},
+};
+
+/// The agent's ring buffer unless `--ring-buffer-size` says otherwise (MiB).
+const RING_MIB: u32 = 16;
+
+/// Sampling tick of the agent: fine enough for a window of minutes, cheap on a busy host.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    for pid in &args.pids {
+        if !proc::exists(*pid) {
+            anyhow::bail!("PID {pid} does not exist (or has already exited)");
+        }
+    }
+    // A bad web config, like a taken port, stops the agent before anything is attached.
+    let web = match &args.web_config {
+        Some(path) => Some(std::sync::Arc::new(http::WebState::load(path)?)),
+        None => None,
+    };
+    let listener = http::bind(args.listen).await?;
+    proc::check_ptrace_capability()?;
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    let policy = Policy::from_args(&args.pids, &args.comms, &args.cgroups);
+    let mut probe = probe_options(&args.capture);
+    if args.capture.ring_buffer_size.is_none() {
+        probe.ring_buffer_bytes = RING_MIB << 20;
+    }
+    // Write timing hooks the entry of every write on the host: opt-in for the agent.
+    if args.capture.write_block.is_none() {
+        probe.write_block_ns = 0;
+    }
+    probe.stack_budget = args.capture.stack_budget.unwrap_or(STACK_BUDGET);
+    probe.trace_all = policy.whole_host();
+    probe.discover_exec = policy.discovers_at_exec();
+    let symbolizer = SymbolizerWorker::spawn().context("cannot start the symbolizer")?;
+    let ctx = http::Context::new(
+        symbolizer,
+        HttpOptions {
+            pid_labels: args.pid_labels,
+            report_top: args.top,
+            min_age_ns: args.min_age.as_nanos() as u64,
+            lock_hold_ns: args.capture.lock_hold.as_nanos() as u64,
+            stack_mode: args.capture.stack.as_str(),
+            profile_comments: vec![output::pprof::sampling_comment(
+                args.capture.stack.as_str(),
+                probe.stack_budget,
+            )],
+            endpoints: args.endpoints,
+        },
+    );
+    let shutdown = shutdown_signal()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let scheme = if web.as_ref().is_some_and(|w| w.is_tls()) {
+        "https"
+    } else {
+        "http"
+    };
+    let server = tokio::spawn(http::serve(listener, ctx.clone(), web, async {
+        let _ = stop_rx.await;
+    }));
+    let served = if args.endpoints == http::Endpoints::default() {
+        "/metrics, /debug/pprof/{fds,sysv,locks}, /debug/folded/fds, /report, /healthy, /ready".to_owned()
+    } else {
+        format!("{} only; /healthy, /ready", args.endpoints.names())
+    };
+    eprintln!(
+        "tracer: agent on {scheme}://{bound} ({served}); tracing {}",
+        output::scope::describe(&policy)
+    );
+
+    let window = args.window;
+    let grace = args.exited_grace;
+    let setup_policy = policy.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        IngestTask::start(probe, TaskOptions { tick: TICK }, move |agent| {
+            let t = &mut agent.tracker;
+            t.state.sample_gap_ns = 2 * TICK.as_nanos() as u64;
+            t.state.sites.window_ns = Some(window.as_nanos() as u64);
+            t.state.exited_grace_ns = Some(grace.as_nanos() as u64);
+            t.policy = setup_policy.clone();
+            agent.select_comms(&setup_policy.comms)?;
+            policy::seed(agent, &setup_policy)
+        })
+    })
+    .await
+    .context("starting the ingest task")?;
+    let task = match started {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(anyhow::Error::new(e).context("cannot start tracing"));
+        }
+    };
+    let _ = ctx.client.set(task.client());
+    eprintln!("tracer: ready");
+    shutdown.await;
+    eprintln!("tracer: stopping");
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    drop(ctx);
+    drop(task);
+    Ok(0)
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}

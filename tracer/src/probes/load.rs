@@ -1,0 +1,211 @@
+//! Loading the programs with the options as globals, and attaching them: `sys_exit` (typed
+//! `tp_btf`, else the raw tracepoint), the plain tracepoints, the write-entry tracepoints and,
+//! with `--kernel-stack`, the kernel-stack probe.
+
+use aya::{
+    Btf, EbpfLoader,
+    maps::{Array, MapData},
+    programs::{BtfTracePoint, KProbe, RawTracePoint, TracePoint},
+};
+use tracer_common::{
+    config::{self, StackMode},
+    syscalls,
+};
+
+use super::{OBJECT, ProbeError, ProbeOptions, Probes, TRACEPOINTS, is_permission, program_error, take, tracefs};
+
+impl Probes {
+    pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        tracefs::ensure_mounted().map_err(|e| match e {
+            tracefs::TracefsError::MountFailed(io) if io.raw_os_error() == Some(libc::EPERM) => {
+                ProbeError::NoPrivileges("tracefs is not visible and cannot be mounted".into())
+            }
+            other => ProbeError::Tracefs(other),
+        })?;
+        tracefs::check_formats()?;
+        let mode = opts.stack_mode as u32;
+        let all = u32::from(opts.trace_all);
+        let discover = u32::from(opts.discover_exec);
+        let self_tgid = std::process::id();
+        // Wake the agent when an eighth of the buffer is waiting; its tick drains the rest.
+        let wakeup = u64::from(opts.ring_buffer_bytes / 8).max(64 * 1024);
+        let badf = u32::from(opts.report_ebadf);
+        let kstack = u32::from(opts.kernel_stack);
+        let python = u32::from(opts.python_frames && opts.stack_mode != StackMode::None);
+        let kstack_entries = if opts.kernel_stack { config::KSTACKS_ENTRIES } else { 1 };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(config::BADF_GLOBAL, &badf, true)
+            .override_global(config::KERNEL_STACK_GLOBAL, &kstack, true)
+            .map_max_entries(config::KSTACKS_MAP, kstack_entries)
+            .override_global(config::STACK_MODE_GLOBAL, &mode, true)
+            .override_global(config::TRACE_ALL_GLOBAL, &all, true)
+            .override_global(config::DISCOVER_EXEC_GLOBAL, &discover, true)
+            .override_global(config::SELF_TGID_GLOBAL, &self_tgid, true)
+            .override_global(config::WAKEUP_BYTES_GLOBAL, &wakeup, true)
+            .override_global(config::STACK_BYTES_GLOBAL, &opts.stack_bytes, true)
+            .override_global(config::STACK_BUDGET_GLOBAL, &opts.stack_budget, true)
+            .override_global(config::WRITE_BLOCK_GLOBAL, &opts.write_block_ns, true)
+            .override_global(tracer_common::python::PYTHON_FRAMES_GLOBAL, &python, true)
+            .map_max_entries(config::EVENTS_MAP, opts.ring_buffer_bytes)
+            .load(OBJECT)
+            .map_err(|e| {
+                if is_permission(&e) {
+                    ProbeError::NoPrivileges(e.to_string())
+                } else {
+                    ProbeError::Load(e)
+                }
+            })?;
+
+        let mut capture: Array<MapData, u32> = take(&mut ebpf, config::CAPTURE_MAP)?;
+        for spec in syscalls::X86_64 {
+            let mut c = spec.capture;
+            if opts.close_stacks && matches!(spec.effect, syscalls::Effect::Close | syscalls::Effect::CloseRange) {
+                c.stack = true;
+            }
+            // Code layout records only serve stacks.
+            let layout = matches!(spec.effect, syscalls::Effect::Exec | syscalls::Effect::MapCode);
+            let untimed = spec.capture.timed && opts.write_block_ns == 0;
+            let bits = if (layout && opts.stack_mode == StackMode::None) || untimed {
+                0
+            } else {
+                c.bits()
+            };
+            capture.set(spec.nr, &bits, 0).map_err(|source| ProbeError::Map {
+                name: config::CAPTURE_MAP,
+                source,
+            })?;
+        }
+        let traced = take(&mut ebpf, config::TRACED_MAP)?;
+        let traced_hint = take(&mut ebpf, config::TRACED_HINT_MAP)?;
+        let exited = take(&mut ebpf, config::EXITED_MAP)?;
+        let losses = take(&mut ebpf, config::LOSS_MAP)?;
+        let lost_by_tgid = take(&mut ebpf, config::LOST_BY_TGID_MAP)?;
+        let stacks = if opts.stack_mode == StackMode::FramePointer {
+            Some(take(&mut ebpf, config::STACKS_MAP)?)
+        } else {
+            None
+        };
+
+        let stack_tops = if opts.stack_mode == StackMode::Dwarf {
+            Some(take(&mut ebpf, config::STACK_TOPS_MAP)?)
+        } else {
+            None
+        };
+        let kernel_stacks = if opts.kernel_stack {
+            Some(take(&mut ebpf, config::KSTACKS_MAP)?)
+        } else {
+            None
+        };
+        let py_procs = if python != 0 {
+            Some(take(&mut ebpf, tracer_common::python::PY_PROCS_MAP)?)
+        } else {
+            None
+        };
+        let mut probes = Probes {
+            ebpf,
+            traced,
+            traced_hint,
+            exited,
+            losses,
+            lost_by_tgid,
+            stacks,
+            kernel_stacks,
+            stack_tops,
+            py_procs,
+            map_update_failures: 0,
+            _stats: None,
+        };
+        if opts.bpf_stats {
+            let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(ProbeError::Stats)?;
+            probes._stats = Some(fd);
+        }
+
+        for (category, name) in TRACEPOINTS {
+            probes.attach_tracepoint(name, category, name)?;
+        }
+        if opts.write_block_ns > 0 {
+            for tp in syscalls::TIMED_ENTRY_TRACEPOINTS {
+                probes.attach_tracepoint(config::WRITE_ENTRY_PROGRAM, "syscalls", tp)?;
+            }
+        }
+        probes.attach_sys_exit(opts.raw_sys_exit)?;
+        // The optional kprobe last, so that everything it feeds was verified with it on (a
+        // kernel without kprobes then refuses only the attach, with a clear message).
+        if opts.kernel_stack {
+            probes.attach_kernel_stack_probe()?;
+        }
+        Ok(probes)
+    }
+
+    /// The syscall-exit hook: `tp_btf/sys_exit` (typed register loads) where the kernel has BTF
+    /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read).
+    fn attach_sys_exit(&mut self, raw: bool) -> Result<(), ProbeError> {
+        match Btf::from_sys_fs() {
+            _ if raw => {}
+            Ok(btf) => match self.attach_sys_exit_btf(&btf) {
+                Ok(()) => return Ok(()),
+                Err(e) => log::info!("tp_btf/sys_exit refused ({e}); using raw_tracepoint/sys_exit"),
+            },
+            Err(e) => log::info!("no kernel BTF ({e}); using raw_tracepoint/sys_exit"),
+        }
+        let prog: &mut RawTracePoint = self
+            .ebpf
+            .program_mut("sys_exit")
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap("sys_exit program"))?;
+        prog.load().map_err(|source| program_error("sys_exit", source))?;
+        prog.attach("sys_exit")
+            .map_err(|source| program_error("sys_exit", source))?;
+        Ok(())
+    }
+
+    fn attach_sys_exit_btf(&mut self, btf: &Btf) -> Result<(), ProbeError> {
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut("sys_exit_btf")
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap("sys_exit_btf program"))?;
+        prog.load("sys_exit", btf)
+            .map_err(|source| program_error("sys_exit_btf", source))?;
+        prog.attach().map_err(|source| program_error("sys_exit_btf", source))?;
+        Ok(())
+    }
+
+    /// `kprobe/fd_install`: kernels without kprobes (ours: no CONFIG_KPROBES) refuse the attach.
+    fn attach_kernel_stack_probe(&mut self) -> Result<(), ProbeError> {
+        let function = config::KSTACK_PROGRAM;
+        let p: &mut KProbe = self
+            .ebpf
+            .program_mut(function)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap("fd_install program"))?;
+        p.load().map_err(|source| program_error("fd_install", source))?;
+        p.attach(function, 0).map_err(|source| {
+            if is_permission(&source) {
+                return ProbeError::NoPrivileges(format!("{function}: {source}"));
+            }
+            let mut reason = source.to_string();
+            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&source);
+            while let Some(e) = cur {
+                reason.push_str(": ");
+                reason.push_str(&e.to_string());
+                cur = e.source();
+            }
+            ProbeError::KernelStackUnsupported { function, reason }
+        })?;
+        Ok(())
+    }
+
+    fn attach_tracepoint(&mut self, prog: &'static str, category: &str, name: &str) -> Result<(), ProbeError> {
+        let p: &mut TracePoint = self
+            .ebpf
+            .program_mut(prog)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ProbeError::MissingMap(prog))?;
+        if p.fd().is_err() {
+            p.load().map_err(|source| program_error(prog, source))?;
+        }
+        p.attach(category, name).map_err(|source| program_error(prog, source))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! The ingest task: one thread owns the probes, the ring buffer, the state and the stack store.
+//! It drains the ring with a budget per wake-up and answers queries between drains with
+//! unsymbolized data (ids, counts, samples); symbolization runs on the symbolizer worker and
+//! rendering on the caller's side. `watch`, `run` and the HTTP endpoints are all clients.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    analysis,
+    model::{
+        Report, ReportOptions,
+        metrics::MetricsSnapshot,
+        profile::{Profile, ProfileKind},
+    },
+    probes::ProbeOptions,
+    procfs::{clock, sysv},
+    stacks::StoredStack,
+    state::StackId,
+    tracker::{Pipeline as Agent, TrackerError as AgentError},
+};
+
+/// Records handled per wake-up before queries are looked at again.
+const DRAIN_BUDGET: usize = 16_384;
+
+#[derive(Clone, Copy, Debug)]
+pub struct TaskOptions {
+    /// How often site counts are sampled and /proc is consulted.
+    pub tick: Duration,
+}
+
+/// A report with its stacks unresolved, and the stacks it names.
+pub struct ReportSnapshot {
+    pub report: Report,
+    pub stacks: Vec<(StackId, Arc<StoredStack>)>,
+}
+
+/// A profile with its stacks unresolved, and the stacks it names.
+pub struct ProfileSnapshot {
+    pub profile: Profile,
+    pub stacks: Vec<(StackId, Arc<StoredStack>)>,
+}
+
+pub use crate::tracker::Status;
+
+enum Request {
+    Metrics {
+        pid_labels: usize,
+        reply: oneshot::Sender<MetricsSnapshot>,
+    },
+    Profile {
+        kind: ProfileKind,
+        reply: oneshot::Sender<ProfileSnapshot>,
+    },
+    Report {
+        opts: Box<ReportOptions>,
+        reply: oneshot::Sender<ReportSnapshot>,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+    /// Wait for what the kernel does an RCU grace period after an exit (reaps, the release of
+    /// the last locks), drain everything, sample: before the final report of `run`.
+    Settle {
+        reply: oneshot::Sender<()>,
+    },
+    /// Detach and end the thread, whoever still holds a client (a lingering connection).
+    Stop,
+}
+
+/// A handle to the ingest task; clones share it.
+#[derive(Clone)]
+pub struct Client {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the ingest task has stopped")]
+pub struct TaskGone;
+
+impl Client {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, TaskGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| TaskGone)?;
+        rx.await.map_err(|_| TaskGone)
+    }
+
+    /// The report as of now (everything the kernel queued so far is drained first).
+    pub async fn report(&self, opts: ReportOptions) -> Result<ReportSnapshot, TaskGone> {
+        self.ask(|reply| Request::Report {
+            opts: Box::new(opts),
+            reply,
+        })
+        .await
+    }
+
+    /// False once the ingest thread has ended (its queue is closed).
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// What `/metrics` shows (see `analysis::metrics`).
+    pub async fn metrics(&self, pid_labels: usize) -> Result<MetricsSnapshot, TaskGone> {
+        self.ask(|reply| Request::Metrics { pid_labels, reply }).await
+    }
+
+    /// An in-use profile (see `analysis::profile`).
+    pub async fn profile(&self, kind: ProfileKind) -> Result<ProfileSnapshot, TaskGone> {
+        self.ask(|reply| Request::Profile { kind, reply }).await
+    }
+
+    pub async fn status(&self) -> Result<Status, TaskGone> {
+        self.ask(|reply| Request::Status { reply }).await
+    }
+
+    pub async fn settle(&self) -> Result<(), TaskGone> {
+        self.ask(|reply| Request::Settle { reply }).await
+    }
+}
+
+/// The running task. Dropping it stops the thread (the programs detach with the agent).
+pub struct IngestTask {
+    client: Option<Client>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IngestTask {
+    /// Loads the programs and runs `setup` (follow processes) on the ingest thread; returns
+    /// once both are done, with their error if any, so nothing is traced before the caller
+    /// knows it worked.
+    pub fn start<F>(probe: ProbeOptions, opts: TaskOptions, setup: F) -> Result<IngestTask, AgentError>
+    where
+        F: FnOnce(&mut Agent) -> Result<(), AgentError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), AgentError>>();
+        let thread = std::thread::Builder::new()
+            .name("tracer-ingest".into())
+            .spawn(move || {
+                let mut agent = match Agent::new(probe).and_then(|mut a| setup(&mut a).map(|()| a)) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(AgentError::Thread(e)));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(()));
+                runtime.block_on(serve(&mut agent, rx, opts));
+            })
+            .map_err(AgentError::Thread)?;
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(IngestTask {
+                client: Some(Client { tx }),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(AgentError::Thread(std::io::Error::other(
+                    "the ingest thread died while starting",
+                )))
+            }
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        match &self.client {
+            Some(c) => c.clone(),
+            // Only `drop` takes it.
+            None => Client {
+                tx: mpsc::unbounded_channel().0,
+            },
+        }
+    }
+}
+
+impl Drop for IngestTask {
+    fn drop(&mut self) {
+        // Clients may live on elsewhere (an HTTP connection): stop explicitly. Their later
+        // queries get `TaskGone`.
+        if let Some(c) = self.client.take() {
+            let _ = c.tx.send(Request::Stop);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The loop: queries first (they are rare and cheap without symbolization), then one budget of
+/// records; sleep only when the ring is empty, until the kernel wakes us, a query arrives or the
+/// tick is due.
+async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts: TaskOptions) {
+    let mut next_tick = Instant::now() + opts.tick;
+    loop {
+        loop {
+            match rx.try_recv() {
+                Ok(Request::Stop) => return,
+                Ok(req) => answer(agent, req).await,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            }
+        }
+        if Instant::now() >= next_tick {
+            agent.drain();
+            agent.tracker.tick();
+            next_tick = Instant::now() + opts.tick;
+        }
+        if agent.drain_up_to(DRAIN_BUDGET) == DRAIN_BUDGET {
+            continue;
+        }
+        tokio::select! {
+            r = agent.readable() => {
+                if let Err(e) = r {
+                    log::error!("waiting for kernel events: {e}");
+                    tokio::time::sleep(opts.tick).await;
+                }
+            }
+            _ = tokio::time::sleep_until(next_tick.into()) => {}
+            req = rx.recv() => match req {
+                Some(Request::Stop) | None => return,
+                Some(req) => answer(agent, req).await,
+            },
+        }
+    }
+}
+
+async fn answer(agent: &mut Agent, req: Request) {
+    match req {
+        Request::Metrics { pid_labels, reply } => {
+            agent.drain();
+            agent.tracker.refresh_limits();
+            let mut m = analysis::metrics::snapshot(&agent.tracker.state, clock::monotonic_ns(), pid_labels);
+            agent.fill_health(&mut m.health);
+            let _ = reply.send(m);
+        }
+        Request::Profile { kind, reply } => {
+            agent.drain();
+            let profile = analysis::profile::build(&agent.tracker.state, kind);
+            let stacks = agent.tracker.stacks.share(&profile.stack_ids());
+            let _ = reply.send(ProfileSnapshot { profile, stacks });
+        }
+        Request::Report { opts, reply } => {
+            agent.drain();
+            agent.tracker.refresh_limits();
+            let mut opts = *opts;
+            if opts.system.is_none() {
+                opts.system = Some(sysv::system_limits());
+            }
+            let mut report =
+                analysis::build_unresolved(&agent.tracker.state, clock::monotonic_ns(), agent.losses(), &opts);
+            let stacks = agent.tracker.stacks.share(&report.stack_ids());
+            let _ = reply.send(ReportSnapshot { report, stacks });
+        }
+        Request::Status { reply } => {
+            let _ = reply.send(agent.status());
+        }
+        Request::Settle { reply } => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            while agent.drain() > 0 {}
+            agent.tracker.tick();
+            let _ = reply.send(());
+        }
+        Request::Stop => {}
+    }
+}
