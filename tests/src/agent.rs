@@ -42,7 +42,10 @@ impl AgentProcess {
                     l.push_str(&line);
                     l.push('\n');
                 }
-                if let Some(rest) = line.strip_prefix("tracer: agent on http://") {
+                let served = line
+                    .strip_prefix("tracer: agent on http://")
+                    .or_else(|| line.strip_prefix("tracer: agent on https://"));
+                if let Some(rest) = served {
                     addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
                 }
                 if line == "tracer: ready" {
@@ -197,14 +200,19 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_with(&format!(
+            "  - job_name: tracer\n    static_configs:\n      - targets: ['{target}']\n"
+        ))
+    }
+
+    /// Scrapes every second with these `scrape_configs` entries (YAML, indented by two).
+    pub fn start_with(scrape_configs: &str) -> Prometheus {
         let dir = std::env::temp_dir().join(format!("tracer-prometheus-{}-{}", std::process::id(), free_port()));
         let _ = std::fs::create_dir_all(dir.join("data"));
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
+            format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{scrape_configs}"),
         )
         .unwrap_or_else(|e| panic!("writing {}: {e}", config.display()));
         let port = free_port();

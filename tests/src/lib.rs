@@ -8,6 +8,7 @@
 
 pub mod agent;
 mod fixtures;
+pub mod tls;
 
 use fixtures::run_tool;
 pub use fixtures::{Build, fixture, fixture_built, rust_fixture};
@@ -109,6 +110,26 @@ pub fn tracer_bin() -> PathBuf {
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
             .args(["build", "--quiet", "-p", "tracer", "--bins", "--profile", &profile]);
+        // What cargo set for this test binary is not the environment of a build: build scripts
+        // that declare `rerun-if-env-changed` on such names (ring's, on CARGO_MANIFEST_DIR and
+        // CARGO_PKG_*) would otherwise be rerun here, and again at the next plain build.
+        for (name, _) in std::env::vars_os() {
+            let n = name.to_string_lossy();
+            let set_by_cargo = n.starts_with("CARGO_PKG_")
+                || matches!(
+                    n.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_MANIFEST_LINKS"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "OUT_DIR"
+                );
+            if set_by_cargo {
+                cmd.env_remove(&name);
+            }
+        }
         if let Some(target) = profile_dir.parent() {
             cmd.arg("--target-dir").arg(target);
         }

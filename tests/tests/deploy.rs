@@ -114,3 +114,40 @@ fn the_units_capabilities_are_enough_and_fewer_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("CAP_SYS_PTRACE"), "{stderr}");
 }
+
+/// The DaemonSet serves TLS from its Secrets: the web config it names is in a mounted Secret,
+/// the certificate paths of the example web config are where the TLS Secret is mounted, the
+/// probes speak HTTPS, and the NetworkPolicy admits the monitoring namespace to that port only.
+#[test]
+fn the_daemonset_serves_tls_from_its_secrets_to_the_monitoring_namespace() {
+    let read = |p: &str| std::fs::read_to_string(workspace_root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let ds = read("deploy/kubernetes/daemonset.yaml");
+    let web = read("deploy/web-config.yml");
+    let policy = read("deploy/kubernetes/networkpolicy.yaml");
+    let arg = ds
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- --web-config="))
+        .unwrap_or_else(|| panic!("the DaemonSet passes no --web-config"));
+    let mounts: Vec<&str> = ds
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mountPath: "))
+        .collect();
+    let under_a_mount = |p: &str| mounts.iter().any(|m| p.starts_with(&format!("{m}/")));
+    assert!(under_a_mount(arg), "{arg} is not under any of {mounts:?}");
+    for file in web
+        .lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .filter(|(k, _)| k.ends_with("_file"))
+        .map(|(_, v)| v)
+    {
+        assert!(under_a_mount(file), "{file} is not under any of {mounts:?}");
+    }
+    for secret in ["tracer-agent-web-config", "tracer-agent-tls"] {
+        assert!(ds.contains(&format!("secretName: {secret}")), "{secret}");
+    }
+    assert_eq!(ds.matches("scheme: HTTPS").count(), 2, "both probes over TLS");
+    assert!(ds.contains("prometheus.io/scheme: https"));
+    assert!(ds.contains("containerPort: 9464") && policy.contains("port: 9464"));
+    assert!(policy.contains("kubernetes.io/metadata.name: monitoring"));
+    assert!(policy.contains("app.kubernetes.io/name: tracer-agent") && policy.contains("namespace: tracer"));
+}

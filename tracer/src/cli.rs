@@ -74,6 +74,17 @@ pub struct AgentArgs {
     /// downward API is pasted).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
+    /// TLS and basic authentication for the endpoints, from a web configuration file in the
+    /// format every Prometheus exporter reads (exporter-toolkit's: tls_server_config,
+    /// basic_auth_users with bcrypt hashes, http_server_config.headers). Re-read when it or a
+    /// certificate file it names changes, and on SIGHUP; a bad file keeps the previous one.
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+    /// Serve only these groups of endpoints, comma-separated: metrics (/metrics), pprof
+    /// (/debug/pprof/*, /debug/folded/*), report (/report). The others answer 404; /healthy and
+    /// /ready are always served.
+    #[arg(long, value_name = "LIST", default_value = "metrics,pprof,report", value_parser = crate::http::Endpoints::parse)]
+    pub endpoints: crate::http::Endpoints,
     /// Trace this process and its descendants, those it has now and those it forks later
     /// (repeatable). With no --pid, --comm or --cgroup every process on the host is traced,
     /// including processes started later.
@@ -365,6 +376,33 @@ mod tests {
             Ok("10.1.2.3:80".into())
         );
         assert!(parse_listen("fd00::1").is_err() && parse_listen("1.2.3.4:x").is_err());
+    }
+
+    #[test]
+    fn agent_endpoints_and_web_config() {
+        match Cli::try_parse_from(["tracer", "agent"]).map(|c| c.command) {
+            Ok(Command::Agent(a)) => {
+                assert_eq!(a.endpoints, crate::http::Endpoints::default());
+                assert!(a.web_config.is_none());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let a = Cli::try_parse_from([
+            "tracer",
+            "agent",
+            "--endpoints",
+            "metrics",
+            "--web-config",
+            "/etc/w.yml",
+        ]);
+        match a.map(|c| c.command) {
+            Ok(Command::Agent(a)) => {
+                assert_eq!(a.endpoints.names(), "metrics");
+                assert_eq!(a.web_config, Some(PathBuf::from("/etc/w.yml")));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["tracer", "agent", "--endpoints", "metrics,heap"]).is_err());
     }
 }
 

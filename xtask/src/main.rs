@@ -36,6 +36,10 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus",
     "golang-go",
     "systemd",
+    // The web-config tests: certificates made at test time, curl as the HTTPS client
+    // (htpasswd makes bcrypt hashes; it comes with apache2-utils below).
+    "openssl",
+    "curl",
     // The benchmark's real-server workload: nginx serving a file to ApacheBench (ab).
     "nginx-light",
     "apache2-utils",

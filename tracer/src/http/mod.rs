@@ -2,8 +2,18 @@
 //! Every request is a query to the ingest task (answered unsymbolized) plus, for stacks, a job
 //! for the symbolizer worker; rendering happens here. No request can stall the ingest task: a
 //! slow or silent client only holds its own connection, which has a deadline.
+//! With `--web-config`, connections are TLS and requests may need basic auth (exporter-toolkit's
+//! format, `web_config`); `--endpoints` hides groups of endpoints.
 
+mod auth;
+pub mod endpoints;
+mod reload;
 mod routes;
+mod tls;
+pub mod web_config;
+
+pub use endpoints::Endpoints;
+pub use reload::WebState;
 
 use std::{
     net::SocketAddr,
@@ -11,9 +21,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hyper::{server::conn::http1, service::service_fn};
+use hyper::{Request, StatusCode, header, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::Semaphore,
+};
 
 use crate::{
     model::metrics::MetricsSnapshot,
@@ -64,6 +78,8 @@ pub struct HttpOptions {
     pub stack_mode: &'static str,
     /// Said in the profiles' comments (e.g. how stacks are captured).
     pub profile_comments: Vec<String>,
+    /// The groups served (`--endpoints`); the others answer 404.
+    pub endpoints: Endpoints,
 }
 
 /// Shared by every connection.
@@ -102,17 +118,24 @@ impl Context {
     }
 }
 
-/// Accepts connections until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+/// Accepts connections until `shutdown` resolves; with `web`, over TLS and with basic auth as
+/// its config says (reloaded meanwhile).
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    web: Option<Arc<WebState>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let watcher = web.clone().map(|w| tokio::spawn(w.watch()));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
-                Err(_) => return,
+                Err(_) => break,
             },
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
         };
         let (stream, _peer) = tokio::select! {
             a = listener.accept() => match a {
@@ -124,20 +147,66 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, shutdown: impl std:
                     continue;
                 }
             },
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
         };
         let ctx = ctx.clone();
+        let web = web.clone();
+        let acceptor = web.as_ref().and_then(|w| w.active().tls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(routes::handle(&ctx, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, async move {
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Some(stream) = tls::handshake(acceptor, stream).await {
+                            serve_connection(stream, ctx, web).await;
+                        }
+                    }
+                    None => serve_connection(stream, ctx, web).await,
+                }
+            })
+            .await;
             drop(permit);
         });
     }
+    if let Some(w) = watcher {
+        w.abort();
+    }
+}
+
+async fn serve_connection<I>(io: I, ctx: Arc<Context>, web: Option<Arc<WebState>>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        let web = web.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(&ctx, web.as_deref(), req).await) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+/// Basic auth (but for the health endpoints, which kubelet probes without credentials and which
+/// say nothing), then the endpoint filter, then the endpoint; the config's headers on every answer.
+async fn answer<B>(ctx: &Context, web: Option<&WebState>, req: Request<B>) -> routes::Reply {
+    let active = web.map(WebState::active);
+    let path = req.uri().path();
+    let health = path == "/healthy" || path == "/ready";
+    let auth = active.as_ref().and_then(|a| a.auth.as_ref());
+    let mut reply = match auth {
+        Some(auth) if !health && !auth.check(req.headers().get(header::AUTHORIZATION)).await => {
+            let mut r = routes::text(StatusCode::UNAUTHORIZED, "Unauthorized");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic"));
+            r
+        }
+        _ if !ctx.options.endpoints.allows(path) => routes::not_found(ctx),
+        _ => routes::handle(ctx, req).await,
+    };
+    for (name, value) in active.iter().flat_map(|a| a.headers.iter()) {
+        reply.headers_mut().insert(name.clone(), value.clone());
+    }
+    reply
 }

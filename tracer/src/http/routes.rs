@@ -12,7 +12,7 @@ use crate::{
     runtime::{cost, task::Client},
 };
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 /// An answer, or the error reply that ends the request early.
 type Answer = Result<Reply, Box<Reply>>;
 
@@ -25,7 +25,7 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Repl
     r
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
     let mut b = body.into();
     if !b.ends_with('\n') {
         b.push('\n');
@@ -73,17 +73,35 @@ pub async fn handle<B>(ctx: &Context, req: Request<B>) -> Reply {
         "/debug/folded/fds" => folded(ctx).await,
         p => match p.strip_prefix("/debug/pprof/").and_then(ProfileKind::from_path) {
             Some(kind) => profile(ctx, kind).await,
-            None if p == "/" => Ok(text(StatusCode::OK, index())),
-            None => Ok(text(StatusCode::NOT_FOUND, format!("no such endpoint\n{}", index()))),
+            None if p == "/" => Ok(text(StatusCode::OK, index(ctx))),
+            None => Ok(not_found(ctx)),
         },
     };
     result.unwrap_or_else(|r| *r)
 }
 
-fn index() -> &'static str {
-    "tracer agent: /metrics (Prometheus), /debug/pprof/fds, /debug/pprof/sysv, /debug/pprof/locks (pprof), \
-     /debug/folded/fds (collapsed stacks), \
-     /report?format=text|json&top=N&min_age=DURATION, /healthy, /ready"
+pub(super) fn not_found(ctx: &Context) -> Reply {
+    text(StatusCode::NOT_FOUND, format!("no such endpoint\n{}", index(ctx)))
+}
+
+/// The endpoints served (`--endpoints` may hide some).
+fn index(ctx: &Context) -> String {
+    use super::endpoints::Endpoint;
+    let e = &ctx.options.endpoints;
+    let mut parts = Vec::new();
+    if e.serves(Endpoint::Metrics) {
+        parts.push("/metrics (Prometheus)");
+    }
+    if e.serves(Endpoint::Pprof) {
+        parts.push(
+            "/debug/pprof/fds, /debug/pprof/sysv, /debug/pprof/locks (pprof), /debug/folded/fds (collapsed stacks)",
+        );
+    }
+    if e.serves(Endpoint::Report) {
+        parts.push("/report?format=text|json&top=N&min_age=DURATION");
+    }
+    parts.push("/healthy, /ready");
+    format!("tracer agent: {}", parts.join(", "))
 }
 
 async fn metrics<B>(ctx: &Context, req: &Request<B>) -> Answer {

@@ -29,6 +29,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             anyhow::bail!("PID {pid} does not exist (or has already exited)");
         }
     }
+    // A bad web config, like a taken port, stops the agent before anything is attached.
+    let web = match &args.web_config {
+        Some(path) => Some(std::sync::Arc::new(http::WebState::load(path)?)),
+        None => None,
+    };
     let listener = http::bind(args.listen).await?;
     proc::check_ptrace_capability()?;
     let bound = listener.local_addr().unwrap_or(args.listen);
@@ -57,15 +62,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 args.capture.stack.as_str(),
                 probe.stack_budget,
             )],
+            endpoints: args.endpoints,
         },
     );
     let shutdown = shutdown_signal()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, ctx.clone(), async {
+    let scheme = if web.as_ref().is_some_and(|w| w.is_tls()) {
+        "https"
+    } else {
+        "http"
+    };
+    let server = tokio::spawn(http::serve(listener, ctx.clone(), web, async {
         let _ = stop_rx.await;
     }));
+    let served = if args.endpoints == http::Endpoints::default() {
+        "/metrics, /debug/pprof/{fds,sysv,locks}, /debug/folded/fds, /report, /healthy, /ready".to_owned()
+    } else {
+        format!("{} only; /healthy, /ready", args.endpoints.names())
+    };
     eprintln!(
-        "tracer: agent on http://{bound} (/metrics, /debug/pprof/{{fds,sysv,locks}}, /debug/folded/fds, /report, /healthy, /ready); tracing {}",
+        "tracer: agent on {scheme}://{bound} ({served}); tracing {}",
         output::scope::describe(&policy)
     );
 
