@@ -1,0 +1,494 @@
+//! The agent's always-on view of the host: every process's open-fd count (from the fd-count
+//! iterator, each tick), and which processes are **escalated**: traced with records and stacks
+//! because their count keeps rising or nears their limit. Plain Rust: the counts are passed in,
+//! and [`HostCounts::plan`] says whom to escalate and whom to release; the caller does it.
+//!
+//! Rules (see [`rising`], [`HostCounts::plan`]):
+//! - escalate a process whose count rose at every step of the last [`RISE_STEPS`] ticks, by
+//!   [`MIN_RISE`] or more in all, or that holds [`NEAR_LIMIT`] of its soft limit;
+//! - at most `budget.max_processes` at once (the most urgent first: nearest its limit); the
+//!   others are refused, counted once per episode, and tried again at the next tick;
+//! - release one whose growing site has been named for [`EVIDENCE_NS`] (its evidence stays in
+//!   the state), one that stopped rising for [`QUIET_NS`], and the noisiest when the escalated
+//!   processes together cost more records per second than the budget. A released process is
+//!   not escalated again for a cool-down, then again if it still rises.
+
+use std::collections::HashMap;
+
+use tracer_common::fd_counts::ProcessFdCount;
+
+/// Samples kept per process (the ticks the rules look at).
+pub const RECENT: usize = 16;
+/// Rising: this many steps up in a row...
+pub const RISE_STEPS: usize = 4;
+/// ...adding up to at least this many fds.
+pub const MIN_RISE: u32 = 8;
+/// Escalate at this share of the soft limit, rising or not (EMFILE failures get their stacks).
+pub const NEAR_LIMIT: f64 = 0.8;
+/// A named leak is released after its evidence was kept this long.
+pub const EVIDENCE_NS: u64 = 60_000_000_000;
+/// A process escalated by a rise that stopped is released after this long without one.
+pub const QUIET_NS: u64 = 30_000_000_000;
+/// Not escalated again this long after a release for evidence or budget...
+pub const COOL_DOWN_NS: u64 = 300_000_000_000;
+/// ...or this long after a quiet release.
+pub const QUIET_COOL_DOWN_NS: u64 = 60_000_000_000;
+/// A process the counts have not shown for this many reads in a row is gone.
+const MISSES: u8 = 3;
+/// Releases remembered for the report.
+const HISTORY: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EscalationReason {
+    /// Its count rose at every tick for a while.
+    Rising,
+    /// It holds most of its soft fd limit.
+    NearLimit,
+    /// Forked by an escalated process (the kernel follows children).
+    Inherited { parent: u32 },
+}
+
+impl EscalationReason {
+    pub const NAMES: [&'static str; 3] = ["rising", "near_limit", "inherited"];
+
+    pub fn index(self) -> usize {
+        match self {
+            EscalationReason::Rising => 0,
+            EscalationReason::NearLimit => 1,
+            EscalationReason::Inherited { .. } => 2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReleaseReason {
+    /// Its growing sites were named and kept as evidence.
+    Named,
+    /// It stopped rising (a pool that filled, a burst).
+    Quiet,
+    /// The escalated processes cost more records per second than the budget: the noisiest goes.
+    Budget,
+    /// It exited.
+    Exited,
+}
+
+impl ReleaseReason {
+    pub const NAMES: [&'static str; 4] = ["named", "quiet", "budget", "exited"];
+
+    pub fn index(self) -> usize {
+        match self {
+            ReleaseReason::Named => 0,
+            ReleaseReason::Quiet => 1,
+            ReleaseReason::Budget => 2,
+            ReleaseReason::Exited => 3,
+        }
+    }
+}
+
+/// A process being traced because of its count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Escalation {
+    pub since_ns: u64,
+    pub reason: EscalationReason,
+    pub open_at_start: u32,
+    /// When a growing site of it was first named (set by the caller from the analysis).
+    pub named_ns: Option<u64>,
+    /// Records its traced syscalls made by the last tick, and the rate since the one before.
+    pub records: u64,
+    pub records_per_s: f64,
+}
+
+/// A release, for the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Release {
+    pub tgid: u32,
+    pub comm: [u8; 16],
+    pub reason: ReleaseReason,
+    pub escalated: Escalation,
+    pub at_ns: u64,
+}
+
+/// One process as the counts show it.
+#[derive(Clone, Debug, Default)]
+pub struct Counted {
+    pub tgid: u32,
+    pub comm: [u8; 16],
+    pub open: u32,
+    /// Soft RLIMIT_NOFILE (None: unlimited).
+    pub nofile_soft: Option<u64>,
+    /// False when the count is a lower bound (a table past the iterator's reach).
+    pub exact: bool,
+    /// Container id, filled in by the caller once (None: not looked up yet).
+    pub container: Option<std::sync::Arc<str>>,
+    /// (ns, open) of the last reads, oldest first.
+    recent: Vec<(u64, u32)>,
+    missed: u8,
+    pub escalation: Option<Escalation>,
+    /// Not escalated before this time (after a release).
+    pub cool_down_until_ns: u64,
+    /// When its count last rose.
+    pub last_rise_ns: u64,
+    /// A refusal of this rise was counted already.
+    refused: bool,
+}
+
+impl Counted {
+    /// Oldest first.
+    pub fn recent(&self) -> &[(u64, u32)] {
+        &self.recent
+    }
+
+    pub fn comm(&self) -> &[u8] {
+        let end = self.comm.iter().position(|b| *b == 0).unwrap_or(self.comm.len());
+        &self.comm[..end]
+    }
+
+    /// Share of the soft limit in use.
+    pub fn limit_ratio(&self) -> Option<f64> {
+        self.nofile_soft
+            .filter(|l| *l > 0)
+            .map(|l| f64::from(self.open) / l as f64)
+    }
+
+    /// Seconds until the soft limit at the recent rate, for a process whose count is rising
+    /// (least squares over the recent reads, which must not mostly go down).
+    pub fn time_to_limit_s(&self) -> Option<f64> {
+        let limit = self.nofile_soft?;
+        let slope = slope_per_s(&self.recent)?;
+        let (ups, downs) = steps(&self.recent);
+        if slope <= 0.0 || ups < 2 || downs * 2 > ups {
+            return None;
+        }
+        Some((limit.saturating_sub(u64::from(self.open)) as f64 / slope).max(0.0))
+    }
+}
+
+/// Per-second slope of (ns, count) samples (None with fewer than two or no time between).
+fn slope_per_s(samples: &[(u64, u32)]) -> Option<f64> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    if samples.len() < 2 || last.0 <= first.0 {
+        return None;
+    }
+    let n = samples.len() as f64;
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+    for (t, c) in samples {
+        let x = (t - first.0) as f64 / 1e9;
+        let y = f64::from(*c);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    let den = n * sxx - sx * sx;
+    (den > 0.0).then(|| (n * sxy - sx * sy) / den)
+}
+
+fn steps(samples: &[(u64, u32)]) -> (usize, usize) {
+    let (mut ups, mut downs) = (0, 0);
+    for w in samples.windows(2) {
+        match w[1].1.cmp(&w[0].1) {
+            std::cmp::Ordering::Greater => ups += 1,
+            std::cmp::Ordering::Less => downs += 1,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    (ups, downs)
+}
+
+/// Rose at each of the last [`RISE_STEPS`] steps, by [`MIN_RISE`] or more in all. A server's
+/// connections come and go (steps down), a pool fills in one burst (one step): neither is this.
+pub fn rising(recent: &[(u64, u32)]) -> bool {
+    if recent.len() <= RISE_STEPS {
+        return false;
+    }
+    let tail = &recent[recent.len() - RISE_STEPS - 1..];
+    tail.windows(2).all(|w| w[1].1 > w[0].1) && tail[RISE_STEPS].1 - tail[0].1 >= MIN_RISE
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Processes escalated at once (inherited children included).
+    pub max_processes: usize,
+    /// Records per second the escalated processes may cost together.
+    pub max_records_per_s: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_processes: 8,
+            max_records_per_s: 20_000,
+        }
+    }
+}
+
+/// Every decision, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EscalationCounters {
+    pub escalations: [u64; 3],
+    pub releases: [u64; 4],
+    /// Escalations refused because `max_processes` were escalated already (once per rise).
+    pub refused: u64,
+    /// Reads of the counts, and reads that failed.
+    pub reads: u64,
+    pub read_errors: u64,
+}
+
+/// What the caller is to do now.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub escalate: Vec<(u32, EscalationReason)>,
+    pub release: Vec<(u32, ReleaseReason)>,
+}
+
+#[derive(Debug, Default)]
+pub struct HostCounts {
+    processes: HashMap<u32, Counted, foldhash::fast::RandomState>,
+    pub budget: Budget,
+    pub counters: EscalationCounters,
+    /// The latest releases, oldest first.
+    pub released: std::collections::VecDeque<Release>,
+    /// When the counts were last read, and how long the read took.
+    pub read_ns: u64,
+    pub read_cost_ns: u64,
+    /// Processes the last read showed.
+    pub last_read: usize,
+    plan: Plan,
+}
+
+impl HostCounts {
+    pub fn with_budget(budget: Budget) -> Self {
+        HostCounts {
+            budget,
+            ..Default::default()
+        }
+    }
+
+    pub fn process(&self, tgid: u32) -> Option<&Counted> {
+        self.processes.get(&tgid)
+    }
+
+    pub fn process_mut(&mut self, tgid: u32) -> Option<&mut Counted> {
+        self.processes.get_mut(&tgid)
+    }
+
+    pub fn processes(&self) -> impl Iterator<Item = &Counted> {
+        self.processes.values()
+    }
+
+    pub fn escalated(&self) -> impl Iterator<Item = (&Counted, &Escalation)> {
+        self.processes
+            .values()
+            .filter_map(|c| c.escalation.as_ref().map(|e| (c, e)))
+    }
+
+    pub fn escalated_count(&self) -> usize {
+        self.escalated().count()
+    }
+
+    /// Takes a read of the counts at `now_ns` (every process the iterator saw; `except`: the
+    /// agent itself).
+    pub fn update(&mut self, now_ns: u64, counts: &[ProcessFdCount], except: u32) {
+        self.counters.reads += 1;
+        self.read_ns = now_ns;
+        self.last_read = counts.len();
+        for c in self.processes.values_mut() {
+            c.missed = c.missed.saturating_add(1);
+        }
+        for r in counts.iter().filter(|r| r.tgid != except) {
+            let c = self.processes.entry(r.tgid).or_insert_with(|| Counted {
+                tgid: r.tgid,
+                recent: Vec::with_capacity(RECENT),
+                ..Counted::default()
+            });
+            if c.comm != r.comm && !c.comm.iter().all(|b| *b == 0) {
+                // A new program (exec) or a reused pid: its history says nothing now.
+                c.recent.clear();
+                c.container = None;
+            }
+            c.comm = r.comm;
+            c.missed = 0;
+            c.exact = r.is_exact();
+            c.nofile_soft = (r.nofile_soft != u64::MAX).then_some(r.nofile_soft);
+            if c.recent.last().is_some_and(|l| r.open_fds > l.1) {
+                c.last_rise_ns = now_ns;
+            }
+            c.open = r.open_fds;
+            if c.recent.len() == RECENT {
+                c.recent.remove(0);
+            }
+            c.recent.push((now_ns, r.open_fds));
+            if !rising(&c.recent) {
+                c.refused = false;
+            }
+        }
+    }
+
+    /// The processes gone from the counts: escalated ones are released (exited), the rest
+    /// forgotten. Returns nothing; the releases show in the next plan.
+    fn sweep(&mut self, now_ns: u64) {
+        let gone: Vec<u32> = self
+            .processes
+            .values()
+            .filter(|c| c.missed >= MISSES)
+            .map(|c| c.tgid)
+            .collect();
+        for tgid in gone {
+            if let Some(c) = self.processes.remove(&tgid)
+                && let Some(e) = c.escalation
+            {
+                self.note_release(&c, e, ReleaseReason::Exited, now_ns);
+                self.plan.release.push((tgid, ReleaseReason::Exited));
+            }
+        }
+    }
+
+    fn note_release(&mut self, c: &Counted, e: Escalation, reason: ReleaseReason, now_ns: u64) {
+        self.counters.releases[reason.index()] += 1;
+        if self.released.len() == HISTORY {
+            self.released.pop_front();
+        }
+        self.released.push_back(Release {
+            tgid: c.tgid,
+            comm: c.comm,
+            reason,
+            escalated: e,
+            at_ns: now_ns,
+        });
+    }
+
+    /// A child the kernel follows because an escalated process forked it.
+    pub fn inherit(&mut self, child: u32, parent: u32, now_ns: u64) {
+        let Some(c) = self.processes.get_mut(&child) else {
+            return;
+        };
+        if c.escalation.is_none() {
+            c.escalation = Some(Escalation {
+                since_ns: now_ns,
+                reason: EscalationReason::Inherited { parent },
+                open_at_start: c.open,
+                named_ns: None,
+                records: 0,
+                records_per_s: 0.0,
+            });
+            self.counters.escalations[2] += 1;
+        }
+    }
+
+    /// Updates an escalated process's record count (its traced syscalls so far).
+    pub fn note_records(&mut self, tgid: u32, records: u64, now_ns: u64, tick_ns: u64) {
+        if let Some(e) = self.processes.get_mut(&tgid).and_then(|c| c.escalation.as_mut()) {
+            let secs = (tick_ns.max(1) as f64) / 1e9;
+            if e.records > 0 || now_ns > e.since_ns {
+                e.records_per_s = records.saturating_sub(e.records) as f64 / secs;
+            }
+            e.records = records;
+        }
+    }
+
+    /// Whom to escalate and release now. `traced`: processes traced for another reason (given
+    /// on the command line, selected): never escalated here.
+    pub fn plan(&mut self, now_ns: u64, traced: impl Fn(u32) -> bool) -> &Plan {
+        self.plan.escalate.clear();
+        self.plan.release.clear();
+        self.sweep(now_ns);
+        self.plan_releases(now_ns);
+        let mut room = self.budget.max_processes.saturating_sub(self.escalated_count());
+        // The most urgent first: the nearest its limit.
+        let mut candidates: Vec<(f64, u32, EscalationReason)> = self
+            .processes
+            .values()
+            .filter(|c| c.escalation.is_none() && now_ns >= c.cool_down_until_ns && !traced(c.tgid))
+            .filter_map(|c| {
+                let near = c.limit_ratio().is_some_and(|r| r >= NEAR_LIMIT);
+                let reason = if near {
+                    EscalationReason::NearLimit
+                } else if rising(&c.recent) {
+                    EscalationReason::Rising
+                } else {
+                    return None;
+                };
+                let urgency = c.time_to_limit_s().unwrap_or(f64::MAX);
+                Some((if near { -1.0 } else { urgency }, c.tgid, reason))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, tgid, reason) in candidates {
+            let Some(c) = self.processes.get_mut(&tgid) else {
+                continue;
+            };
+            if room == 0 {
+                if !c.refused {
+                    c.refused = true;
+                    self.counters.refused += 1;
+                }
+                continue;
+            }
+            room -= 1;
+            c.escalation = Some(Escalation {
+                since_ns: now_ns,
+                reason,
+                open_at_start: c.open,
+                named_ns: None,
+                records: 0,
+                records_per_s: 0.0,
+            });
+            c.refused = false;
+            self.counters.escalations[reason.index()] += 1;
+            self.plan.escalate.push((tgid, reason));
+        }
+        &self.plan
+    }
+
+    fn plan_releases(&mut self, now_ns: u64) {
+        let mut out: Vec<(u32, ReleaseReason)> = Vec::new();
+        let mut total_rate = 0.0;
+        let mut noisiest: Option<(f64, u32)> = None;
+        for c in self.processes.values() {
+            let Some(e) = &c.escalation else { continue };
+            total_rate += e.records_per_s;
+            if noisiest.is_none_or(|(r, _)| e.records_per_s > r) {
+                noisiest = Some((e.records_per_s, c.tgid));
+            }
+            let near = c.limit_ratio().is_some_and(|r| r >= NEAR_LIMIT);
+            if e.named_ns.is_some_and(|t| now_ns.saturating_sub(t) >= EVIDENCE_NS) {
+                out.push((c.tgid, ReleaseReason::Named));
+            } else if e.named_ns.is_none()
+                && !near
+                && now_ns.saturating_sub(e.since_ns) >= QUIET_NS
+                && now_ns.saturating_sub(c.last_rise_ns) >= QUIET_NS
+            {
+                out.push((c.tgid, ReleaseReason::Quiet));
+            }
+        }
+        if total_rate > self.budget.max_records_per_s as f64
+            && let Some((_, tgid)) = noisiest
+            && !out.iter().any(|(t, _)| *t == tgid)
+        {
+            out.push((tgid, ReleaseReason::Budget));
+        }
+        for (tgid, reason) in out {
+            self.release(tgid, reason, now_ns);
+        }
+    }
+
+    /// Releases an escalated process (also on the caller's behalf, e.g. when following it failed).
+    pub fn release(&mut self, tgid: u32, reason: ReleaseReason, now_ns: u64) {
+        let Some(c) = self.processes.get_mut(&tgid) else {
+            return;
+        };
+        let Some(e) = c.escalation.take() else { return };
+        c.cool_down_until_ns = now_ns
+            + match reason {
+                ReleaseReason::Quiet => QUIET_COOL_DOWN_NS,
+                _ => COOL_DOWN_NS,
+            };
+        let snapshot = c.clone();
+        self.note_release(&snapshot, e, reason, now_ns);
+        self.plan.release.push((tgid, reason));
+    }
+}
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;
