@@ -14,7 +14,7 @@ const TARGETS: [(Setup, f64, &str); 2] = [
     (
         Setup::AgentSelected,
         1.10,
-        "nginx escalated (selected, traced with stacks)",
+        "nginx escalated: selected, traced with stacks",
     ),
 ];
 
@@ -128,7 +128,7 @@ impl Report {
             self.requests, self.rounds
         );
         println!(
-            "{:<31} {:>7} {:>13} {:>6} {:>11} {:>7} {:>7} | {:>7} {:>5} | {:>7} {:>5}",
+            "{:<31} {:>8} {:>13} {:>6} {:>11} {:>7} {:>7} | {:>7} {:>5} | {:>7} {:>5}",
             "configuration",
             "CPU µs/r",
             "min-max",
@@ -172,7 +172,7 @@ impl Report {
                 format!("MISSED by {:.3}x", t.by())
             };
             println!(
-                "target: {} at most {:.2}x CPU per request: {verdict} ({:.3}x)",
+                "target ({}): at most {:.2}x CPU per request: {verdict} ({:.3}x)",
                 t.what, t.max_ratio, t.ratio
             );
         }
