@@ -4,7 +4,7 @@
 //!
 //! Workloads: fd churn (open, socketpair, pipe2; 1 and 2 threads), bystander cost (an untraced
 //! process while tracer watches another), ingest ceiling (and overload: losses counted, memory
-//! bounded), memory per tracked fd, a real server's throughput (nginx under ab), and a soak of
+//! bounded), memory per tracked fd, a real server's CPU per request (nginx under ab), a soak of
 //! the production agent (memory and CPU over minutes of fork storm, churn and a slow leak), and
 //! what Python frames cost per allocation in a CPython loop.
 
@@ -60,11 +60,19 @@ impl Options {
             soak_seconds: None,
             baseline: None,
         };
+        let mut runs_given = false;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--quick" => o.quick = true,
-                "--runs" => o.runs = it.next().and_then(|v| v.parse().ok()).ok_or("--runs takes a number")?,
+                "--runs" => {
+                    o.runs = it
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or("--runs takes a number (at least 1)")?;
+                    runs_given = true;
+                }
                 "--out" => o.out = it.next().map(PathBuf::from).ok_or("--out takes a file")?,
                 "--only" => {
                     let w = it
@@ -95,7 +103,8 @@ impl Options {
                 }
             }
         }
-        if o.quick {
+        // Quick mode runs everything once, unless told how many times.
+        if o.quick && !runs_given {
             o.runs = 1;
         }
         Ok(o)

@@ -1,4 +1,4 @@
-//! What tracer's `--stats` line says, and the medians every workload reports.
+//! What tracer's `--stats` line says, and the medians (and spreads) every workload reports.
 
 /// What tracer's `--stats` printed.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +39,42 @@ pub(super) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Where the runs of one configuration fell: the median, the extremes and the quartiles.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Spread {
+    pub(super) median: f64,
+    pub(super) min: f64,
+    pub(super) max: f64,
+    /// First and third quartiles (linear interpolation between the sorted runs).
+    pub(super) q1: f64,
+    pub(super) q3: f64,
+}
+
+impl Spread {
+    /// NaN throughout when there are no runs.
+    pub(super) fn of(v: &[f64]) -> Spread {
+        let mut v = v.to_vec();
+        let median = median(&mut v);
+        Spread {
+            median,
+            min: v.first().copied().unwrap_or(f64::NAN),
+            max: v.last().copied().unwrap_or(f64::NAN),
+            q1: quantile(&v, 0.25),
+            q3: quantile(&v, 0.75),
+        }
+    }
+}
+
+/// The `q` quantile of sorted values, interpolated between neighbours.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +93,20 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn spreads() {
+        let s = Spread::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((s.median, s.min, s.max, s.q1, s.q3), (3.0, 1.0, 5.0, 2.0, 4.0));
+        // Quartiles between runs are interpolated.
+        let s = Spread::of(&[4.0, 1.0, 2.0, 3.0]);
+        assert_eq!((s.median, s.min, s.max, s.q1, s.q3), (2.5, 1.0, 4.0, 1.75, 3.25));
+        let one = Spread::of(&[7.0]);
+        assert_eq!(
+            (one.median, one.min, one.max, one.q1, one.q3),
+            (7.0, 7.0, 7.0, 7.0, 7.0)
+        );
+        assert!(Spread::of(&[]).median.is_nan() && Spread::of(&[]).max.is_nan());
     }
 }
