@@ -33,7 +33,6 @@ const KIND_UNION: u32 = 5;
 /// The parsed type and string sections, with where each type id starts.
 pub struct KernelBtf {
     data: Vec<u8>,
-    types: usize,
     strings: usize,
     strings_len: usize,
     /// Byte offset (in `data`) of each type id; id 0 is `void`.
@@ -73,7 +72,6 @@ impl KernelBtf {
         }
         let mut btf = KernelBtf {
             data,
-            types,
             strings,
             strings_len: str_len,
             starts: vec![0],
@@ -85,11 +83,11 @@ impl KernelBtf {
             let info = btf.u32(at + 4)?;
             let vlen = (info & 0xffff) as usize;
             let extra = match (info >> 24) & 0x1f {
-                1 | 14 | 17 => 4,                // int, var, decl_tag
-                3 => 12,                         // array
-                4 | 5 | 15 | 19 => 12 * vlen,    // struct, union, datasec, enum64
-                6 | 13 => 8 * vlen,              // enum, func_proto
-                2 | 7..=12 | 16 | 18 => 0,       // ptr, fwd, typedef, qualifiers, func, float, type_tag
+                1 | 14 | 17 => 4,             // int, var, decl_tag
+                3 => 12,                      // array
+                4 | 5 | 15 | 19 => 12 * vlen, // struct, union, datasec, enum64
+                6 | 13 => 8 * vlen,           // enum, func_proto
+                2 | 7..=12 | 16 | 18 => 0,    // ptr, fwd, typedef, qualifiers, func, float, type_tag
                 _ => return Err(BtfError::Malformed("unknown type kind")),
             };
             at += 12 + extra;
@@ -167,7 +165,9 @@ impl KernelBtf {
 
     /// Byte offset of `strukt.member`.
     pub fn offset_of(&self, strukt: &str, member: &str) -> Result<u32, BtfError> {
-        let id = self.struct_id(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        let id = self
+            .struct_id(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
         match self.member_bits(id, member.as_bytes(), 0)? {
             Some((bits, false)) if bits % 8 == 0 => Ok(bits / 8),
             Some(_) => Err(BtfError::BitField(strukt.to_owned(), member.to_owned())),
@@ -175,18 +175,10 @@ impl KernelBtf {
         }
     }
 
-    /// Types in the type section (for tests and messages).
-    pub fn len(&self) -> usize {
-        self.starts.len() - 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
+    /// Types in the type section.
     #[cfg(test)]
-    fn type_section(&self) -> usize {
-        self.types
+    fn types(&self) -> usize {
+        self.starts.len() - 1
     }
 }
 
@@ -211,7 +203,13 @@ mod tests {
         let mut data = Vec::new();
         data.extend(MAGIC.to_le_bytes());
         data.extend([1u8, 0]);
-        for v in [24u32, 0, type_bytes.len() as u32, type_bytes.len() as u32, strings.len() as u32] {
+        for v in [
+            24u32,
+            0,
+            type_bytes.len() as u32,
+            type_bytes.len() as u32,
+            strings.len() as u32,
+        ] {
             data.extend(v.to_le_bytes());
         }
         data.extend(&type_bytes);
@@ -222,8 +220,7 @@ mod tests {
     #[test]
     fn finds_members_through_anonymous_unions() {
         let btf = KernelBtf::parse(sample()).expect("parses");
-        assert_eq!(btf.len(), 4);
-        assert_eq!(btf.type_section(), 24);
+        assert_eq!(btf.types(), 4);
         assert_eq!(btf.offset_of("outer", "a").expect("a"), 0);
         assert_eq!(btf.offset_of("outer", "b").expect("b"), 8);
         assert!(matches!(btf.offset_of("outer", "c"), Err(BtfError::NoMember(..))));
@@ -245,7 +242,7 @@ mod tests {
             eprintln!("skipped: no /sys/kernel/btf/vmlinux");
             return;
         };
-        assert!(btf.len() > 1000);
+        assert!(btf.types() > 1000);
         let files = btf.offset_of("task_struct", "files").expect("task_struct.files");
         let pid = btf.offset_of("task_struct", "pid").expect("task_struct.pid");
         assert!(files > 0 && pid > 0 && files != pid);

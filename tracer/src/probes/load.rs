@@ -15,7 +15,7 @@ use tracer_common::{
     syscalls,
 };
 
-use super::{CountSource, fd_counts,};
+use super::{CountSource, fd_counts};
 use super::{OBJECT, ProbeError, ProbeOptions, Probes, TRACEPOINTS, is_permission, program_error, take, tracefs};
 
 impl Probes {
@@ -126,6 +126,7 @@ impl Probes {
             py_procs,
             map_update_failures: 0,
             _stats: None,
+            _capture: capture,
             count_source: None,
             sys_exit_link: None,
             raw_sys_exit: opts.raw_sys_exit,

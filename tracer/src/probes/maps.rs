@@ -9,6 +9,8 @@ use super::{BPF_EXIST, ProbeError, Probes, ProgramCost, is_not_found, take};
 impl Probes {
     /// Starts following a process (its threads and the children it forks from now on).
     pub fn trace(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        // Its syscalls need the hook (the agent attaches it only while something is traced).
+        self.set_syscall_hook(true)?;
         // The hint slot first: the programs skip the hash lookup of processes whose slot is 0.
         let slot = tgid % config::TRACED_HINT_SLOTS;
         self.traced_hint.set(slot, &1, 0).map_err(|source| {

@@ -143,6 +143,9 @@ pub struct Probes {
     py_procs: Option<HashMap<MapData, u32, [u8; tracer_common::python::PY_PROCESS_BYTES]>>,
     /// Held while `--bpf-stats` asks the kernel to time programs (closing it stops the timing).
     _stats: Option<std::os::fd::OwnedFd>,
+    /// The capture table: held so that its fd stays valid for programs loaded later (the
+    /// syscall-exit hook, attached on demand, refers to it).
+    _capture: Array<MapData, u32>,
     /// Where fd counts come from (`None`: not asked for).
     count_source: Option<CountSource>,
     /// The syscall-exit hook while it is attached.

@@ -3,5 +3,6 @@
 //! agent process itself costs.
 
 pub mod cost;
+pub mod escalation;
 pub mod symbolizer;
 pub mod task;

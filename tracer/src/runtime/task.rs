@@ -63,6 +63,9 @@ enum Request {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    CountSource {
+        reply: oneshot::Sender<Option<crate::probes::CountSource>>,
+    },
     /// Wait for what the kernel does an RCU grace period after an exit (reaps, the release of
     /// the last locks), drain everything, sample: before the final report of `run`.
     Settle {
@@ -111,6 +114,11 @@ impl Client {
     /// An in-use profile (see `analysis::profile`).
     pub async fn profile(&self, kind: ProfileKind) -> Result<ProfileSnapshot, TaskGone> {
         self.ask(|reply| Request::Profile { kind, reply }).await
+    }
+
+    /// Where the agent's fd counts come from (`None`: it does not count).
+    pub async fn count_source(&self) -> Result<Option<crate::probes::CountSource>, TaskGone> {
+        self.ask(|reply| Request::CountSource { reply }).await
     }
 
     pub async fn status(&self) -> Result<Status, TaskGone> {
@@ -206,6 +214,7 @@ impl Drop for IngestTask {
 /// tick is due.
 async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts: TaskOptions) {
     let mut next_tick = Instant::now() + opts.tick;
+    let mut host = super::escalation::HostWatch::default();
     loop {
         loop {
             match rx.try_recv() {
@@ -218,6 +227,7 @@ async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts
         if Instant::now() >= next_tick {
             agent.drain();
             agent.tracker.tick();
+            host.tick(agent, opts.tick.as_nanos() as u64);
             next_tick = Instant::now() + opts.tick;
         }
         if agent.drain_up_to(DRAIN_BUDGET) == DRAIN_BUDGET {
@@ -268,6 +278,9 @@ async fn answer(agent: &mut Agent, req: Request) {
         }
         Request::Status { reply } => {
             let _ = reply.send(agent.status());
+        }
+        Request::CountSource { reply } => {
+            let _ = reply.send(agent.tracker.count_source().cloned());
         }
         Request::Settle { reply } => {
             tokio::time::sleep(Duration::from_millis(50)).await;

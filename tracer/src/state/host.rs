@@ -318,7 +318,9 @@ impl HostCounts {
                 c.recent.remove(0);
             }
             c.recent.push((now_ns, r.open_fds));
-            if !rising(&c.recent) {
+            let near = c.limit_ratio().is_some_and(|r| r >= NEAR_LIMIT);
+            if !near && !rising(&c.recent) {
+                // The episode is over: a later refusal counts again.
                 c.refused = false;
             }
         }

@@ -8,6 +8,7 @@ mod children;
 pub mod counters;
 mod failures;
 pub mod fd_table;
+pub mod host;
 pub mod incidents;
 pub mod ipc;
 pub mod kind;
@@ -64,6 +65,9 @@ pub struct State {
     pub evictions: retention::Evictions,
     /// Counter totals of forgotten processes, by (comm, container).
     pub groups: counters::Groups,
+    /// The agent's always-on mode: every process's count and the escalations (None: `watch`,
+    /// `run`, `top`, `agent --trace-all`).
+    pub host: Option<host::HostCounts>,
 }
 
 /// Used when [`State::sample_gap_ns`] is unset: twice the shortest tick period.
@@ -257,7 +261,7 @@ impl State {
         let live: std::collections::HashSet<u32, foldhash::fast::RandomState> = self
             .processes
             .values_mut()
-            .filter(|p| p.is_alive())
+            .filter(|p| p.is_traced())
             .map(|p| {
                 p.zombies.sample(now_ns, window);
                 p.sampled_ns = p.sampled_ns.max(now_ns);

@@ -61,6 +61,8 @@ pub struct ProcessState {
     pub counters: super::counters::Counters,
     /// When allocations first and last failed on a limit, per limit (growth stopped by it).
     pub limit_hits: LimitHits,
+    /// When the agent stopped tracing it after an escalation (its state kept as evidence).
+    pub released_ns: Option<u64>,
 }
 
 /// First and last failure on a limit (CLOCK_MONOTONIC ns), with its errno.
@@ -125,6 +127,12 @@ impl ProcessState {
 
     pub fn is_alive(&self) -> bool {
         self.exited_ns.is_none()
+    }
+
+    /// Alive and still traced: not released after an escalation (a released process's state is
+    /// the evidence as of its release, and its counts come from the fd-count iterator).
+    pub fn is_traced(&self) -> bool {
+        self.is_alive() && self.released_ns.is_none()
     }
 
     pub fn group(&self) -> super::counters::GroupKey {

@@ -2,14 +2,19 @@
 //! sample. Two ways to bound it:
 //! - the whole trace, thinned (every other sample dropped when full), for `watch` and `run`;
 //! - a sliding window (`--window`), for the agent: a week-old agent still sees a leak that
-//!   started an hour ago, because only the last window is judged.
+//!   started an hour ago, because only the last window is judged. Recent samples keep the
+//!   tick's resolution (a leak is judged within seconds of its start); older ones are thinned
+//!   to one per window/64 (a slow leak is judged over the whole window).
 
 use std::collections::VecDeque;
 
 /// Samples kept over the whole trace before thinning.
 const MAX_THINNED: usize = 256;
-/// Samples kept over a sliding window (one per window/SAMPLES_PER_WINDOW at most).
+/// Samples kept over a sliding window, past its recent part (one per window/SAMPLES_PER_WINDOW).
 pub const SAMPLES_PER_WINDOW: u64 = 64;
+/// The recent part of a window, sampled at up to [`FINE_GAP_NS`] (a quarter of the window at most).
+pub const RECENT_NS: u64 = 60_000_000_000;
+pub const FINE_GAP_NS: u64 = 250_000_000;
 
 /// (time since `base_ns` in units of 2^`unit_shift` ms, count), oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,6 +22,8 @@ pub struct Series {
     base_ns: u64,
     unit_shift: u8,
     points: VecDeque<(u32, u32)>,
+    /// Leading points already past the recent part and thinned (windowed series only).
+    old: usize,
 }
 
 const MS: u64 = 1_000_000;
@@ -51,6 +58,7 @@ impl Series {
     /// Forgets every sample (a window with nothing in it).
     pub fn clear(&mut self) {
         self.points = VecDeque::new();
+        self.old = 0;
     }
 
     /// Records `value` at `now_ns`; time never goes back, and samples less than a millisecond
@@ -61,8 +69,7 @@ impl Series {
             self.base_ns = now_ns;
         }
         if let Some((last, _)) = self.last()
-            && (now_ns < last + self.unit_ns()
-                || window_ns.is_some_and(|w| now_ns - last < (w / SAMPLES_PER_WINDOW).max(MS)))
+            && (now_ns < last + self.unit_ns() || window_ns.is_some_and(|w| now_ns - last < fine_gap(w)))
         {
             return;
         }
@@ -71,6 +78,7 @@ impl Series {
                 let start = now_ns.saturating_sub(w);
                 while self.points.front().is_some_and(|p| self.expand(*p).0 < start) {
                     self.points.pop_front();
+                    self.old = self.old.saturating_sub(1);
                 }
             }
             None if self.points.len() >= MAX_THINNED => {
@@ -98,6 +106,28 @@ impl Series {
             offset = (now_ns - self.base_ns) / self.unit_ns();
         }
         self.points.push_back((offset.min(u64::from(u32::MAX)) as u32, value));
+        if let Some(w) = window_ns {
+            self.thin_old(now_ns, w);
+        }
+    }
+
+    /// Points leaving the recent part are kept one per window/64: each is looked at once, as
+    /// it crosses the boundary.
+    fn thin_old(&mut self, now_ns: u64, window_ns: u64) {
+        let boundary = now_ns.saturating_sub(RECENT_NS.min(window_ns / 4));
+        let coarse = (window_ns / SAMPLES_PER_WINDOW).max(MS);
+        while self.old < self.points.len() {
+            let (t, _) = self.expand(self.points[self.old]);
+            if t >= boundary {
+                break;
+            }
+            let keep = self.old == 0 || t - self.expand(self.points[self.old - 1]).0 >= coarse;
+            if keep {
+                self.old += 1;
+            } else {
+                self.points.remove(self.old);
+            }
+        }
     }
 
     /// Moves the base to the first sample (a window slides: offsets stay small).
@@ -118,6 +148,11 @@ impl Series {
     pub fn all_zero(&self) -> bool {
         self.points.iter().all(|p| p.1 == 0)
     }
+}
+
+/// The finest spacing of a windowed series' recent samples.
+fn fine_gap(window_ns: u64) -> u64 {
+    (window_ns / SAMPLES_PER_WINDOW).min(FINE_GAP_NS).max(MS)
 }
 
 #[cfg(test)]
@@ -141,19 +176,29 @@ mod tests {
     }
 
     #[test]
-    fn a_window_keeps_only_its_own_span_at_its_resolution() {
+    fn a_window_keeps_recent_samples_fine_and_old_ones_coarse() {
         let mut s = Series::default();
         let w = 640 * S;
-        // One sample a second for an hour: the window keeps ~64 of the last 640 s.
+        // One sample a second for an hour: the last 60 s at every second, the rest of the
+        // window at one per 10 s.
         for i in 0..3600u64 {
             s.sample(S + i * S, i as u32, Some(w));
         }
         let p = s.points();
-        assert!(p.len() <= SAMPLES_PER_WINDOW as usize + 1, "{}", p.len());
+        let recent = (RECENT_NS / S) as usize;
+        assert!(p.len() <= SAMPLES_PER_WINDOW as usize + recent + 2, "{}", p.len());
         let (first, last) = (p[0].0, p[p.len() - 1].0);
         assert!(last - first <= w, "{}", (last - first) / S);
         assert!(last - first >= w - 20 * S);
-        assert_eq!(p[p.len() - 1].1, 3590, "the newest sample at the window's resolution");
+        assert_eq!(p[p.len() - 1].1, 3599, "the newest sample");
+        let fine = p.windows(2).filter(|x| x[1].0 - x[0].0 == S).count();
+        assert!(fine >= recent - 2, "recent samples a second apart: {fine}");
+        let old: Vec<_> = p.iter().filter(|x| x.0 < last - RECENT_NS - S).collect();
+        assert!(
+            old.windows(2).all(|x| x[1].0 - x[0].0 >= w / SAMPLES_PER_WINDOW),
+            "old ones thinned"
+        );
+        assert!(old.len() >= 50, "{}", old.len());
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Tracker {
     /// Seeds a process's state from /proc: its fds (no stacks: open before tracing), locks it
     /// holds or waits for, zombies it has, its memory maps. Syscall records older than the scan
     /// are skipped (the scan already shows their effect).
-    fn seed(&mut self, pid: u32) -> Result<(), TrackerError> {
+    pub(super) fn seed(&mut self, pid: u32) -> Result<(), TrackerError> {
         let now = clock::monotonic_ns();
         let existing = proc::scan_fds(pid)?;
         self.state

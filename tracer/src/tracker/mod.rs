@@ -10,6 +10,7 @@
 mod describe;
 mod dispatch;
 mod exec_layout;
+mod host;
 mod lifecycle;
 mod pipeline;
 pub mod policy;

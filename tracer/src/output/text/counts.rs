@@ -9,7 +9,11 @@ use crate::output::escape::escape_bytes;
 /// `PID OPEN TABLE SOFT_LIMIT EXACT COMM` lines under a heading; `-` for an unlimited limit.
 pub fn write_counts(out: &mut dyn Write, source: &str, counts: &[ProcessFdCount]) -> std::io::Result<()> {
     writeln!(out, "# source: {source}")?;
-    writeln!(out, "{:>8} {:>8} {:>8} {:>10} {:>5} COMM", "PID", "OPEN", "TABLE", "SOFTLIM", "EXACT")?;
+    writeln!(
+        out,
+        "{:>8} {:>8} {:>8} {:>10} {:>5} COMM",
+        "PID", "OPEN", "TABLE", "SOFTLIM", "EXACT"
+    )?;
     for c in counts {
         let limit = if c.nofile_soft == u64::MAX {
             "-".to_owned()
