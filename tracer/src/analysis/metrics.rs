@@ -12,12 +12,13 @@ use std::collections::{BTreeMap, HashMap};
 use super::scoring::{fd_time_to_limit, site_trend};
 use crate::{
     model::{
-        health::AgentHealth,
+        health::{AgentHealth, EscalationHealth},
         metrics::{GroupMetrics, MetricsSnapshot, SysvMetrics},
     },
     state::{
-        ProcessState, Resource, State,
+        FdKind, Resource, State,
         counters::{GroupKey, KINDS},
+        host::HostCounts,
     },
 };
 
@@ -32,10 +33,22 @@ fn sysv_index(r: Resource) -> Option<usize> {
 
 /// Builds the snapshot at `now_ns`. `pid_labels`: processes given series of their own.
 pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapshot {
-    // The processes with the most open fds get their own series.
-    let mut by_fds: Vec<&ProcessState> = state.processes.values().filter(|p| p.is_alive()).collect();
-    by_fds.sort_by(|a, b| b.fds.len().cmp(&a.fds.len()).then(a.tgid.cmp(&b.tgid)));
-    let own: std::collections::HashSet<u32> = by_fds.iter().take(pid_labels).map(|p| p.tgid).collect();
+    // The processes with the most open fds get their own series (counted ones included).
+    let mut by_fds: Vec<(usize, u32)> = state
+        .processes
+        .values()
+        .filter(|p| p.is_traced())
+        .map(|p| (p.fds.len(), p.tgid))
+        .collect();
+    if let Some(host) = &state.host {
+        by_fds.extend(
+            host.processes()
+                .filter(|c| !state.processes.get(&c.tgid).is_some_and(|p| p.is_traced()))
+                .map(|c| (c.open as usize, c.tgid)),
+        );
+    }
+    by_fds.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let own: std::collections::HashSet<u32> = by_fds.iter().take(pid_labels).map(|p| p.1).collect();
 
     let mut groups: BTreeMap<(GroupKey, Option<u32>), GroupMetrics> = BTreeMap::new();
     for (key, retired) in &state.groups.retired {
@@ -79,13 +92,21 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
         if !p.is_alive() {
             continue;
         }
-        for (_, o) in p.fds.iter() {
-            g.open_fds[o.kind as usize] += 1;
-        }
         if let Some(s) = suspects.get(&p.tgid) {
             for (a, b) in g.suspects.iter_mut().zip(s) {
                 *a += b;
             }
+        }
+        if let Some(secs) = fastest.get(&p.tgid) {
+            g.time_to_fd_limit_s = Some(g.time_to_fd_limit_s.map_or(*secs, |s| s.min(*secs)));
+        }
+        // Released after an escalation: its table is the evidence as of then; what it holds
+        // now is its count (below).
+        if !p.is_traced() && state.host.as_ref().is_some_and(|h| h.process(p.tgid).is_some()) {
+            continue;
+        }
+        for (_, o) in p.fds.iter() {
+            g.open_fds[o.kind as usize] += 1;
         }
         if let Some(soft) = p.limits.nofile_soft {
             g.fd_soft_limit = Some(g.fd_soft_limit.map_or(soft, |s| s.min(soft)));
@@ -94,9 +115,9 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
                 g.worst_fd_ratio = Some(g.worst_fd_ratio.map_or(ratio, |r| r.max(ratio)));
             }
         }
-        if let Some(secs) = fastest.get(&p.tgid) {
-            g.time_to_fd_limit_s = Some(g.time_to_fd_limit_s.map_or(*secs, |s| s.min(*secs)));
-        }
+    }
+    if let Some(host) = &state.host {
+        add_counted(state, host, &own, &mut groups);
     }
     let mut sysv = SysvMetrics::default();
     for o in state.ipc.objects.values().filter(|o| o.creator.is_some()) {
@@ -123,11 +144,68 @@ pub fn snapshot(state: &State, now_ns: u64, pid_labels: usize) -> MetricsSnapsho
         evicted_lock_files: state.evictions.lock_files,
         dropped_incidents: state.incidents.dropped,
         tracked_processes: state.processes.len() as u64,
+        escalation: state.host.as_ref().map(escalation_health),
         tracked_fds: state.processes.values().map(|p| p.fds.len() as u64).sum(),
         sites: state.sites.len() as u64,
         ..AgentHealth::default()
     };
     MetricsSnapshot { groups, sysv, health }
+}
+
+/// Processes the agent only counts (never traced, or released): their fds under kind
+/// `unknown` (kinds are known only for traced processes), their limit, and the time to it
+/// while their count rises, before any site of theirs is known. A traced process gets its
+/// time to the limit from its count too, until a growing site names a nearer one.
+fn add_counted(
+    state: &State,
+    host: &HostCounts,
+    own: &std::collections::HashSet<u32>,
+    groups: &mut BTreeMap<(GroupKey, Option<u32>), GroupMetrics>,
+) {
+    for c in host.processes() {
+        let known = state.processes.get(&c.tgid).filter(|p| p.is_alive());
+        let pid = own.contains(&c.tgid).then_some(c.tgid);
+        let key = match known {
+            Some(p) => p.group(),
+            None => GroupKey {
+                comm: c.comm().into(),
+                container: c.container.clone().unwrap_or_else(|| std::sync::Arc::from("")),
+            },
+        };
+        let g = groups.entry((key, pid)).or_default();
+        g.pid = pid;
+        if let Some(secs) = c.time_to_limit_s() {
+            g.time_to_fd_limit_s = Some(g.time_to_fd_limit_s.map_or(secs, |s| s.min(secs)));
+        }
+        if known.is_some_and(|p| p.is_traced()) {
+            continue;
+        }
+        if known.is_none() {
+            g.processes += 1;
+        }
+        g.open_fds[FdKind::Unknown as usize] += u64::from(c.open);
+        if let Some(soft) = c.nofile_soft {
+            g.fd_soft_limit = Some(g.fd_soft_limit.map_or(soft, |s| s.min(soft)));
+        }
+        if let Some(ratio) = c.limit_ratio() {
+            g.worst_fd_ratio = Some(g.worst_fd_ratio.map_or(ratio, |r| r.max(ratio)));
+        }
+    }
+}
+
+fn escalation_health(h: &HostCounts) -> EscalationHealth {
+    EscalationHealth {
+        counted_processes: h.last_read as u64,
+        escalated: h.escalated_count() as u64,
+        escalations: h.counters.escalations,
+        releases: h.counters.releases,
+        refused: h.counters.refused,
+        budget_processes: h.budget.max_processes as u64,
+        count_reads: h.counters.reads,
+        count_read_errors: h.counters.read_errors,
+        count_read_seconds: h.read_cost_ns as f64 / 1e9,
+        ..EscalationHealth::default()
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! write stalls; the metrics snapshot and the in-use profiles. No I/O, no escaping.
 
 mod children;
+pub mod escalation;
 pub mod incidents;
 pub mod ipc;
 pub mod locks;

@@ -176,6 +176,7 @@ pub fn build_unresolved(state: &State, now_ns: u64, losses: Losses, opts: &Repor
         signals: signals::signals(state),
         stalls: super::stalls::stalls(state, now_ns, opts.system.as_ref()),
         system: opts.system,
+        escalation: super::escalation::report(state, now_ns),
     }
 }
 

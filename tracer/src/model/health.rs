@@ -47,6 +47,29 @@ pub struct AgentHealth {
     pub stage_seconds: Vec<(&'static str, f64)>,
     /// The kernel programs' runs and run time; all zero unless BPF statistics are on.
     pub programs: Vec<ProgramCost>,
+    /// The always-on mode's counts and escalations (None: `--trace-all`, `watch`, `run`).
+    pub escalation: Option<EscalationHealth>,
+}
+
+/// What the always-on mode counted and decided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EscalationHealth {
+    /// Counts from the BPF iterator (false: from /proc).
+    pub from_iterator: bool,
+    pub counted_processes: u64,
+    pub escalated: u64,
+    /// By `state::host::EscalationReason::NAMES`.
+    pub escalations: [u64; 3],
+    /// By `state::host::ReleaseReason::NAMES`.
+    pub releases: [u64; 4],
+    pub refused: u64,
+    pub budget_processes: u64,
+    pub count_reads: u64,
+    pub count_read_errors: u64,
+    /// The last read of every process's count, seconds.
+    pub count_read_seconds: f64,
+    /// The syscall-exit hook is attached now.
+    pub syscall_hook: bool,
 }
 
 /// One program's cost as the kernel measured it (`bpf_prog_info.run_cnt`, `run_time_ns`),

@@ -3,6 +3,7 @@
 
 pub mod bytes;
 pub mod duration;
+pub mod escalation;
 pub mod frame;
 pub mod health;
 pub mod incidents;

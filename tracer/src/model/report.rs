@@ -39,6 +39,8 @@ pub struct Report {
     pub stalls: Vec<StallReport>,
     /// System-wide headroom (absent in unit tests).
     pub system: Option<SystemLimits>,
+    /// The agent's always-on mode: counts, escalations, releases (null elsewhere).
+    pub escalation: Option<super::escalation::EscalationReport>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -74,7 +74,12 @@ impl Probes {
         let link = prog.take_link(id).map_err(std::io::Error::other)?;
         let mut file = link.into_file().map_err(std::io::Error::other)?;
         file.read_to_end(buf)?;
-        out.extend(buf.chunks_exact(fc::RECORD_SIZE).filter_map(ProcessFdCount::decode));
+        out.extend(
+            buf.as_chunks::<{ fc::RECORD_SIZE }>()
+                .0
+                .iter()
+                .filter_map(|c| ProcessFdCount::decode(c)),
+        );
         Ok(())
     }
 }

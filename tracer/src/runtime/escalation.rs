@@ -140,7 +140,7 @@ impl HostWatch {
         }
         // Traced for another reason (selected on the command line): not the budget's business.
         let selected = |tgid: u32| processes.get(&tgid).is_some_and(|p| p.is_traced());
-        let plan = host.plan(now, |tgid| selected(tgid));
+        let plan = host.plan(now, selected);
         let escalate = plan.escalate.clone();
         let release = plan.release.clone();
         for (tgid, reason) in release {

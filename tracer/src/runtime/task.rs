@@ -273,6 +273,12 @@ async fn answer(agent: &mut Agent, req: Request) {
             }
             let mut report =
                 analysis::build_unresolved(&agent.tracker.state, clock::monotonic_ns(), agent.losses(), &opts);
+            if let Some(e) = report.escalation.as_mut() {
+                e.syscall_hook_attached = agent.tracker.syscall_hook();
+                if !matches!(agent.tracker.count_source(), Some(crate::probes::CountSource::Iterator)) {
+                    e.counts_from = "proc";
+                }
+            }
             let stacks = agent.tracker.stacks.share(&report.stack_ids());
             let _ = reply.send(ReportSnapshot { report, stacks });
         }

@@ -19,7 +19,10 @@ fn count(tgid: u32, open: u32, soft: u64) -> ProcessFdCount {
 }
 
 /// Feeds `ticks` reads; `open(tick)` gives each process's count.
-fn feed(h: &mut HostCounts, from: u64, ticks: u64, procs: &[(u32, fn(u64) -> u32)]) -> Vec<Plan> {
+/// A process and its count at each tick.
+type Proc = (u32, fn(u64) -> u32);
+
+fn feed(h: &mut HostCounts, from: u64, ticks: u64, procs: &[Proc]) -> Vec<Plan> {
     let mut plans = Vec::new();
     for i in from..from + ticks {
         let now = S + i * TICK;

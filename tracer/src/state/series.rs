@@ -152,7 +152,7 @@ impl Series {
 
 /// The finest spacing of a windowed series' recent samples.
 fn fine_gap(window_ns: u64) -> u64 {
-    (window_ns / SAMPLES_PER_WINDOW).min(FINE_GAP_NS).max(MS)
+    (window_ns / SAMPLES_PER_WINDOW).clamp(MS, FINE_GAP_NS)
 }
 
 #[cfg(test)]

@@ -147,6 +147,10 @@ impl Pipeline {
             .map(|s| (s.name(), t.stages.seconds(*s)))
             .collect();
         h.programs = t.probes.program_costs();
+        if let Some(e) = h.escalation.as_mut() {
+            e.syscall_hook = t.probes.syscall_hook();
+            e.from_iterator = t.probes.count_source() == Some(&crate::probes::CountSource::Iterator);
+        }
     }
 
     /// The agent's own counters.

@@ -6,6 +6,7 @@
 //! Two names are a fixed contract: `tracer_open_fds` and `tracer_leak_suspects`, both labelled
 //! `comm`, `kind`, `container` (and `pid` for the processes `--pid-labels` singles out).
 
+mod escalation;
 mod families;
 mod health;
 mod held;
@@ -28,6 +29,9 @@ impl Collector for SnapshotCollector {
         let s = &self.0;
         held::encode(&mut enc, s)?;
         totals::encode(&mut enc, &s.groups)?;
+        if let Some(e) = &s.health.escalation {
+            escalation::encode(&mut enc, e)?;
+        }
         health::encode(&mut enc, &s.health)
     }
 }

@@ -54,6 +54,19 @@ fn sample() -> MetricsSnapshot {
             kernel_lost: [1, 0, 2],
             cpu_seconds: 1.5,
             resident_bytes: 100 << 20,
+            escalation: Some(crate::model::health::EscalationHealth {
+                from_iterator: true,
+                counted_processes: 212,
+                escalated: 2,
+                escalations: [3, 1, 1],
+                releases: [1, 1, 0, 1],
+                refused: 1,
+                budget_processes: 8,
+                count_reads: 500,
+                count_read_errors: 0,
+                count_read_seconds: 0.00009,
+                syscall_hook: true,
+            }),
             ..Default::default()
         },
     }

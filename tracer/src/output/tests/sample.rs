@@ -268,6 +268,68 @@ pub(crate) fn sample() -> Report {
             pipe_max_size: Some(1_048_576),
             wmem_max: Some(212_992),
         }),
+        escalation: Some(escalation()),
+    }
+}
+
+/// The always-on section, a hostile name included.
+fn escalation() -> crate::model::escalation::EscalationReport {
+    use crate::model::escalation::{EscalatedProcess, EscalationReport, ReleasedProcess, RisingProcess};
+    let (comm, comm_hex) = text_and_hex(b"svc\xfe\n");
+    EscalationReport {
+        counts_from: "iterator",
+        counted_processes: 212,
+        syscall_hook_attached: true,
+        budget_processes: 8,
+        budget_records_per_s: 20_000,
+        refused: 1,
+        escalated: vec![
+            EscalatedProcess {
+                pid: 4242,
+                comm: comm.clone(),
+                comm_hex: comm_hex.clone(),
+                comm_bytes: b"svc\xfe\n".to_vec(),
+                reason: "rising",
+                parent: None,
+                escalated_for_s: 12.5,
+                open_at_escalation: 120,
+                open_now: 520,
+                records_per_s: 850.0,
+                named: true,
+            },
+            EscalatedProcess {
+                pid: 4243,
+                comm: "worker".into(),
+                comm_hex: None,
+                comm_bytes: b"worker".to_vec(),
+                reason: "inherited",
+                parent: Some(4242),
+                escalated_for_s: 3.0,
+                open_at_escalation: 8,
+                open_now: 8,
+                records_per_s: 2.0,
+                named: false,
+            },
+        ],
+        released: vec![ReleasedProcess {
+            pid: 4100,
+            comm: "nginx".into(),
+            comm_hex: None,
+            comm_bytes: b"nginx".to_vec(),
+            reason: "quiet",
+            escalated_for_s: 30.5,
+            released_ago_s: 12.0,
+        }],
+        rising: vec![RisingProcess {
+            pid: 4242,
+            comm,
+            comm_hex,
+            comm_bytes: b"svc\xfe\n".to_vec(),
+            open_fds: 520,
+            fd_soft_limit: Some(1024),
+            time_to_limit_s: 15.3,
+            escalated: true,
+        }],
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::Write;
 
 mod condense;
 mod counts;
+mod escalation;
 mod frames;
 mod incidents;
 mod ipc;
@@ -134,7 +135,8 @@ pub fn write(out: &mut dyn Write, r: &Report, h: &Heading) -> std::io::Result<()
     locks::write(out, &r.locks, h.color)?;
     signals::write(out, r, h)?;
     stalls::write(out, &r.stalls)?;
-    system::write(out, r)
+    system::write(out, r)?;
+    escalation::write(out, r)
 }
 
 /// Red and bold when `on` (suspects, problems); the text is escaped already, so the only
