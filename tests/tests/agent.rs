@@ -86,7 +86,8 @@ fn short_lived_processes_leave_no_state_and_no_series() {
     if !can_trace("short_lived_processes_leave_no_state_and_no_series") {
         return;
     }
-    let agent = AgentProcess::start(&["--exited-grace", "1s", "--window", "3s"]);
+    // Every process traced (in the default mode short-lived processes are only counted).
+    let agent = AgentProcess::start(&["--trace-all", "--exited-grace", "1s", "--window", "3s"]);
     let out = Command::new(fixture("short_lived"))
         .arg("2000")
         .output()

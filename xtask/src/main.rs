@@ -40,6 +40,8 @@ const APT_PACKAGES: &[&str] = &[
     // (htpasswd makes bcrypt hashes; it comes with apache2-utils below).
     "openssl",
     "curl",
+    // The always-on tests check that a killed agent leaves no program or link behind.
+    "bpftool",
     // The benchmark's real-server workload: nginx serving a file to ApacheBench (ab).
     "nginx-light",
     "apache2-utils",
