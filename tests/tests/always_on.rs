@@ -165,7 +165,10 @@ fn a_leak_nobody_selected_is_escalated_and_named_before_emfile() {
         "{m}"
     );
     assert_eq!(metric(&m, "tracer_syscall_hook_attached"), Some(1.0));
-    let ttl = metric(&m, r#"tracer_time_to_fd_limit_seconds{comm="agent_leaker",container=""}"#);
+    let ttl = metric(
+        &m,
+        r#"tracer_time_to_fd_limit_seconds{comm="agent_leaker",container=""}"#,
+    );
     assert!(ttl.is_some_and(|t| t > 0.0 && t < 40.0), "time to EMFILE: {ttl:?}");
     let profile = agent.get("/debug/folded/fds").text();
     assert!(profile.contains("leak_connection"), "{profile}");
