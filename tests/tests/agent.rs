@@ -134,13 +134,16 @@ fn a_taken_port_is_a_clear_error_before_anything_is_attached() {
     }
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let addr = taken.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+    // The binary is built (or found fresh) first: the time is the agent's, not cargo's.
+    let _ = integration_tests::tracer_bin();
     let started = Instant::now();
     let out = tracer(&["agent", "--listen", &addr]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("port is in use"), "{stderr}");
     assert!(!stderr.contains("ready"), "nothing was attached: {stderr}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Refused before loading anything: no wait for programs, however busy the machine.
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     // An address this host does not have.
     let out = tracer(&["agent", "--listen", "192.0.2.1:9464"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

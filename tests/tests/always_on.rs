@@ -332,3 +332,52 @@ fn a_killed_agent_leaves_no_program_or_link_behind() {
         "left behind: programs {progs_left:?}, links {links_left:?}"
     );
 }
+
+#[test]
+fn asking_about_a_process_traces_it_at_once() {
+    if !can_trace("asking_about_a_process_traces_it_at_once") {
+        return;
+    }
+    let agent = AgentProcess::start(&["--escalation-budget", "1"]);
+    // Flat: it would never be escalated by its count.
+    let mut pool = Command::new(fixture("pool_fills"))
+        .args(["64", "60000"])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = pool.id();
+    // Counted at the next tick.
+    std::thread::sleep(Duration::from_secs(2));
+    let post = |query: &str| {
+        integration_tests::agent::http_raw(
+            agent.addr,
+            format!("POST /escalate{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    let r = post(&format!("?pid={pid}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("escalated"), "{}", r.text());
+    assert!(post(&format!("?pid={pid}")).text().contains("traced already"));
+    assert_eq!(post("?pid=4000000000").status, 409);
+    assert_eq!(post("?pid=abc").status, 400);
+    assert_eq!(agent.get("/escalate").status, 405);
+    let v: serde_json::Value =
+        serde_json::from_slice(&agent.get("/report?format=json&top=1000").body).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        escalated_pids(&v, "escalated").contains(&(u64::from(pid), "asked".to_owned())),
+        "{}",
+        v["escalation"]
+    );
+    // Seeded from /proc: its sockets are known, by kind.
+    let proc = v["processes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["pid"].as_u64() == Some(u64::from(pid))))
+        .cloned()
+        .unwrap_or_default();
+    assert!(proc["by_kind"]["socket"].as_u64().is_some_and(|n| n >= 64), "{proc}");
+    let m = agent.get("/metrics").text();
+    assert_eq!(metric(&m, r#"tracer_escalations_total{reason="asked"}"#), Some(1.0));
+    let _ = pool.kill();
+    let _ = pool.wait();
+    assert_eq!(agent.stop(), 0);
+}

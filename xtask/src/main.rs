@@ -251,7 +251,8 @@ fn test(extra: &[String]) -> Result {
     // One test thread: integration tests share kernel state (attached programs, the PID space).
     // --all-targets leaves out doc-tests (there are none) so the last result line is a real one.
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--release", "--all-targets"])
+    // --no-fail-fast: one run names every failing test, not only the first binary's.
+    cmd.args(["test", "--workspace", "--release", "--all-targets", "--no-fail-fast"])
         .args(extra)
         .args(["--", "--test-threads=1"]);
     let totals = run_counting(&mut cmd)?;

@@ -30,7 +30,7 @@ impl Endpoint {
             Some(Endpoint::Metrics)
         } else if path.starts_with("/debug/pprof/") || path.starts_with("/debug/folded/") {
             Some(Endpoint::Pprof)
-        } else if path == "/report" {
+        } else if path == "/report" || path == "/escalate" {
             Some(Endpoint::Report)
         } else {
             None

@@ -48,6 +48,9 @@ fn gone() -> Box<Reply> {
 }
 
 pub async fn handle<B>(ctx: &Context, req: Request<B>) -> Reply {
+    if req.uri().path() == "/escalate" {
+        return escalate(ctx, &req).await.unwrap_or_else(|r| *r);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served");
         r.headers_mut()
@@ -98,7 +101,7 @@ fn index(ctx: &Context) -> String {
         );
     }
     if e.serves(Endpoint::Report) {
-        parts.push("/report?format=text|json&top=N&min_age=DURATION");
+        parts.push("/report?format=text|json&top=N&min_age=DURATION, POST /escalate?pid=N");
     }
     parts.push("/healthy, /ready");
     format!("tracer agent: {}", parts.join(", "))
@@ -281,5 +284,36 @@ mod tests {
             assert!(parse_report_query(bad).is_err(), "{bad}");
         }
         assert_eq!(percent_decode("a%20b+c"), Some("a b c".into()));
+    }
+}
+
+/// `POST /escalate?pid=N`: trace a process with stacks from now on (the always-on mode), until
+/// it is released like any escalated process. A POST: it changes what the agent does.
+async fn escalate<B>(ctx: &Context, req: &Request<B>) -> Answer {
+    if req.method() != Method::POST {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "POST /escalate?pid=N");
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return Ok(r);
+    }
+    let pid = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("pid="))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|p| *p > 0);
+    let Some(pid) = pid else {
+        return Ok(text(StatusCode::BAD_REQUEST, "POST /escalate?pid=N: N is a process id"));
+    };
+    let client = client(ctx)?;
+    match client.escalate(pid).await.map_err(|_| gone())? {
+        Ok(true) => Ok(text(
+            StatusCode::OK,
+            format!("PID {pid} escalated: traced with stacks from now on (see /report)"),
+        )),
+        Ok(false) => Ok(text(StatusCode::OK, format!("PID {pid} is traced already"))),
+        Err(why) => Ok(text(StatusCode::CONFLICT, why)),
     }
 }

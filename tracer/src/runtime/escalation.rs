@@ -186,6 +186,30 @@ impl HostWatch {
     }
 }
 
+/// Someone asked about `pid` (`POST /escalate`): escalate it now, outside the budget.
+pub fn ask(agent: &mut Pipeline, pid: u32) -> Result<bool, String> {
+    let t = &mut agent.tracker;
+    let now = clock::monotonic_ns();
+    let traced = t.state.processes.get(&pid).is_some_and(|p| p.is_traced());
+    let Some(host) = t.state.host.as_mut() else {
+        return Err("the agent traces every process already (--trace-all)".into());
+    };
+    if traced && host.process(pid).is_none_or(|c| c.escalation.is_none()) {
+        // Selected on the command line: traced all along.
+        return Ok(false);
+    }
+    if !host.ask(pid, now).map_err(|e| e.to_string())? {
+        return Ok(false);
+    }
+    if let Err(e) = t.escalate(pid) {
+        if let Some(h) = t.state.host.as_mut() {
+            h.release(pid, ReleaseReason::Exited, now);
+        }
+        return Err(format!("PID {pid} cannot be traced: {}", chain(&e)));
+    }
+    Ok(true)
+}
+
 /// An error with its causes, for the log.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

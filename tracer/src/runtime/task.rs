@@ -66,6 +66,10 @@ enum Request {
     CountSource {
         reply: oneshot::Sender<Option<crate::probes::CountSource>>,
     },
+    Escalate {
+        pid: u32,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
     /// Wait for what the kernel does an RCU grace period after an exit (reaps, the release of
     /// the last locks), drain everything, sample: before the final report of `run`.
     Settle {
@@ -119,6 +123,12 @@ impl Client {
     /// Where the agent's fd counts come from (`None`: it does not count).
     pub async fn count_source(&self) -> Result<Option<crate::probes::CountSource>, TaskGone> {
         self.ask(|reply| Request::CountSource { reply }).await
+    }
+
+    /// Traces `pid` with stacks from now on (the always-on mode's `asked` escalation):
+    /// `Ok(false)` when it is traced already, `Err` with the reason when it cannot be.
+    pub async fn escalate(&self, pid: u32) -> Result<Result<bool, String>, TaskGone> {
+        self.ask(|reply| Request::Escalate { pid, reply }).await
     }
 
     pub async fn status(&self) -> Result<Status, TaskGone> {
@@ -287,6 +297,9 @@ async fn answer(agent: &mut Agent, req: Request) {
         }
         Request::CountSource { reply } => {
             let _ = reply.send(agent.tracker.count_source().cloned());
+        }
+        Request::Escalate { pid, reply } => {
+            let _ = reply.send(super::escalation::ask(agent, pid));
         }
         Request::Settle { reply } => {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -46,16 +46,19 @@ pub enum EscalationReason {
     NearLimit,
     /// Forked by an escalated process (the kernel follows children).
     Inherited { parent: u32 },
+    /// Someone asked (`POST /escalate?pid=N`): outside the budget's count of processes.
+    Asked,
 }
 
 impl EscalationReason {
-    pub const NAMES: [&'static str; 3] = ["rising", "near_limit", "inherited"];
+    pub const NAMES: [&'static str; 4] = ["rising", "near_limit", "inherited", "asked"];
 
     pub fn index(self) -> usize {
         match self {
             EscalationReason::Rising => 0,
             EscalationReason::NearLimit => 1,
             EscalationReason::Inherited { .. } => 2,
+            EscalationReason::Asked => 3,
         }
     }
 }
@@ -225,7 +228,7 @@ impl Default for Budget {
 /// Every decision, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EscalationCounters {
-    pub escalations: [u64; 3],
+    pub escalations: [u64; 4],
     pub releases: [u64; 4],
     /// Escalations refused because `max_processes` were escalated already (once per rise).
     pub refused: u64,
@@ -233,6 +236,11 @@ pub struct EscalationCounters {
     pub reads: u64,
     pub read_errors: u64,
 }
+
+/// `ask` about a process the counts have not seen (no such process, or a kernel thread).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("PID {0} is not a process the agent counts (no such process, or it has no fd table)")]
+pub struct NotCounted(pub u32);
 
 /// What the caller is to do now.
 #[derive(Debug, Default, PartialEq)]
@@ -284,6 +292,33 @@ impl HostCounts {
 
     pub fn escalated_count(&self) -> usize {
         self.escalated().count()
+    }
+
+    /// Escalations the process budget counts (asked ones are not).
+    fn budgeted(&self) -> usize {
+        self.escalated()
+            .filter(|(_, e)| e.reason != EscalationReason::Asked)
+            .count()
+    }
+
+    /// Someone asked about `tgid`: escalate it now, whatever the budget. `Ok(false)` when it is
+    /// escalated already; an error when the counts have not seen it.
+    pub fn ask(&mut self, tgid: u32, now_ns: u64) -> Result<bool, NotCounted> {
+        let c = self.processes.get_mut(&tgid).ok_or(NotCounted(tgid))?;
+        if c.escalation.is_some() {
+            return Ok(false);
+        }
+        c.escalation = Some(Escalation {
+            since_ns: now_ns,
+            reason: EscalationReason::Asked,
+            open_at_start: c.open,
+            named_ns: None,
+            records: 0,
+            records_per_s: 0.0,
+        });
+        c.cool_down_until_ns = 0;
+        self.counters.escalations[EscalationReason::Asked.index()] += 1;
+        Ok(true)
     }
 
     /// Takes a read of the counts at `now_ns` (every process the iterator saw; `except`: the
@@ -395,7 +430,7 @@ impl HostCounts {
         self.plan.release.clear();
         self.sweep(now_ns);
         self.plan_releases(now_ns);
-        let mut room = self.budget.max_processes.saturating_sub(self.escalated_count());
+        let mut room = self.budget.max_processes.saturating_sub(self.budgeted());
         // The most urgent first: the nearest its limit.
         let mut candidates: Vec<(f64, u32, EscalationReason)> = self
             .processes

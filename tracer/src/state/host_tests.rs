@@ -160,3 +160,21 @@ fn an_exec_or_reused_pid_starts_a_new_history() {
     h.update(S + 11 * TICK, &[count(7, 1, 1024)], 7);
     assert!(h.process(7).is_none());
 }
+
+#[test]
+fn asking_escalates_at_once_outside_the_budget() {
+    let mut h = HostCounts::with_budget(Budget {
+        max_processes: 1,
+        max_records_per_s: 1_000,
+    });
+    h.update(S, &[count(60, 10, 1024), count(61, 1000, 1024)], 0);
+    assert_eq!(h.ask(60, S), Ok(true));
+    assert_eq!(h.ask(60, S), Ok(false), "once");
+    assert_eq!(h.ask(99, S), Err(NotCounted(99)));
+    // The budget's one process is still free for the near-limit one.
+    assert_eq!(h.plan(S, |_| false).escalate, vec![(61, EscalationReason::NearLimit)]);
+    assert_eq!(h.counters.escalations, [0, 1, 0, 1]);
+    // Asked and never named: released as quiet like any other.
+    let _ = feed(&mut h, 1, 2 * QUIET_NS / TICK, &[(60, |_| 10), (61, |_| 1000)]);
+    assert_eq!(h.counters.releases[ReleaseReason::Quiet.index()], 1);
+}

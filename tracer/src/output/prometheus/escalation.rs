@@ -62,7 +62,7 @@ pub(super) fn encode(enc: &mut DescriptorEncoder, e: &EscalationHealth) -> std::
     counters(
         enc,
         "tracer_escalations",
-        "Processes escalated, by reason: rising (count rose at every tick), near_limit (80% of the soft limit), inherited (forked by an escalated process)",
+        "Processes escalated, by reason: rising (count rose at every tick), near_limit (80% of the soft limit), inherited (forked by an escalated process), asked (POST /escalate)",
         None,
         EscalationReason::NAMES
             .iter()

@@ -41,6 +41,7 @@ pub(super) fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         let why = match (p.reason, p.parent) {
             ("inherited", Some(parent)) => format!("forked by escalated PID {parent}"),
             ("near_limit", _) => "near its fd limit".to_owned(),
+            ("asked", _) => "asked for (POST /escalate)".to_owned(),
             _ => "count rising".to_owned(),
         };
         writeln!(
