@@ -257,36 +257,6 @@ async fn report(ctx: &Context, query: &str) -> Answer {
     Ok(reply(StatusCode::OK, content_type, body))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_queries_are_checked() {
-        assert_eq!(
-            parse_report_query("format=json&top=5&min_age=2s"),
-            Ok(ReportQuery {
-                format: Format::Json,
-                top: Some(5),
-                min_age_ns: Some(2_000_000_000),
-            })
-        );
-        assert_eq!(parse_report_query("").map(|q| q.format), Ok(Format::Text));
-        for bad in [
-            "format=xml",
-            "top=-1",
-            "min_age=soon",
-            "%zz",
-            "format=%ff",
-            "x=1",
-            "top=%",
-        ] {
-            assert!(parse_report_query(bad).is_err(), "{bad}");
-        }
-        assert_eq!(percent_decode("a%20b+c"), Some("a b c".into()));
-    }
-}
-
 /// `POST /escalate?pid=N`: trace a process with stacks from now on (the always-on mode), until
 /// it is released like any escalated process. A POST: it changes what the agent does.
 async fn escalate<B>(ctx: &Context, req: &Request<B>) -> Answer {
@@ -315,5 +285,35 @@ async fn escalate<B>(ctx: &Context, req: &Request<B>) -> Answer {
         )),
         Ok(false) => Ok(text(StatusCode::OK, format!("PID {pid} is traced already"))),
         Err(why) => Ok(text(StatusCode::CONFLICT, why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_queries_are_checked() {
+        assert_eq!(
+            parse_report_query("format=json&top=5&min_age=2s"),
+            Ok(ReportQuery {
+                format: Format::Json,
+                top: Some(5),
+                min_age_ns: Some(2_000_000_000),
+            })
+        );
+        assert_eq!(parse_report_query("").map(|q| q.format), Ok(Format::Text));
+        for bad in [
+            "format=xml",
+            "top=-1",
+            "min_age=soon",
+            "%zz",
+            "format=%ff",
+            "x=1",
+            "top=%",
+        ] {
+            assert!(parse_report_query(bad).is_err(), "{bad}");
+        }
+        assert_eq!(percent_decode("a%20b+c"), Some("a b c".into()));
     }
 }
