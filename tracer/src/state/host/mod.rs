@@ -13,16 +13,16 @@
 //!   processes together cost more records per second than the budget. A released process is
 //!   not escalated again for a cool-down, then again if it still rises.
 
+mod counted;
+mod reasons;
+
+pub use counted::{Counted, MIN_RISE, RECENT, RISE_STEPS, rising};
+pub use reasons::{Escalation, EscalationReason, Release, ReleaseReason};
+
 use std::collections::HashMap;
 
 use tracer_common::fd_counts::ProcessFdCount;
 
-/// Samples kept per process (the ticks the rules look at).
-pub const RECENT: usize = 16;
-/// Rising: this many steps up in a row...
-pub const RISE_STEPS: usize = 4;
-/// ...adding up to at least this many fds.
-pub const MIN_RISE: u32 = 8;
 /// Escalate at this share of the soft limit, rising or not (EMFILE failures get their stacks).
 pub const NEAR_LIMIT: f64 = 0.8;
 /// A named leak is released after its evidence was kept this long.
@@ -37,176 +37,6 @@ pub const QUIET_COOL_DOWN_NS: u64 = 60_000_000_000;
 const MISSES: u8 = 3;
 /// Releases remembered for the report.
 const HISTORY: usize = 32;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EscalationReason {
-    /// Its count rose at every tick for a while.
-    Rising,
-    /// It holds most of its soft fd limit.
-    NearLimit,
-    /// Forked by an escalated process (the kernel follows children).
-    Inherited { parent: u32 },
-    /// Someone asked (`POST /escalate?pid=N`): outside the budget's count of processes.
-    Asked,
-}
-
-impl EscalationReason {
-    pub const NAMES: [&'static str; 4] = ["rising", "near_limit", "inherited", "asked"];
-
-    pub fn index(self) -> usize {
-        match self {
-            EscalationReason::Rising => 0,
-            EscalationReason::NearLimit => 1,
-            EscalationReason::Inherited { .. } => 2,
-            EscalationReason::Asked => 3,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReleaseReason {
-    /// Its growing sites were named and kept as evidence.
-    Named,
-    /// It stopped rising (a pool that filled, a burst).
-    Quiet,
-    /// The escalated processes cost more records per second than the budget: the noisiest goes.
-    Budget,
-    /// It exited.
-    Exited,
-}
-
-impl ReleaseReason {
-    pub const NAMES: [&'static str; 4] = ["named", "quiet", "budget", "exited"];
-
-    pub fn index(self) -> usize {
-        match self {
-            ReleaseReason::Named => 0,
-            ReleaseReason::Quiet => 1,
-            ReleaseReason::Budget => 2,
-            ReleaseReason::Exited => 3,
-        }
-    }
-}
-
-/// A process being traced because of its count.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Escalation {
-    pub since_ns: u64,
-    pub reason: EscalationReason,
-    pub open_at_start: u32,
-    /// When a growing site of it was first named (set by the caller from the analysis).
-    pub named_ns: Option<u64>,
-    /// Records its traced syscalls made by the last tick, and the rate since the one before.
-    pub records: u64,
-    pub records_per_s: f64,
-}
-
-/// A release, for the report.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Release {
-    pub tgid: u32,
-    pub comm: [u8; 16],
-    pub reason: ReleaseReason,
-    pub escalated: Escalation,
-    pub at_ns: u64,
-}
-
-/// One process as the counts show it.
-#[derive(Clone, Debug, Default)]
-pub struct Counted {
-    pub tgid: u32,
-    pub comm: [u8; 16],
-    pub open: u32,
-    /// Soft RLIMIT_NOFILE (None: unlimited).
-    pub nofile_soft: Option<u64>,
-    /// False when the count is a lower bound (a table past the iterator's reach).
-    pub exact: bool,
-    /// Container id, filled in by the caller once (None: not looked up yet).
-    pub container: Option<std::sync::Arc<str>>,
-    /// (ns, open) of the last reads, oldest first.
-    recent: Vec<(u64, u32)>,
-    missed: u8,
-    pub escalation: Option<Escalation>,
-    /// Not escalated before this time (after a release).
-    pub cool_down_until_ns: u64,
-    /// When its count last rose.
-    pub last_rise_ns: u64,
-    /// A refusal of this rise was counted already.
-    refused: bool,
-}
-
-impl Counted {
-    /// Oldest first.
-    pub fn recent(&self) -> &[(u64, u32)] {
-        &self.recent
-    }
-
-    pub fn comm(&self) -> &[u8] {
-        let end = self.comm.iter().position(|b| *b == 0).unwrap_or(self.comm.len());
-        &self.comm[..end]
-    }
-
-    /// Share of the soft limit in use.
-    pub fn limit_ratio(&self) -> Option<f64> {
-        self.nofile_soft
-            .filter(|l| *l > 0)
-            .map(|l| f64::from(self.open) / l as f64)
-    }
-
-    /// Seconds until the soft limit at the recent rate, for a process whose count is rising
-    /// (least squares over the recent reads, which must not mostly go down).
-    pub fn time_to_limit_s(&self) -> Option<f64> {
-        let limit = self.nofile_soft?;
-        let slope = slope_per_s(&self.recent)?;
-        let (ups, downs) = steps(&self.recent);
-        if slope <= 0.0 || ups < 2 || downs * 2 > ups {
-            return None;
-        }
-        Some((limit.saturating_sub(u64::from(self.open)) as f64 / slope).max(0.0))
-    }
-}
-
-/// Per-second slope of (ns, count) samples (None with fewer than two or no time between).
-fn slope_per_s(samples: &[(u64, u32)]) -> Option<f64> {
-    let (first, last) = (samples.first()?, samples.last()?);
-    if samples.len() < 2 || last.0 <= first.0 {
-        return None;
-    }
-    let n = samples.len() as f64;
-    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-    for (t, c) in samples {
-        let x = (t - first.0) as f64 / 1e9;
-        let y = f64::from(*c);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-    }
-    let den = n * sxx - sx * sx;
-    (den > 0.0).then(|| (n * sxy - sx * sy) / den)
-}
-
-fn steps(samples: &[(u64, u32)]) -> (usize, usize) {
-    let (mut ups, mut downs) = (0, 0);
-    for w in samples.windows(2) {
-        match w[1].1.cmp(&w[0].1) {
-            std::cmp::Ordering::Greater => ups += 1,
-            std::cmp::Ordering::Less => downs += 1,
-            std::cmp::Ordering::Equal => {}
-        }
-    }
-    (ups, downs)
-}
-
-/// Rose at each of the last [`RISE_STEPS`] steps, by [`MIN_RISE`] or more in all. A server's
-/// connections come and go (steps down), a pool fills in one burst (one step): neither is this.
-pub fn rising(recent: &[(u64, u32)]) -> bool {
-    if recent.len() <= RISE_STEPS {
-        return false;
-    }
-    let tail = &recent[recent.len() - RISE_STEPS - 1..];
-    tail.windows(2).all(|w| w[1].1 > w[0].1) && tail[RISE_STEPS].1 - tail[0].1 >= MIN_RISE
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -527,5 +357,4 @@ impl HostCounts {
 }
 
 #[cfg(test)]
-#[path = "host_tests.rs"]
 mod tests;

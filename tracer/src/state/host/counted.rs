@@ -1,0 +1,107 @@
+//! One process as the fd counts show it: its recent counts, and the rules read from them
+//! (rising, time to the soft limit).
+
+use super::Escalation;
+
+/// Samples kept per process (the ticks the rules look at).
+pub const RECENT: usize = 16;
+/// Rising: this many steps up in a row...
+pub const RISE_STEPS: usize = 4;
+/// ...adding up to at least this many fds.
+pub const MIN_RISE: u32 = 8;
+/// One process as the counts show it.
+#[derive(Clone, Debug, Default)]
+pub struct Counted {
+    pub tgid: u32,
+    pub comm: [u8; 16],
+    pub open: u32,
+    /// Soft RLIMIT_NOFILE (None: unlimited).
+    pub nofile_soft: Option<u64>,
+    /// False when the count is a lower bound (a table past the iterator's reach).
+    pub exact: bool,
+    /// Container id, filled in by the caller once (None: not looked up yet).
+    pub container: Option<std::sync::Arc<str>>,
+    /// (ns, open) of the last reads, oldest first.
+    pub(super) recent: Vec<(u64, u32)>,
+    pub(super) missed: u8,
+    pub escalation: Option<Escalation>,
+    /// Not escalated before this time (after a release).
+    pub cool_down_until_ns: u64,
+    /// When its count last rose.
+    pub last_rise_ns: u64,
+    /// A refusal of this rise was counted already.
+    pub(super) refused: bool,
+}
+
+impl Counted {
+    /// Oldest first.
+    pub fn recent(&self) -> &[(u64, u32)] {
+        &self.recent
+    }
+
+    pub fn comm(&self) -> &[u8] {
+        let end = self.comm.iter().position(|b| *b == 0).unwrap_or(self.comm.len());
+        &self.comm[..end]
+    }
+
+    /// Share of the soft limit in use.
+    pub fn limit_ratio(&self) -> Option<f64> {
+        self.nofile_soft
+            .filter(|l| *l > 0)
+            .map(|l| f64::from(self.open) / l as f64)
+    }
+
+    /// Seconds until the soft limit at the recent rate, for a process whose count is rising
+    /// (least squares over the recent reads, which must not mostly go down).
+    pub fn time_to_limit_s(&self) -> Option<f64> {
+        let limit = self.nofile_soft?;
+        let slope = slope_per_s(&self.recent)?;
+        let (ups, downs) = steps(&self.recent);
+        if slope <= 0.0 || ups < 2 || downs * 2 > ups {
+            return None;
+        }
+        Some((limit.saturating_sub(u64::from(self.open)) as f64 / slope).max(0.0))
+    }
+}
+
+/// Per-second slope of (ns, count) samples (None with fewer than two or no time between).
+fn slope_per_s(samples: &[(u64, u32)]) -> Option<f64> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    if samples.len() < 2 || last.0 <= first.0 {
+        return None;
+    }
+    let n = samples.len() as f64;
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+    for (t, c) in samples {
+        let x = (t - first.0) as f64 / 1e9;
+        let y = f64::from(*c);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    let den = n * sxx - sx * sx;
+    (den > 0.0).then(|| (n * sxy - sx * sy) / den)
+}
+
+fn steps(samples: &[(u64, u32)]) -> (usize, usize) {
+    let (mut ups, mut downs) = (0, 0);
+    for w in samples.windows(2) {
+        match w[1].1.cmp(&w[0].1) {
+            std::cmp::Ordering::Greater => ups += 1,
+            std::cmp::Ordering::Less => downs += 1,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    (ups, downs)
+}
+
+/// Rose at each of the last [`RISE_STEPS`] steps, by [`MIN_RISE`] or more in all. A server's
+/// connections come and go (steps down), a pool fills in one burst (one step): neither is this.
+pub fn rising(recent: &[(u64, u32)]) -> bool {
+    if recent.len() <= RISE_STEPS {
+        return false;
+    }
+    let tail = &recent[recent.len() - RISE_STEPS - 1..];
+    tail.windows(2).all(|w| w[1].1 > w[0].1) && tail[RISE_STEPS].1 - tail[0].1 >= MIN_RISE
+}
