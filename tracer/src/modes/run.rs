@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     cli::RunArgs,
-    runtime::task::{IngestTask, TaskOptions},
+    runtime::task::{Detach, IngestTask, TaskOptions},
 };
 
 /// `tracer run -- CMD ARGS..`. Returns CMD's exit code.
@@ -60,5 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.common.stats {
         print_stats(&client).await;
     }
+    // The report is out: the kernel may take its time over the plain tracepoints' detach.
+    task.stop(Detach::Later);
     Ok(status.map_or(1, child::exit_code))
 }

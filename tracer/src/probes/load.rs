@@ -103,6 +103,7 @@ impl Probes {
         };
         let mut probes = Probes {
             ebpf,
+            perf_links: Vec::new(),
             traced,
             traced_hint,
             exited,
@@ -205,7 +206,9 @@ impl Probes {
         if p.fd().is_err() {
             p.load().map_err(|source| program_error(prog, source))?;
         }
-        p.attach(category, name).map_err(|source| program_error(prog, source))?;
+        let id = p.attach(category, name).map_err(|source| program_error(prog, source))?;
+        let link = p.take_link(id).map_err(|source| program_error(prog, source))?;
+        self.keep_perf_link(link);
         Ok(())
     }
 }

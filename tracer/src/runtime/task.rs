@@ -69,7 +69,16 @@ enum Request {
         reply: oneshot::Sender<()>,
     },
     /// Detach and end the thread, whoever still holds a client (a lingering connection).
-    Stop,
+    Stop(Detach),
+}
+
+/// How the programs detach when the task stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detach {
+    /// Before the task's thread ends (about 60 ms per plain tracepoint: see `probes::detach`).
+    Wait,
+    /// In a kernel worker, within about a second, while tracer goes on (and may exit).
+    Later,
 }
 
 /// A handle to the ingest task; clones share it.
@@ -156,7 +165,11 @@ impl IngestTask {
                     }
                 };
                 let _ = started_tx.send(Ok(()));
-                runtime.block_on(serve(&mut agent, rx, opts));
+                let detach = runtime.block_on(serve(&mut agent, rx, opts));
+                match detach {
+                    Detach::Wait => drop(agent),
+                    Detach::Later => agent.detach_without_waiting(),
+                }
             })
             .map_err(AgentError::Thread)?;
         match started_rx.recv() {
@@ -177,6 +190,22 @@ impl IngestTask {
         }
     }
 
+    /// Stops the task, detaching as `detach` says; dropping the task is `stop(Detach::Wait)`.
+    pub fn stop(mut self, detach: Detach) {
+        self.finish(detach);
+    }
+
+    fn finish(&mut self, detach: Detach) {
+        // Clients may live on elsewhere (an HTTP connection): stop explicitly. Their later
+        // queries get `TaskGone`.
+        if let Some(c) = self.client.take() {
+            let _ = c.tx.send(Request::Stop(detach));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
     pub fn client(&self) -> Client {
         match &self.client {
             Some(c) => c.clone(),
@@ -190,29 +219,22 @@ impl IngestTask {
 
 impl Drop for IngestTask {
     fn drop(&mut self) {
-        // Clients may live on elsewhere (an HTTP connection): stop explicitly. Their later
-        // queries get `TaskGone`.
-        if let Some(c) = self.client.take() {
-            let _ = c.tx.send(Request::Stop);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.finish(Detach::Wait);
     }
 }
 
 /// The loop: queries first (they are rare and cheap without symbolization), then one budget of
 /// records; sleep only when the ring is empty, until the kernel wakes us, a query arrives or the
 /// tick is due.
-async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts: TaskOptions) {
+async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts: TaskOptions) -> Detach {
     let mut next_tick = Instant::now() + opts.tick;
     loop {
         loop {
             match rx.try_recv() {
-                Ok(Request::Stop) => return,
+                Ok(Request::Stop(detach)) => return detach,
                 Ok(req) => answer(agent, req).await,
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Detach::Wait,
             }
         }
         if Instant::now() >= next_tick {
@@ -232,7 +254,8 @@ async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts
             }
             _ = tokio::time::sleep_until(next_tick.into()) => {}
             req = rx.recv() => match req {
-                Some(Request::Stop) | None => return,
+                Some(Request::Stop(detach)) => return detach,
+                None => return Detach::Wait,
                 Some(req) => answer(agent, req).await,
             },
         }
@@ -275,6 +298,6 @@ async fn answer(agent: &mut Agent, req: Request) {
             agent.tracker.tick();
             let _ = reply.send(());
         }
-        Request::Stop => {}
+        Request::Stop(_) => {}
     }
 }

@@ -86,6 +86,14 @@ impl Pipeline {
         Ok(Pipeline { ingest, tracker })
     }
 
+    /// Ends the pipeline, detaching the programs without waiting for the kernel (see
+    /// [`Probes::detach_without_waiting`]).
+    pub fn detach_without_waiting(self) {
+        let Pipeline { ingest, tracker } = self;
+        drop(ingest);
+        tracker.into_probes().detach_without_waiting();
+    }
+
     /// Command names the kernel traces at exec by itself (`--comm`).
     pub fn select_comms(&mut self, comms: &[Vec<u8>]) -> Result<(), TrackerError> {
         Ok(self.tracker.probes.select_comms(comms)?)
