@@ -26,6 +26,12 @@ use crate::{
 
 /// Records handled per wake-up before queries are looked at again.
 const DRAIN_BUDGET: usize = 16_384;
+/// How long a settle waits at most for what the kernel owes after an exit (see
+/// [`crate::state::State::exit_records_owed`]): a few grace periods; a reaper that never
+/// reaps (a PID 1 that does not) must not hold the report up.
+const SETTLE_MAX: Duration = Duration::from_millis(50);
+/// How often a settle looks for those records meanwhile (they do not wake the ring's reader).
+const SETTLE_POLL: Duration = Duration::from_millis(2);
 
 #[derive(Clone, Copy, Debug)]
 pub struct TaskOptions {
@@ -63,8 +69,9 @@ enum Request {
     Status {
         reply: oneshot::Sender<Status>,
     },
-    /// Wait for what the kernel does an RCU grace period after an exit (reaps, the release of
-    /// the last locks), drain everything, sample: before the final report of `run`.
+    /// Drain everything and wait for what the kernel does an RCU grace period after an exit
+    /// (reaps, the release of the last locks), if anything is owed; sample: before a final
+    /// report.
     Settle {
         reply: oneshot::Sender<()>,
     },
@@ -293,8 +300,14 @@ async fn answer(agent: &mut Agent, req: Request) {
             let _ = reply.send(agent.status());
         }
         Request::Settle { reply } => {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            while agent.drain() > 0 {}
+            let deadline = Instant::now() + SETTLE_MAX;
+            loop {
+                while agent.drain() > 0 {}
+                if !agent.tracker.state.exit_records_owed() || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(SETTLE_POLL).await;
+            }
             agent.tracker.tick();
             let _ = reply.send(());
         }
