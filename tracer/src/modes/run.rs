@@ -27,7 +27,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         TaskOptions { tick },
         move |agent| {
             agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
-            agent.follow(pid)
+            agent.follow_held(pid)
         },
     );
     let task = match started {

@@ -104,6 +104,11 @@ impl Pipeline {
         self.tracker.follow(pid)
     }
 
+    /// Starts tracing a command held before its exec (see [`Tracker::follow_held`]).
+    pub fn follow_held(&mut self, pid: u32) -> Result<(), TrackerError> {
+        self.tracker.follow_held(pid)
+    }
+
     /// Processes every record available now; returns how many.
     pub fn drain(&mut self) -> usize {
         const BATCH: usize = 4096;
