@@ -16,6 +16,8 @@ use super::{OBJECT, ProbeError, ProbeOptions, Probes, TRACEPOINTS, is_permission
 
 impl Probes {
     pub fn load(opts: ProbeOptions) -> Result<Self, ProbeError> {
+        // The kernel's BTF (5 MB here, ~40 ms to parse) is read meanwhile, for tp_btf/sys_exit.
+        let btf = (!opts.raw_sys_exit).then(KernelBtf::parse_in_background);
         tracefs::ensure_mounted().map_err(|e| match e {
             tracefs::TracefsError::MountFailed(io) if io.raw_os_error() == Some(libc::EPERM) => {
                 ProbeError::NoPrivileges("tracefs is not visible and cannot be mounted".into())
@@ -129,7 +131,7 @@ impl Probes {
                 probes.attach_tracepoint(config::WRITE_ENTRY_PROGRAM, "syscalls", tp)?;
             }
         }
-        probes.attach_sys_exit(opts.raw_sys_exit)?;
+        probes.attach_sys_exit(btf)?;
         // The optional kprobe last, so that everything it feeds was verified with it on (a
         // kernel without kprobes then refuses only the attach, with a clear message).
         if opts.kernel_stack {
@@ -139,15 +141,16 @@ impl Probes {
     }
 
     /// The syscall-exit hook: `tp_btf/sys_exit` (typed register loads) where the kernel has BTF
-    /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read).
-    fn attach_sys_exit(&mut self, raw: bool) -> Result<(), ProbeError> {
-        match Btf::from_sys_fs() {
-            _ if raw => {}
-            Ok(btf) => match self.attach_sys_exit_btf(&btf) {
+    /// and accepts it, else `raw_tracepoint/sys_exit` (a helper call per read). `btf`: none
+    /// asks for the raw tracepoint.
+    fn attach_sys_exit(&mut self, btf: Option<KernelBtf>) -> Result<(), ProbeError> {
+        match btf.map(KernelBtf::get) {
+            None => {}
+            Some(Ok(btf)) => match self.attach_sys_exit_btf(&btf) {
                 Ok(()) => return Ok(()),
                 Err(e) => log::info!("tp_btf/sys_exit refused ({e}); using raw_tracepoint/sys_exit"),
             },
-            Err(e) => log::info!("no kernel BTF ({e}); using raw_tracepoint/sys_exit"),
+            Some(Err(e)) => log::info!("no kernel BTF ({e}); using raw_tracepoint/sys_exit"),
         }
         let prog: &mut RawTracePoint = self
             .ebpf
@@ -210,5 +213,31 @@ impl Probes {
         let link = p.take_link(id).map_err(|source| program_error(prog, source))?;
         self.keep_perf_link(link);
         Ok(())
+    }
+}
+
+/// The kernel's BTF, parsed on a thread of its own while the object loads.
+enum KernelBtf {
+    Parsing(std::thread::JoinHandle<Result<Btf, aya::BtfError>>),
+    /// No thread could be started: parsed when needed.
+    Later,
+}
+
+impl KernelBtf {
+    fn parse_in_background() -> Self {
+        std::thread::Builder::new()
+            .name("tracer-btf".into())
+            .spawn(Btf::from_sys_fs)
+            .map_or(KernelBtf::Later, KernelBtf::Parsing)
+    }
+
+    fn get(self) -> Result<Btf, String> {
+        match self {
+            KernelBtf::Parsing(t) => t
+                .join()
+                .map_err(|_| "the BTF parser panicked".to_owned())?
+                .map_err(|e| e.to_string()),
+            KernelBtf::Later => Btf::from_sys_fs().map_err(|e| e.to_string()),
+        }
     }
 }
