@@ -35,10 +35,17 @@ impl Probes {
         let kstack = u32::from(opts.kernel_stack);
         let python = u32::from(opts.python_frames && opts.stack_mode != StackMode::None);
         let kstack_entries = if opts.kernel_stack { config::KSTACKS_ENTRIES } else { 1 };
+        // 16 MB the other stack modes never touch, and ~10 ms to allocate.
+        let stacks_entries = if opts.stack_mode == StackMode::FramePointer {
+            config::STACKS_ENTRIES
+        } else {
+            1
+        };
         let mut ebpf = EbpfLoader::new()
             .override_global(config::BADF_GLOBAL, &badf, true)
             .override_global(config::KERNEL_STACK_GLOBAL, &kstack, true)
             .map_max_entries(config::KSTACKS_MAP, kstack_entries)
+            .map_max_entries(config::STACKS_MAP, stacks_entries)
             .override_global(config::STACK_MODE_GLOBAL, &mode, true)
             .override_global(config::TRACE_ALL_GLOBAL, &all, true)
             .override_global(config::DISCOVER_EXEC_GLOBAL, &discover, true)
