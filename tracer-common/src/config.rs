@@ -22,6 +22,8 @@ pub const CAPTURE_MAP: &str = "CAPTURE";
 pub const LOSS_MAP: &str = "LOSSES";
 /// Stack-trace map for `--stack fp`.
 pub const STACKS_MAP: &str = "STACKS";
+/// User stacks in the stack-trace map with `--stack fp` (one entry in the other modes).
+pub const STACKS_ENTRIES: u32 = 16384;
 /// Kernel stack-trace map for `--kernel-stack` (one entry unless enabled).
 pub const KSTACKS_MAP: &str = "KSTACKS";
 /// Kernel stacks in the kernel map when the option is on.

@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use tracer_common::{
-    config::{LOSS_COUNTERS, LossCounter, MAX_SYSCALL_NR, StackMode},
+    config::{LOSS_COUNTERS, LossCounter, MAX_SYSCALL_NR, STACKS_ENTRIES, StackMode},
     sampling::StackSampler,
 };
 
@@ -47,9 +47,10 @@ pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_COUNTER
 /// `--stack fp`. Without `BPF_F_REUSE_STACKID` on purpose: reuse would overwrite a bucket whose id
 /// a queued record still names, and the agent would read another stack for it. A stack that finds
 /// its bucket taken is counted lost instead, and the agent frees the ids no record named for a
-/// while (tracer/src/agent/fp_ids.rs), so the map holds the stacks in use now.
+/// while (tracer/src/agent/fp_ids.rs), so the map holds the stacks in use now. One entry in the
+/// other stack modes (resized by the loader).
 #[map]
-pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+pub static STACKS: StackTrace = StackTrace::with_max_entries(STACKS_ENTRIES, 0);
 
 /// Kernel stacks for `--kernel-stack` (resized by the loader; one entry otherwise).
 #[map]

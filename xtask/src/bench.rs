@@ -5,14 +5,16 @@
 //! Workloads: fd churn (open, socketpair, pipe2; 1 and 2 threads), bystander cost (an untraced
 //! process while tracer watches another), ingest ceiling (and overload: losses counted, memory
 //! bounded), memory per tracked fd, a real server's CPU per request (nginx under ab), a soak of
-//! the production agent (memory and CPU over minutes of fork storm, churn and a slow leak), and
-//! what Python frames cost per allocation in a CPython loop.
+//! the production agent (memory and CPU over minutes of fork storm, churn and a slow leak),
+//! what Python frames cost per allocation in a CPython loop, and how long `tracer run` of a
+//! command that does nothing takes.
 
 mod agent;
 mod bystander;
 mod churn;
 mod guard;
 mod ingest;
+mod latency;
 mod load;
 mod memory;
 mod nginx;
@@ -35,7 +37,16 @@ use stats::{Stats, median, parse_stats};
 use tools::{have, start_bpftrace, stop, wait_for_line};
 
 /// What `--only` accepts.
-const WORKLOADS: [&str; 7] = ["churn", "bystander", "ingest", "memory", "nginx", "python", "soak"];
+const WORKLOADS: [&str; 8] = [
+    "churn",
+    "bystander",
+    "ingest",
+    "memory",
+    "nginx",
+    "python",
+    "soak",
+    "latency",
+];
 
 pub struct Options {
     pub quick: bool,
@@ -193,6 +204,11 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
     } else {
         None
     };
+    let latency = if wanted("latency") {
+        Some(latency::run(&env.tracer, o)?)
+    } else {
+        None
+    };
 
     let results = report::Results {
         rows,
@@ -201,6 +217,7 @@ pub fn run(env_tracer: PathBuf, churn: PathBuf, o: &Options) -> Result {
         nginx,
         python,
         soak,
+        latency,
     };
     let machine = report::machine();
     results.print(&machine, o);

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     cli::RunArgs,
-    runtime::task::{IngestTask, TaskOptions},
+    runtime::task::{Detach, IngestTask, TaskOptions},
 };
 
 /// `tracer run -- CMD ARGS..`. Returns CMD's exit code.
@@ -27,7 +27,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         TaskOptions { tick },
         move |agent| {
             agent.tracker.state.sample_gap_ns = 2 * tick.as_nanos() as u64;
-            agent.follow(pid)
+            agent.follow_held(pid)
         },
     );
     let task = match started {
@@ -60,5 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.common.stats {
         print_stats(&client).await;
     }
+    // The report is out: the kernel may take its time over the plain tracepoints' detach.
+    task.stop(Detach::Later);
     Ok(status.map_or(1, child::exit_code))
 }

@@ -3,6 +3,7 @@
 //! Only hooks that load without kprobes or BPF trampolines (see shared/KERNEL.md): one raw
 //! tracepoint and plain tracepoints (sched, syscalls, filelock, signal).
 
+mod detach;
 mod fd_counts;
 mod floor;
 mod kernel_btf;
@@ -127,6 +128,9 @@ const TRACEPOINTS: [(&str, &str); 8] = [
 /// Loaded and attached programs. Detached when dropped.
 pub struct Probes {
     ebpf: Ebpf,
+    /// The plain tracepoints' links, kept apart from their programs so that they can be
+    /// detached without waiting (see `detach.rs`).
+    perf_links: Vec<aya::programs::trace_point::TracePointLink>,
     traced: HashMap<MapData, u32, u8>,
     traced_hint: Array<MapData, u8>,
     exited: HashMap<MapData, u32, u8>,

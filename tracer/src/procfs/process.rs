@@ -143,6 +143,17 @@ fn is_zombie(pid: u32) -> bool {
         .is_some_and(|s| s.state == 'Z')
 }
 
+/// Whether a lock is held through one of `fds` of `pid`: the `lock:` lines of
+/// /proc/PID/fdinfo/FD (fs/proc/fd.c `seq_show`, `show_fd_locks`: the flocks and OFD locks of
+/// the open file, and the process's own POSIX locks on it). Cheaper than /proc/locks for a
+/// few fds; blind to locks a process waits for.
+pub fn fds_hold_locks(pid: u32, fds: &[i32]) -> bool {
+    let dir = proc_path(pid).join("fdinfo");
+    fds.iter().any(|fd| {
+        std::fs::read_to_string(dir.join(fd.to_string())).is_ok_and(|t| t.lines().any(|l| l.starts_with("lock:")))
+    })
+}
+
 /// The path of an fd of `pid` open on the file (kernel dev_t `dev`, inode `ino`), if any.
 pub fn path_of_file(pid: u32, dev: u32, ino: u64) -> Option<Vec<u8>> {
     use std::os::unix::fs::MetadataExt;
@@ -174,4 +185,26 @@ pub fn check_ptrace_capability() -> Result<(), ProcError> {
         return Err(ProcError::NoPtrace);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn a_lock_shows_in_fdinfo_only_while_held() {
+        let file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));
+        let (pid, fd) = (std::process::id(), file.as_raw_fd());
+        assert!(!fds_hold_locks(pid, &[fd]));
+        // SAFETY: flock on an fd this test owns.
+        assert_eq!(unsafe { libc::flock(fd, libc::LOCK_EX) }, 0);
+        assert!(fds_hold_locks(pid, &[fd]));
+        // An fd that is not open says nothing.
+        assert!(!fds_hold_locks(pid, &[-1]));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::flock(fd, libc::LOCK_UN) }, 0);
+        assert!(!fds_hold_locks(pid, &[fd]));
+    }
 }

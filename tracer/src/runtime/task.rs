@@ -26,6 +26,12 @@ use crate::{
 
 /// Records handled per wake-up before queries are looked at again.
 const DRAIN_BUDGET: usize = 16_384;
+/// How long a settle waits at most for what the kernel owes after an exit (see
+/// [`crate::state::State::exit_records_owed`]): a few grace periods; a reaper that never
+/// reaps (a PID 1 that does not) must not hold the report up.
+const SETTLE_MAX: Duration = Duration::from_millis(50);
+/// How often a settle looks for those records meanwhile (they do not wake the ring's reader).
+const SETTLE_POLL: Duration = Duration::from_millis(2);
 
 #[derive(Clone, Copy, Debug)]
 pub struct TaskOptions {
@@ -70,13 +76,23 @@ enum Request {
         pid: u32,
         reply: oneshot::Sender<Result<bool, String>>,
     },
-    /// Wait for what the kernel does an RCU grace period after an exit (reaps, the release of
-    /// the last locks), drain everything, sample: before the final report of `run`.
+    /// Drain everything and wait for what the kernel does an RCU grace period after an exit
+    /// (reaps, the release of the last locks), if anything is owed; sample: before a final
+    /// report.
     Settle {
         reply: oneshot::Sender<()>,
     },
     /// Detach and end the thread, whoever still holds a client (a lingering connection).
-    Stop,
+    Stop(Detach),
+}
+
+/// How the programs detach when the task stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detach {
+    /// Before the task's thread ends (about 60 ms per plain tracepoint: see `probes::detach`).
+    Wait,
+    /// In a kernel worker, within about a second, while tracer goes on (and may exit).
+    Later,
 }
 
 /// A handle to the ingest task; clones share it.
@@ -174,7 +190,11 @@ impl IngestTask {
                     }
                 };
                 let _ = started_tx.send(Ok(()));
-                runtime.block_on(serve(&mut agent, rx, opts));
+                let detach = runtime.block_on(serve(&mut agent, rx, opts));
+                match detach {
+                    Detach::Wait => drop(agent),
+                    Detach::Later => agent.detach_without_waiting(),
+                }
             })
             .map_err(AgentError::Thread)?;
         match started_rx.recv() {
@@ -195,6 +215,22 @@ impl IngestTask {
         }
     }
 
+    /// Stops the task, detaching as `detach` says; dropping the task is `stop(Detach::Wait)`.
+    pub fn stop(mut self, detach: Detach) {
+        self.finish(detach);
+    }
+
+    fn finish(&mut self, detach: Detach) {
+        // Clients may live on elsewhere (an HTTP connection): stop explicitly. Their later
+        // queries get `TaskGone`.
+        if let Some(c) = self.client.take() {
+            let _ = c.tx.send(Request::Stop(detach));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
     pub fn client(&self) -> Client {
         match &self.client {
             Some(c) => c.clone(),
@@ -208,30 +244,23 @@ impl IngestTask {
 
 impl Drop for IngestTask {
     fn drop(&mut self) {
-        // Clients may live on elsewhere (an HTTP connection): stop explicitly. Their later
-        // queries get `TaskGone`.
-        if let Some(c) = self.client.take() {
-            let _ = c.tx.send(Request::Stop);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.finish(Detach::Wait);
     }
 }
 
 /// The loop: queries first (they are rare and cheap without symbolization), then one budget of
 /// records; sleep only when the ring is empty, until the kernel wakes us, a query arrives or the
 /// tick is due.
-async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts: TaskOptions) {
+async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts: TaskOptions) -> Detach {
     let mut next_tick = Instant::now() + opts.tick;
     let mut host = super::escalation::HostWatch::default();
     loop {
         loop {
             match rx.try_recv() {
-                Ok(Request::Stop) => return,
+                Ok(Request::Stop(detach)) => return detach,
                 Ok(req) => answer(agent, req).await,
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Detach::Wait,
             }
         }
         if Instant::now() >= next_tick {
@@ -252,7 +281,8 @@ async fn serve(agent: &mut Agent, mut rx: mpsc::UnboundedReceiver<Request>, opts
             }
             _ = tokio::time::sleep_until(next_tick.into()) => {}
             req = rx.recv() => match req {
-                Some(Request::Stop) | None => return,
+                Some(Request::Stop(detach)) => return detach,
+                None => return Detach::Wait,
                 Some(req) => answer(agent, req).await,
             },
         }
@@ -302,11 +332,17 @@ async fn answer(agent: &mut Agent, req: Request) {
             let _ = reply.send(super::escalation::ask(agent, pid));
         }
         Request::Settle { reply } => {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            while agent.drain() > 0 {}
+            let deadline = Instant::now() + SETTLE_MAX;
+            loop {
+                while agent.drain() > 0 {}
+                if !agent.tracker.state.exit_records_owed() || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(SETTLE_POLL).await;
+            }
             agent.tracker.tick();
             let _ = reply.send(());
         }
-        Request::Stop => {}
+        Request::Stop(_) => {}
     }
 }

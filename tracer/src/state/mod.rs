@@ -308,6 +308,22 @@ impl State {
         }
     }
 
+    /// Whether the kernel still owes records about processes that exited: the reap of a zombie
+    /// an exited process left behind (its new parent reaps it, and `sched_process_free` says so
+    /// an RCU grace period later), or the release of a lock an exited process took (when the
+    /// last reference to its open file goes).
+    pub fn exit_records_owed(&self) -> bool {
+        let exited = |tgid: u32| self.processes.get(&tgid).is_some_and(|p| !p.is_alive());
+        self.processes
+            .values()
+            .any(|p| !p.is_alive() && !p.zombies.pending.is_empty())
+            || self
+                .locks
+                .files
+                .values()
+                .any(|f| f.held.iter().any(|h| h.traced && exited(h.tgid)))
+    }
+
     /// The kernel released an exited process: its parent reaped it.
     pub fn on_reap(&mut self, pid: u32, now_ns: u64) {
         // Reaped at its parent's wait already.

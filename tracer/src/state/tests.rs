@@ -411,3 +411,40 @@ fn a_traced_wait_reaps_at_once_and_the_later_release_is_not_counted_again() {
     let z = &s.processes[&10].zombies;
     assert_eq!((z.pending.len(), z.reaped, z.reap_delay_ns), (0, 2, 2 + 95));
 }
+
+#[test]
+fn exit_records_are_owed_for_an_exited_parents_zombies_and_an_exited_holders_locks() {
+    use tracer_common::lock::{family, lock_type};
+    let mut s = State::default();
+    s.attach(10, b"parent".to_vec(), Limits::default(), &[], 0);
+    assert!(!s.exit_records_owed());
+    s.on_fork(10, 11, 1);
+    s.on_exit(11, 2);
+    // A living parent may reap its zombie any time, or never: nothing is owed for it.
+    assert!(!s.exit_records_owed());
+    s.on_exit(10, 3);
+    // The parent is gone: its new parent reaps the zombie, and the kernel says so later.
+    assert!(s.exit_records_owed());
+    s.on_reap(11, 4);
+    assert!(!s.exit_records_owed());
+    // A lock taken by a process that then exited: its release is owed.
+    s.attach(20, b"holder".to_vec(), Limits::default(), &[], 5);
+    let lock = |ty: u8, ts: u64| locks::LockEvent {
+        tgid: 20,
+        tid: 20,
+        ts_ns: ts,
+        family: family::FLOCK,
+        file: locks::FileId { dev: 8, ino: 1 },
+        owner: 0xa,
+        lock_type: ty,
+        start: 0,
+        end: i64::MAX,
+        ret: 0,
+    };
+    s.on_lock(&lock(lock_type::WRITE, 6));
+    assert!(!s.exit_records_owed(), "held by a living process");
+    s.on_exit(20, 7);
+    assert!(s.exit_records_owed());
+    s.on_lock(&lock(lock_type::UNLOCK, 8));
+    assert!(!s.exit_records_owed());
+}

@@ -11,15 +11,34 @@ use crate::{
     symbolize::ModuleMap,
 };
 
+/// What seeding a process from /proc may expect of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seed {
+    /// A process that runs (or ran) on its own.
+    Running,
+    /// A command tracer forked and holds before its exec (`run`).
+    HeldBeforeExec,
+}
+
 impl Tracker {
     /// Starts tracing a running process: the kernel filter first, then what it already has open,
     /// so nothing opened in between is missed (a record for an fd the scan also saw just replaces it).
     pub fn follow(&mut self, pid: u32) -> Result<(), TrackerError> {
+        self.follow_as(pid, Seed::Running)
+    }
+
+    /// Starts tracing a command tracer started and holds before its exec (`run`): as
+    /// [`Tracker::follow`], without what its exec replaces or what it cannot have yet.
+    pub fn follow_held(&mut self, pid: u32) -> Result<(), TrackerError> {
+        self.follow_as(pid, Seed::HeldBeforeExec)
+    }
+
+    fn follow_as(&mut self, pid: u32, how: Seed) -> Result<(), TrackerError> {
         if !proc::exists(pid) {
             return Err(proc::ProcError::NoSuchProcess(pid).into());
         }
         self.probes.trace(pid)?;
-        if let Err(e) = self.seed(pid) {
+        if let Err(e) = self.seed_as(pid, how) {
             self.probes.untrace(pid);
             return Err(e);
         }
@@ -37,6 +56,10 @@ impl Tracker {
     /// holds or waits for, zombies it has, its memory maps. Syscall records older than the scan
     /// are skipped (the scan already shows their effect).
     pub(super) fn seed(&mut self, pid: u32) -> Result<(), TrackerError> {
+        self.seed_as(pid, Seed::Running)
+    }
+
+    fn seed_as(&mut self, pid: u32, how: Seed) -> Result<(), TrackerError> {
         let now = clock::monotonic_ns();
         let existing = proc::scan_fds(pid)?;
         self.state
@@ -44,17 +67,18 @@ impl Tracker {
         if let Some(p) = self.state.processes.get_mut(&pid) {
             p.container = tasks::container_of(pid).into();
         }
-        // Locks it holds or waits for already (and who holds those), zombies it has already.
-        let known = proc_locks::read();
-        self.state.locks.learn(&known, None, Some(pid), now);
-        for k in known.iter().filter(|k| k.waiting && k.tgid == pid) {
-            self.state.locks.learn(&known, Some(k.file), None, now);
-        }
-        for k in known.iter().filter(|k| k.tgid == pid) {
-            if let Some(path) = proc::path_of_file(pid, k.file.dev, k.file.ino) {
-                self.state.locks.set_path(k.file, &path);
+        if how == Seed::HeldBeforeExec {
+            // Forked by tracer: it waits for no lock, has no children, and holds locks only
+            // through the fds it inherited. /proc/locks costs an RCU grace period to read (the
+            // kernel takes `file_rwsem` for writing): only if one of those fds carries a lock.
+            // Its exec replaces its layout (the exec record has it read).
+            let fds: Vec<i32> = existing.iter().map(|f| f.fd).collect();
+            if proc::fds_hold_locks(pid, &fds) {
+                self.seed_locks(pid, now);
             }
+            return Ok(());
         }
+        self.seed_locks(pid, now);
         for child in proc::zombie_children(pid) {
             if let Some(p) = self.state.processes.get_mut(&pid) {
                 p.zombies.exited(child, now);
@@ -68,6 +92,20 @@ impl Tracker {
             self.detect_python(pid);
         }
         Ok(())
+    }
+
+    /// Locks a process holds or waits for already (and who holds those).
+    fn seed_locks(&mut self, pid: u32, now: u64) {
+        let known = proc_locks::read();
+        self.state.locks.learn(&known, None, Some(pid), now);
+        for k in known.iter().filter(|k| k.waiting && k.tgid == pid) {
+            self.state.locks.learn(&known, Some(k.file), None, now);
+        }
+        for k in known.iter().filter(|k| k.tgid == pid) {
+            if let Some(path) = proc::path_of_file(pid, k.file.dev, k.file.ino) {
+                self.state.locks.set_path(k.file, &path);
+            }
+        }
     }
 
     /// A record of a process the agent does not know: the kernel traces it, so its fork was

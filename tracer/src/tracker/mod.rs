@@ -141,4 +141,9 @@ impl Tracker {
     pub fn untrace(&mut self, pid: u32) {
         self.probes.untrace(pid);
     }
+
+    /// The end of tracking: the probes alone, to be detached.
+    pub fn into_probes(self) -> Probes {
+        self.probes
+    }
 }

@@ -86,6 +86,14 @@ impl Pipeline {
         Ok(Pipeline { ingest, tracker })
     }
 
+    /// Ends the pipeline, detaching the programs without waiting for the kernel (see
+    /// [`Probes::detach_without_waiting`]).
+    pub fn detach_without_waiting(self) {
+        let Pipeline { ingest, tracker } = self;
+        drop(ingest);
+        tracker.into_probes().detach_without_waiting();
+    }
+
     /// Command names the kernel traces at exec by itself (`--comm`).
     pub fn select_comms(&mut self, comms: &[Vec<u8>]) -> Result<(), TrackerError> {
         Ok(self.tracker.probes.select_comms(comms)?)
@@ -94,6 +102,11 @@ impl Pipeline {
     /// Starts tracing a running process (see [`Tracker::follow`]).
     pub fn follow(&mut self, pid: u32) -> Result<(), TrackerError> {
         self.tracker.follow(pid)
+    }
+
+    /// Starts tracing a command held before its exec (see [`Tracker::follow_held`]).
+    pub fn follow_held(&mut self, pid: u32) -> Result<(), TrackerError> {
+        self.tracker.follow_held(pid)
     }
 
     /// Processes every record available now; returns how many.

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use super::{Options, churn::Row, ingest::Ingest, python, soak, web};
+use super::{Options, churn::Row, ingest::Ingest, latency, python, soak, web};
 
 /// Every workload's figures (empty or `None` for the ones not run).
 pub(super) struct Results {
@@ -13,6 +13,7 @@ pub(super) struct Results {
     pub(super) nginx: Option<web::Report>,
     pub(super) python: Option<python::Report>,
     pub(super) soak: Option<soak::Soak>,
+    pub(super) latency: Option<latency::Report>,
 }
 
 impl Results {
@@ -72,6 +73,9 @@ impl Results {
         if let Some(s) = &self.soak {
             s.print();
         }
+        if let Some(l) = &self.latency {
+            l.print();
+        }
     }
 
     pub(super) fn json(&self, machine: &str, o: &Options) -> String {
@@ -117,10 +121,13 @@ impl Results {
             num(mem_per_fd)
         ));
         j.push_str(&format!(
-            "  \"nginx\": {},\n  \"python\": {},\n  \"soak\": {}\n}}\n",
+            "  \"nginx\": {},\n  \"python\": {},\n  \"soak\": {},\n  \"latency\": {}\n}}\n",
             self.nginx.as_ref().map_or_else(|| "null".into(), web::Report::json),
             self.python.as_ref().map_or_else(|| "null".into(), python::Report::json),
-            self.soak.as_ref().map_or_else(|| "null".into(), soak::Soak::json)
+            self.soak.as_ref().map_or_else(|| "null".into(), soak::Soak::json),
+            self.latency
+                .as_ref()
+                .map_or_else(|| "null".into(), latency::Report::json)
         ));
         j
     }
