@@ -32,11 +32,17 @@ pub mod offset {
     pub const FDT_OPEN_FDS: usize = 7;
     /// `signal_struct.rlim`
     pub const SIGNAL_RLIM: usize = 8;
+    /// `task_struct.flags`
+    pub const TASK_FLAGS: usize = 9;
     /// Non-zero once the loader filled the table (a program run without offsets writes nothing).
-    pub const FILLED: usize = 9;
+    pub const FILLED: usize = 10;
 }
 /// Entries of [`TASK_OFFSETS_GLOBAL`].
-pub const OFFSETS: usize = 10;
+pub const OFFSETS: usize = 11;
+
+/// `PF_KTHREAD` (include/linux/sched.h): kernel threads are not counted (they share the
+/// kernel's own fd table and leak nothing a user can fix).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// `RLIMIT_NOFILE`, and the size of a `struct rlimit` (two `unsigned long`s) on 64-bit kernels.
 pub const RLIMIT_NOFILE: u32 = 7;

@@ -8,6 +8,7 @@
 //! the loader ([`TASK_OFFSETS`], read from the kernel's BTF), and every kernel read goes through
 //! `bpf_probe_read_kernel`, which fails instead of faulting. Threads with an fd table of their
 //! own (`clone` without `CLONE_FILES`) are not counted: rare, and not what a process leaks.
+//! Nor are kernel threads (`PF_KTHREAD`).
 
 use aya_ebpf::{
     Global,
@@ -18,7 +19,7 @@ use aya_ebpf::{
     },
 };
 use tracer_common::fd_counts::{
-    CHUNK_WORDS, MAX_WORDS, OFFSETS, ProcessFdCount, RLIMIT_NOFILE, RLIMIT_SIZE, flags, offset,
+    CHUNK_WORDS, MAX_WORDS, OFFSETS, PF_KTHREAD, ProcessFdCount, RLIMIT_NOFILE, RLIMIT_SIZE, flags, offset,
 };
 
 /// Field offsets (see [`tracer_common::fd_counts::offset`]), set by the loader.
@@ -61,6 +62,10 @@ unsafe fn try_fd_counts(ctx: *mut core::ffi::c_void) -> Result<(), i32> {
     let pid: u32 = read(at(task, offset::TASK_PID))?;
     let tgid: u32 = read(at(task, offset::TASK_TGID))?;
     if pid != tgid {
+        return Ok(());
+    }
+    let task_flags: u32 = read(at(task, offset::TASK_FLAGS))?;
+    if task_flags & PF_KTHREAD != 0 {
         return Ok(());
     }
     let files: u64 = read(at(task, offset::TASK_FILES))?;

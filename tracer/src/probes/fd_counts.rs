@@ -33,6 +33,7 @@ pub(super) fn task_offsets() -> Result<[u32; OFFSETS], String> {
         (offset::FDT_MAX_FDS, "fdtable", "max_fds"),
         (offset::FDT_OPEN_FDS, "fdtable", "open_fds"),
         (offset::SIGNAL_RLIM, "signal_struct", "rlim"),
+        (offset::TASK_FLAGS, "task_struct", "flags"),
     ];
     for (i, strukt, member) in fields {
         o[i] = btf.offset_of(strukt, member).map_err(|e| e.to_string())?;

@@ -34,6 +34,10 @@ pub struct HostWatch {
     /// Escalation and release failures (a process gone while being seeded), logged at debug.
     pub failures: u64,
     pending: Vec<u32>,
+    /// This tick's findings (kept to reuse their memory).
+    inherit: Vec<(u32, u32)>,
+    named: Vec<u32>,
+    records: Vec<(u32, u64)>,
 }
 
 impl HostWatch {
@@ -87,9 +91,11 @@ impl HostWatch {
 
         let state = &t.state;
         // Children the kernel followed at fork from an escalated parent are escalated with it.
-        let mut inherit: Vec<(u32, u32)> = Vec::new();
+        let inherit = &mut self.inherit;
+        inherit.clear();
         // Escalated processes with a growing site: their leak is named.
-        let mut named: Vec<u32> = Vec::new();
+        let named = &mut self.named;
+        named.clear();
         if let Some(host) = &state.host {
             for p in state.processes.values().filter(|p| p.is_traced()) {
                 let escalated = host.process(p.tgid).is_some_and(|c| c.escalation.is_some());
@@ -116,26 +122,23 @@ impl HostWatch {
                 }
             }
         }
-        let records: Vec<(u32, u64)> = state
-            .processes
-            .values()
-            .filter(|p| p.is_traced())
-            .map(|p| {
-                let c = &p.counters;
-                (p.tgid, c.allocations.iter().sum::<u64>() + c.closes.iter().sum::<u64>())
-            })
-            .collect();
+        let records = &mut self.records;
+        records.clear();
+        records.extend(state.processes.values().filter(|p| p.is_traced()).map(|p| {
+            let c = &p.counters;
+            (p.tgid, c.allocations.iter().sum::<u64>() + c.closes.iter().sum::<u64>())
+        }));
         let crate::state::State { host, processes, .. } = &mut t.state;
         let Some(host) = host.as_mut() else { return };
-        for (child, parent) in inherit {
+        for &(child, parent) in self.inherit.iter() {
             host.inherit(child, parent, now);
         }
-        for tgid in named {
+        for &tgid in self.named.iter() {
             if let Some(e) = host.process_mut(tgid).and_then(|c| c.escalation.as_mut()) {
                 e.named_ns = Some(now);
             }
         }
-        for (tgid, n) in records {
+        for &(tgid, n) in self.records.iter() {
             host.note_records(tgid, n, now, tick_ns);
         }
         // Traced for another reason (selected on the command line): not the budget's business.
