@@ -80,7 +80,9 @@ fn the_units_capabilities_are_enough_and_fewer_are_refused() {
             .arg(format!("--bounding-set={bounding}"))
             .arg("--")
             .arg(tracer_bin())
-            .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+            // Every process traced, so that every process's fds are read from /proc at once (by
+            // default they are read when a process is escalated).
+            .args(["agent", "--trace-all", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
