@@ -59,7 +59,7 @@ pub struct EscalationHealth {
     pub counted_processes: u64,
     pub escalated: u64,
     /// By `state::host::EscalationReason::NAMES`.
-    pub escalations: [u64; 4],
+    pub escalations: [u64; 5],
     /// By `state::host::ReleaseReason::NAMES`.
     pub releases: [u64; 4],
     pub refused: u64,

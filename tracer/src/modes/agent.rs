@@ -111,7 +111,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             t.state.exited_grace_ns = Some(grace.as_nanos() as u64);
             t.policy = setup_policy.clone();
             if counting {
-                t.state.host = Some(HostCounts::with_budget(budget));
+                let mut host = HostCounts::with_budget(budget);
+                // Slow leaks are judged over the window, at its resolution.
+                host.coarse_gap_ns = (window.as_nanos() as u64 / 64).max(1_000_000_000);
+                t.state.host = Some(host);
             }
             agent.select_comms(&setup_policy.comms)?;
             if counting && setup_policy.whole_host() {

@@ -62,7 +62,7 @@ pub(super) fn encode(enc: &mut DescriptorEncoder, e: &EscalationHealth) -> std::
     counters(
         enc,
         "tracer_escalations",
-        "Processes escalated, by reason: rising (count rose at every tick), near_limit (80% of the soft limit), inherited (forked by an escalated process), asked (POST /escalate)",
+        "Processes escalated, by reason: rising (count rose at every tick), near_limit (80% of the soft limit), inherited (forked by an escalated process), asked (POST /escalate), slow_rise (its floor rose over minutes)",
         None,
         EscalationReason::NAMES
             .iter()

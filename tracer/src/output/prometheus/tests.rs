@@ -58,7 +58,7 @@ fn sample() -> MetricsSnapshot {
                 from_iterator: true,
                 counted_processes: 212,
                 escalated: 2,
-                escalations: [3, 1, 1, 1],
+                escalations: [3, 1, 1, 1, 1],
                 releases: [1, 1, 0, 1],
                 refused: 1,
                 budget_processes: 8,

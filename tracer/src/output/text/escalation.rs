@@ -42,6 +42,7 @@ pub(super) fn write(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             ("inherited", Some(parent)) => format!("forked by escalated PID {parent}"),
             ("near_limit", _) => "near its fd limit".to_owned(),
             ("asked", _) => "asked for (POST /escalate)".to_owned(),
+            ("slow_rise", _) => "count rising slowly".to_owned(),
             _ => "count rising".to_owned(),
         };
         writeln!(

@@ -9,6 +9,15 @@ pub const RECENT: usize = 16;
 pub const RISE_STEPS: usize = 4;
 /// ...adding up to at least this many fds.
 pub const MIN_RISE: u32 = 8;
+/// Or: its floor (the lowest count of each quarter of the recent reads) rose quarter after
+/// quarter, by at least this many fds in all (a leak under churn: 1 fd/s is seen in 8 s).
+pub const MIN_FLOOR_RISE: u32 = 4;
+/// Coarse samples kept per process: one per `HostCounts::coarse_gap_ns` (window/64), each the
+/// floor since the one before, so a leak of 1 fd a minute is seen over minutes.
+pub const COARSE: usize = 64;
+/// The coarse floor must have risen by this much, over at least 8 coarse samples.
+pub const MIN_SLOW_RISE: u32 = 3;
+
 /// One process as the counts show it.
 #[derive(Clone, Debug, Default)]
 pub struct Counted {
@@ -23,6 +32,10 @@ pub struct Counted {
     pub container: Option<std::sync::Arc<str>>,
     /// (ns, open) of the last reads, oldest first.
     pub(super) recent: Vec<(u64, u32)>,
+    /// (ns, lowest count since the previous one), oldest first: the slow rule's samples.
+    pub(super) coarse: Vec<(u64, u32)>,
+    /// The lowest count since the last coarse sample.
+    pub(super) floor_since: Option<u32>,
     pub(super) missed: u8,
     pub escalation: Option<Escalation>,
     /// Not escalated before this time (after a release).
@@ -34,6 +47,42 @@ pub struct Counted {
 }
 
 impl Counted {
+    /// Takes a read: the recent reads, and a coarse sample every `coarse_gap_ns`. Returns
+    /// whether a rule says it rises now ([`rising`], or [`Counted::rising_slowly`]).
+    pub(super) fn take(&mut self, now_ns: u64, open: u32, coarse_gap_ns: u64) -> bool {
+        self.open = open;
+        if self.recent.len() == RECENT {
+            self.recent.remove(0);
+        }
+        self.recent.push((now_ns, open));
+        let floor = self.floor_since.map_or(open, |f| f.min(open));
+        self.floor_since = Some(floor);
+        if self
+            .coarse
+            .last()
+            .is_none_or(|l| now_ns.saturating_sub(l.0) >= coarse_gap_ns)
+        {
+            if self.coarse.len() == COARSE {
+                self.coarse.remove(0);
+            }
+            self.coarse.push((now_ns, floor));
+            self.floor_since = None;
+        }
+        rising(&self.recent) || self.rising_slowly()
+    }
+
+    /// Its floor rose over the coarse samples: a slow leak (1 fd a minute shows in minutes).
+    pub fn rising_slowly(&self) -> bool {
+        floor_rising(&self.coarse, MIN_SLOW_RISE)
+    }
+
+    /// Forgets its history (an exec, a reused pid).
+    pub(super) fn forget_history(&mut self) {
+        self.recent.clear();
+        self.coarse.clear();
+        self.floor_since = None;
+    }
+
     /// Oldest first.
     pub fn recent(&self) -> &[(u64, u32)] {
         &self.recent
@@ -96,12 +145,35 @@ fn steps(samples: &[(u64, u32)]) -> (usize, usize) {
     (ups, downs)
 }
 
-/// Rose at each of the last [`RISE_STEPS`] steps, by [`MIN_RISE`] or more in all. A server's
-/// connections come and go (steps down), a pool fills in one burst (one step): neither is this.
+/// Rose at each of the last [`RISE_STEPS`] steps, by [`MIN_RISE`] or more in all; or its floor
+/// rose over the full recent reads ([`floor_rising`] by [`MIN_FLOOR_RISE`]). A server's
+/// connections come and go (its floor stays), a pool fills in one burst (one step): neither is
+/// this.
 pub fn rising(recent: &[(u64, u32)]) -> bool {
     if recent.len() <= RISE_STEPS {
         return false;
     }
     let tail = &recent[recent.len() - RISE_STEPS - 1..];
-    tail.windows(2).all(|w| w[1].1 > w[0].1) && tail[RISE_STEPS].1 - tail[0].1 >= MIN_RISE
+    let steady = tail.windows(2).all(|w| w[1].1 > w[0].1) && tail[RISE_STEPS].1 - tail[0].1 >= MIN_RISE;
+    steady || (recent.len() == RECENT && floor_rising(recent, MIN_FLOOR_RISE))
+}
+
+/// The lowest count of each quarter of `samples` rose quarter after quarter, by `min_rise` or
+/// more from the first quarter to the last, and the last quarter's lowest is above the first
+/// quarter's highest: the whole band moved up, not a noisy count that happened to dip early
+/// (at least 8 samples).
+pub fn floor_rising(samples: &[(u64, u32)], min_rise: u32) -> bool {
+    if samples.len() < 8 {
+        return false;
+    }
+    let q = samples.len() / 4;
+    let floor = |part: &[(u64, u32)]| part.iter().map(|s| s.1).min().unwrap_or(0);
+    let floors = [
+        floor(&samples[..q]),
+        floor(&samples[q..2 * q]),
+        floor(&samples[2 * q..3 * q]),
+        floor(&samples[3 * q..]),
+    ];
+    let first_high = samples[..q].iter().map(|s| s.1).max().unwrap_or(0);
+    floors.windows(2).all(|w| w[1] > w[0]) && floors[3] - floors[0] >= min_rise && floors[3] > first_high
 }

@@ -16,7 +16,7 @@
 mod counted;
 mod reasons;
 
-pub use counted::{Counted, MIN_RISE, RECENT, RISE_STEPS, rising};
+pub use counted::{COARSE, Counted, MIN_FLOOR_RISE, MIN_RISE, MIN_SLOW_RISE, RECENT, RISE_STEPS, floor_rising, rising};
 pub use reasons::{Escalation, EscalationReason, Release, ReleaseReason};
 
 use std::collections::HashMap;
@@ -33,6 +33,10 @@ pub const QUIET_NS: u64 = 30_000_000_000;
 pub const COOL_DOWN_NS: u64 = 300_000_000_000;
 /// ...or this long after a quiet release.
 pub const QUIET_COOL_DOWN_NS: u64 = 60_000_000_000;
+/// Coarse sampling unless the caller says (a 15-minute window over 64 samples).
+pub const COARSE_GAP_NS: u64 = 14_000_000_000;
+/// A slow riser is released after this many coarse samples without a rise.
+pub const SLOW_QUIET_SAMPLES: u64 = 10;
 /// A process the counts have not shown for this many reads in a row is gone.
 const MISSES: u8 = 3;
 /// Releases remembered for the report.
@@ -58,7 +62,7 @@ impl Default for Budget {
 /// Every decision, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EscalationCounters {
-    pub escalations: [u64; 4],
+    pub escalations: [u64; 5],
     pub releases: [u64; 4],
     /// Escalations refused because `max_processes` were escalated already (once per rise).
     pub refused: u64,
@@ -91,6 +95,8 @@ pub struct HostCounts {
     pub read_cost_ns: u64,
     /// Processes the last read showed.
     pub last_read: usize,
+    /// Time between a process's coarse samples (the agent's window/64); 0: [`COARSE_GAP_NS`].
+    pub coarse_gap_ns: u64,
     plan: Plan,
 }
 
@@ -98,7 +104,16 @@ impl HostCounts {
     pub fn with_budget(budget: Budget) -> Self {
         HostCounts {
             budget,
+            coarse_gap_ns: COARSE_GAP_NS,
             ..Default::default()
+        }
+    }
+
+    fn gap(&self) -> u64 {
+        if self.coarse_gap_ns == 0 {
+            COARSE_GAP_NS
+        } else {
+            self.coarse_gap_ns
         }
     }
 
@@ -160,6 +175,7 @@ impl HostCounts {
         for c in self.processes.values_mut() {
             c.missed = c.missed.saturating_add(1);
         }
+        let gap = self.gap();
         for r in counts.iter().filter(|r| r.tgid != except) {
             let c = self.processes.entry(r.tgid).or_insert_with(|| Counted {
                 tgid: r.tgid,
@@ -168,23 +184,19 @@ impl HostCounts {
             });
             if c.comm != r.comm && !c.comm.iter().all(|b| *b == 0) {
                 // A new program (exec) or a reused pid: its history says nothing now.
-                c.recent.clear();
+                c.forget_history();
                 c.container = None;
             }
             c.comm = r.comm;
             c.missed = 0;
             c.exact = r.is_exact();
             c.nofile_soft = (r.nofile_soft != u64::MAX).then_some(r.nofile_soft);
-            if c.recent.last().is_some_and(|l| r.open_fds > l.1) {
+            let rises = c.take(now_ns, r.open_fds, gap);
+            if rises {
                 c.last_rise_ns = now_ns;
             }
-            c.open = r.open_fds;
-            if c.recent.len() == RECENT {
-                c.recent.remove(0);
-            }
-            c.recent.push((now_ns, r.open_fds));
             let near = c.limit_ratio().is_some_and(|r| r >= NEAR_LIMIT);
-            if !near && !rising(&c.recent) {
+            if !near && !rises {
                 // The episode is over: a later refusal counts again.
                 c.refused = false;
             }
@@ -272,6 +284,8 @@ impl HostCounts {
                     EscalationReason::NearLimit
                 } else if rising(&c.recent) {
                     EscalationReason::Rising
+                } else if c.rising_slowly() {
+                    EscalationReason::SlowRise
                 } else {
                     return None;
                 };
@@ -318,12 +332,18 @@ impl HostCounts {
                 noisiest = Some((e.records_per_s, c.tgid));
             }
             let near = c.limit_ratio().is_some_and(|r| r >= NEAR_LIMIT);
+            // A slow riser rises once in a while: it is quiet only after several coarse samples.
+            let quiet = if e.reason == EscalationReason::SlowRise {
+                QUIET_NS.max(SLOW_QUIET_SAMPLES * self.gap())
+            } else {
+                QUIET_NS
+            };
             if e.named_ns.is_some_and(|t| now_ns.saturating_sub(t) >= EVIDENCE_NS) {
                 out.push((c.tgid, ReleaseReason::Named));
             } else if e.named_ns.is_none()
                 && !near
-                && now_ns.saturating_sub(e.since_ns) >= QUIET_NS
-                && now_ns.saturating_sub(c.last_rise_ns) >= QUIET_NS
+                && now_ns.saturating_sub(e.since_ns) >= quiet
+                && now_ns.saturating_sub(c.last_rise_ns) >= quiet
             {
                 out.push((c.tgid, ReleaseReason::Quiet));
             }

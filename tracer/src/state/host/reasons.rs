@@ -10,10 +10,12 @@ pub enum EscalationReason {
     Inherited { parent: u32 },
     /// Someone asked (`POST /escalate?pid=N`): outside the budget's count of processes.
     Asked,
+    /// Its floor rose over minutes (a slow leak).
+    SlowRise,
 }
 
 impl EscalationReason {
-    pub const NAMES: [&'static str; 4] = ["rising", "near_limit", "inherited", "asked"];
+    pub const NAMES: [&'static str; 5] = ["rising", "near_limit", "inherited", "asked", "slow_rise"];
 
     pub fn index(self) -> usize {
         match self {
@@ -21,6 +23,7 @@ impl EscalationReason {
             EscalationReason::NearLimit => 1,
             EscalationReason::Inherited { .. } => 2,
             EscalationReason::Asked => 3,
+            EscalationReason::SlowRise => 4,
         }
     }
 }

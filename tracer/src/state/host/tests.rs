@@ -173,8 +173,45 @@ fn asking_escalates_at_once_outside_the_budget() {
     assert_eq!(h.ask(99, S), Err(NotCounted(99)));
     // The budget's one process is still free for the near-limit one.
     assert_eq!(h.plan(S, |_| false).escalate, vec![(61, EscalationReason::NearLimit)]);
-    assert_eq!(h.counters.escalations, [0, 1, 0, 1]);
+    assert_eq!(h.counters.escalations, [0, 1, 0, 1, 0]);
     // Asked and never named: released as quiet like any other.
     let _ = feed(&mut h, 1, 2 * QUIET_NS / TICK, &[(60, |_| 10), (61, |_| 1000)]);
     assert_eq!(h.counters.releases[ReleaseReason::Quiet.index()], 1);
+}
+
+#[test]
+fn a_leak_under_churn_is_seen_by_its_floor() {
+    let mut h = HostCounts::default();
+    // 1 fd a second under churn (+0..5 on top): never 4 steps up in a row, but the floor rises.
+    let plans = feed(&mut h, 0, 40, &[(70, |i| 20 + (i / 2) as u32 + ((i * 7) % 5) as u32)]);
+    let first = plans.iter().position(|p| !p.escalate.is_empty()).expect("escalated");
+    assert_eq!(plans[first].escalate, vec![(70, EscalationReason::Rising)]);
+    assert!(first <= 20, "after {first} ticks");
+}
+
+#[test]
+fn a_leak_of_one_fd_a_minute_is_seen_over_minutes() {
+    let mut h = HostCounts::with_budget(Budget::default());
+    // 30 minutes at 0.5 s ticks; 1 fd a minute under churn of 0..3.
+    let plans = feed(
+        &mut h,
+        0,
+        3600,
+        &[(80, |i| 50 + (i / 120) as u32 + ((i * 5) % 4) as u32)],
+    );
+    let first = plans.iter().position(|p| !p.escalate.is_empty()).expect("escalated");
+    assert_eq!(plans[first].escalate, vec![(80, EscalationReason::SlowRise)]);
+    let minutes = first as f64 * 0.5 / 60.0;
+    assert!(minutes <= 10.0, "after {minutes} minutes");
+    // Rising once a minute: not released as quiet while it keeps leaking.
+    let quiet: Vec<_> = plans[first..]
+        .iter()
+        .flat_map(|p| p.release.clone())
+        .filter(|(_, r)| *r == ReleaseReason::Quiet)
+        .collect();
+    assert!(quiet.is_empty(), "{quiet:?}");
+    // A flat process with the same churn is never escalated.
+    let mut flat = HostCounts::with_budget(Budget::default());
+    let plans = feed(&mut flat, 0, 3600, &[(81, |i| 50 + ((i * 5) % 4) as u32)]);
+    assert!(plans.iter().all(|p| p.escalate.is_empty()));
 }
