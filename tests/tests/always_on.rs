@@ -64,12 +64,13 @@ fn the_iterator_counts_every_process_as_proc_does() {
                 assert_eq!(c, n, "PID {pid}: iterator {c}, /proc {n}");
                 compared += 1;
             }
-            // Kernel threads have no fd table; the task iterator skips PID 1 on our kernels
-            // (the agent counts it from /proc).
+            // Kernel threads are not counted (and have nothing open); the task iterator skips
+            // PID 1 on our kernels (the agent counts it from /proc).
             None => assert!(*pid == 1 || *n == 0, "PID {pid} ({n} fds) not counted"),
         }
     }
-    assert!(compared >= 10, "only {compared} processes compared");
+    // Kernel threads are not counted: a quiet machine has only a handful of processes.
+    assert!(compared >= 3, "only {compared} processes compared");
 }
 
 /// Polls the agent's JSON report until `found` says yes, or `limit` passes.
