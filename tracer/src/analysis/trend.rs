@@ -2,6 +2,8 @@
 //! not from one count: a pool that filled and stopped, or a churning handler with a few fds in
 //! flight, must not look like a leak.
 
+use crate::state::series::slope_per_ns;
+
 /// What the samples say.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Trend {
@@ -15,25 +17,6 @@ pub struct Trend {
 pub const MIN_SPAN_NS: u64 = 500_000_000;
 /// Minimum rise over the second half of the observation.
 pub const MIN_RISE: u32 = 3;
-
-fn slope_per_ns(samples: &[(u64, u32)]) -> f64 {
-    let n = samples.len() as f64;
-    if samples.len() < 2 {
-        return 0.0;
-    }
-    let t0 = samples[0].0;
-    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-    for (t, c) in samples {
-        let x = (t - t0) as f64;
-        let y = f64::from(*c);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-    }
-    let den = n * sxx - sx * sx;
-    if den <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / den }
-}
 
 /// Classifies a series of (time ns, open count) samples, oldest first.
 pub fn classify(samples: &[(u64, u32)]) -> Trend {

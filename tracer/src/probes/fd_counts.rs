@@ -8,7 +8,7 @@ use std::io::Read as _;
 use aya::programs::Iter;
 use tracer_common::fd_counts::{self as fc, OFFSETS, ProcessFdCount, offset};
 
-use super::{Probes, kernel_btf::KernelBtf};
+use super::{Probes, error_chain as chain, kernel_btf::KernelBtf};
 
 /// Where the counts come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,15 +83,4 @@ impl Probes {
         );
         Ok(())
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        cur = s.source();
-    }
-    text
 }

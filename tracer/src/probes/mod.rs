@@ -191,6 +191,18 @@ fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// An error with its causes, `: `-separated (for logs and start-up messages).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
+}
+
 fn program_error(name: &'static str, source: aya::programs::ProgramError) -> ProbeError {
     if is_permission(&source) {
         ProbeError::NoPrivileges(format!("{name}: {source}"))

@@ -11,7 +11,7 @@ use tracer_common::fd_counts::ProcessFdCount;
 
 use crate::{
     analysis::scoring,
-    probes::CountSource,
+    probes::{CountSource, error_chain as chain},
     procfs::{clock, fd_counts as proc_counts, tasks},
     state::{
         Resource,
@@ -211,16 +211,4 @@ pub fn ask(agent: &mut Pipeline, pid: u32) -> Result<bool, String> {
         return Err(format!("PID {pid} cannot be traced: {}", chain(&e)));
     }
     Ok(true)
-}
-
-/// An error with its causes, for the log.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        cur = s.source();
-    }
-    text
 }

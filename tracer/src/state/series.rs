@@ -150,6 +150,26 @@ impl Series {
     }
 }
 
+/// Least-squares slope of (ns, count) samples, per ns (0 with fewer than two or no time between).
+pub fn slope_per_ns(samples: &[(u64, u32)]) -> f64 {
+    let n = samples.len() as f64;
+    if samples.len() < 2 {
+        return 0.0;
+    }
+    let t0 = samples[0].0;
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+    for (t, c) in samples {
+        let x = (t - t0) as f64;
+        let y = f64::from(*c);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    let den = n * sxx - sx * sx;
+    if den <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / den }
+}
+
 /// The finest spacing of a windowed series' recent samples.
 fn fine_gap(window_ns: u64) -> u64 {
     (window_ns / SAMPLES_PER_WINDOW).clamp(MS, FINE_GAP_NS)

@@ -119,18 +119,7 @@ fn slope_per_s(samples: &[(u64, u32)]) -> Option<f64> {
     if samples.len() < 2 || last.0 <= first.0 {
         return None;
     }
-    let n = samples.len() as f64;
-    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-    for (t, c) in samples {
-        let x = (t - first.0) as f64 / 1e9;
-        let y = f64::from(*c);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-    }
-    let den = n * sxx - sx * sx;
-    (den > 0.0).then(|| (n * sxy - sx * sy) / den)
+    Some(super::super::series::slope_per_ns(samples) * 1e9)
 }
 
 fn steps(samples: &[(u64, u32)]) -> (usize, usize) {
