@@ -37,7 +37,9 @@ pub(crate) fn released_by_teardown(st: &SiteStats, p: &ProcessState) -> Option<t
 /// and no measured history, so they never are.
 pub(crate) fn site_trend(st: &SiteStats, p: &ProcessState, now_ns: u64) -> (trend::Trend, bool) {
     let mut samples = st.samples.points();
-    if p.is_alive() && samples.last().is_none_or(|s| s.0 < now_ns) {
+    // A process released after an escalation is judged as of its release (its samples stop
+    // there): the evidence stays a suspect rather than look flat from then on.
+    if p.is_traced() && samples.last().is_none_or(|s| s.0 < now_ns) {
         samples.push((now_ns, u32::try_from(st.estimated).unwrap_or(u32::MAX)));
     }
     let t = trend::classify(&samples);
